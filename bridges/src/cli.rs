@@ -1,0 +1,148 @@
+//! The `bridge` command line (SPEC 5): sources, sinks and mapping flags.
+//!
+//! Only parsing and validation live here; the work is done elsewhere.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// Streams buoy observations to OSC hosts (Max, SuperCollider, Pure Data,
+/// TouchDesigner) and MIDI (DAWs, .mid files).
+///
+/// Examples:
+///   bridge --osc 127.0.0.1:57120
+///   bridge --source http://gateway:3000 --station 46026,46042 --osc 127.0.0.1:57120 --osc 10.0.0.5:9000
+///   bridge --redis redis://127.0.0.1:6379 --midi "IAC Driver Bus 1"
+///   bridge --midi-virtual buoycast --map my-map.toml --glide 2000
+///   bridge --replay 46026 --speed 3600 --osc 127.0.0.1:57120 --midi-file waves.mid
+///   bridge --list-midi
+///   bridge --midi-virtual buoycast --learn waveHeightM
+#[derive(Debug, Parser)]
+#[command(name = "bridge", version, verbatim_doc_comment)]
+pub struct Args {
+    /// Gateway to read from (its SSE stream, or WebSocket with ws:// or --ws).
+    /// Example: --source http://gateway:3000
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:3000")]
+    pub source: String,
+
+    /// Use the gateway's WebSocket instead of SSE.
+    #[arg(long)]
+    pub ws: bool,
+
+    /// Read observations:new from Redis directly instead of the gateway.
+    /// Example: --redis redis://127.0.0.1:6379
+    #[arg(long, value_name = "URL", conflicts_with = "replay")]
+    pub redis: Option<String>,
+
+    /// Play history instead of the live stream: a station id (from the
+    /// gateway's REST API) or an NDBC file. Example: --replay 46026
+    #[arg(long, value_name = "STATION|FILE")]
+    pub replay: Option<String>,
+
+    /// Replay speed: X times faster than real time. Example: --speed 3600
+    #[arg(long, value_name = "X", default_value_t = 1.0, requires = "replay")]
+    pub speed: f64,
+
+    /// Only these stations (comma-separated). Example: --station 46026,46042
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    pub station: Vec<String>,
+
+    /// Send OSC over UDP to HOST:PORT (repeatable). Example: --osc 127.0.0.1:57120
+    #[arg(long, value_name = "HOST:PORT")]
+    pub osc: Vec<String>,
+
+    /// Send OSC over TCP with SLIP framing to HOST:PORT (repeatable).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub osc_tcp: Vec<String>,
+
+    /// Which OSC messages to send.
+    #[arg(long, value_enum, default_value_t = OscFormat::Both)]
+    pub osc_format: OscFormat,
+
+    /// What a missing value becomes in `fields` messages: not sent (default),
+    /// nil (OSC 1.1 N), nan, or sentinel:X. Example: --null-policy sentinel:-1
+    #[arg(long, value_name = "POLICY", default_value = "skip")]
+    pub null_policy: String,
+
+    /// Wrap one observation's messages in one OSC bundle.
+    #[arg(long)]
+    pub bundle: bool,
+
+    /// Serve the OSC address space as OSCQuery on this port. Example: --oscquery 5678
+    #[arg(long, value_name = "PORT")]
+    pub oscquery: Option<u16>,
+
+    /// Send MIDI CC to this output port. Example: --midi "IAC Driver Bus 1"
+    #[arg(long, value_name = "NAME")]
+    pub midi: Vec<String>,
+
+    /// Create a virtual MIDI output port with this name. Example: --midi-virtual buoycast
+    #[arg(long, value_name = "NAME")]
+    pub midi_virtual: Option<String>,
+
+    /// Also write a Standard MIDI File. Example: --midi-file waves.mid
+    #[arg(long, value_name = "PATH")]
+    pub midi_file: Option<PathBuf>,
+
+    /// List MIDI output ports and exit.
+    #[arg(long)]
+    pub list_midi: bool,
+
+    /// Mapping file (ranges, curves, CCs, channels). Example: --map my-map.toml
+    #[arg(long, value_name = "FILE")]
+    pub map: Option<PathBuf>,
+
+    /// Ramp each CC to its new value over MS milliseconds. Example: --glide 2000
+    #[arg(long, value_name = "MS")]
+    pub glide: Option<u64>,
+
+    /// Send 14-bit CC pairs (MSB on CC n, LSB on CC n+32) for CCs below 32.
+    #[arg(long)]
+    pub cc14: bool,
+
+    /// Sweep only this field's CC so a DAW's MIDI-learn picks it. Example: --learn waveHeightM
+    #[arg(long, value_name = "FIELD")]
+    pub learn: Option<String>,
+}
+
+/// `--osc-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OscFormat {
+    /// Both `/observation` and the per-field `/buoy/...` messages.
+    Both,
+    /// Only `/observation` (the original system's format).
+    Observation,
+    /// Only the per-field `/buoy/{stationId}/{field}` messages.
+    Fields,
+}
+
+impl Args {
+    /// Checks values clap cannot: addresses, station ids, field names, speed.
+    pub fn validate(&self) -> Result<(), String> {
+        for target in self.osc.iter().chain(&self.osc_tcp) {
+            if target.parse::<SocketAddr>().is_err() && !looks_like_host_port(target) {
+                return Err(format!("--osc {target:?}: expected HOST:PORT, e.g. 127.0.0.1:57120"));
+            }
+        }
+        for id in &self.station {
+            buoycast::observation::StationId::parse(id).map_err(|error| format!("--station: {error}"))?;
+        }
+        if let Some(field) = &self.learn {
+            if buoycast::observation::Field::from_name(field).is_none() {
+                return Err(format!("--learn: unknown field {field:?}"));
+            }
+        }
+        if !(self.speed.is_finite() && self.speed > 0.0) {
+            return Err(format!("--speed {}: must be a positive number", self.speed));
+        }
+        Ok(())
+    }
+}
+
+fn looks_like_host_port(target: &str) -> bool {
+    match target.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok(),
+        None => false,
+    }
+}

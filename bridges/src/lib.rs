@@ -1,0 +1,20 @@
+//! The `bridge`: turns buoycast observations into OSC packets and MIDI
+//! messages for performers (SPEC 5).
+//!
+//! Module map:
+//! - [`cli`]: the flags.
+//! - [`source`]: SSE, WebSocket, Redis and replay sources (one task each).
+//! - [`pipeline`]: source → fan-out to the sinks.
+//! - [`osc`], [`mapping`]: pure encoding and mapping math.
+//! - [`sink`]: OSC UDP/TCP, OSCQuery, MIDI ports, .mid file.
+//! - [`app`]: wires them from the flags and shuts down cleanly.
+//!
+//! It links no database and no HTTP server framework (no sqlx, no axum).
+
+pub mod app;
+pub mod cli;
+pub mod mapping;
+pub mod osc;
+pub mod pipeline;
+pub mod sink;
+pub mod source;

@@ -1,0 +1,152 @@
+//! Where the bridge's observations come from: the gateway's SSE stream or
+//! WebSocket, Redis directly, or a replay of history (SPEC 5).
+//!
+//! Each source is one task that sends [`Item`]s into a bounded channel and
+//! ends on cancellation (live sources) or when the history is played (replay).
+//! Sources do no OSC or MIDI work.
+
+pub mod redis;
+pub mod replay;
+pub mod sse;
+pub mod ws;
+
+use std::time::Duration;
+
+use buoycast::observation::{ObservationEvent, StationId};
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// One observation on its way to the sinks.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// The observation, with its stream id when it had one.
+    pub event: ObservationEvent,
+    /// Media time since the bridge started: wall-clock for live sources, the
+    /// scaled replay time for a replay. The .mid file places messages here.
+    pub at: Duration,
+    /// What `/age` is measured against: now (live) or the replayed time.
+    pub now: DateTime<Utc>,
+}
+
+/// What every source gets.
+#[derive(Debug, Clone)]
+pub struct SourceContext {
+    /// Where observations go (bounded; a full channel slows the source, not the sinks).
+    pub items_tx: mpsc::Sender<Item>,
+    /// Media time zero.
+    pub start: Instant,
+    /// Only these stations (empty: all).
+    pub stations: Vec<StationId>,
+    /// Stops a live source.
+    pub shutdown: CancellationToken,
+}
+
+impl SourceContext {
+    /// Whether the station passes `--station`.
+    pub fn wanted(&self, station: &StationId) -> bool {
+        self.stations.is_empty() || self.stations.contains(station)
+    }
+
+    /// Sends a live observation stamped with the current media time. Returns
+    /// false when the pipeline is gone.
+    pub async fn send_live(&self, event: ObservationEvent) -> bool {
+        if !self.wanted(&event.observation.station_id) {
+            return true;
+        }
+        let item = Item { event, at: self.start.elapsed(), now: Utc::now() };
+        self.items_tx.send(item).await.is_ok()
+    }
+
+    /// `--station` as the gateway's `station=` filter value, if any.
+    pub fn station_query(&self) -> Option<String> {
+        if self.stations.is_empty() {
+            None
+        } else {
+            Some(self.stations.iter().map(StationId::as_str).collect::<Vec<_>>().join(","))
+        }
+    }
+}
+
+/// How a connection of a live source ended.
+#[derive(Debug)]
+pub enum SessionEnd {
+    /// Cancelled: stop.
+    Shutdown,
+    /// The pipeline is gone: stop.
+    DownstreamClosed,
+    /// The connection dropped or failed: reconnect after a backoff.
+    Disconnected(String),
+}
+
+/// Capped exponential backoff with jitter (50–100 % of the step).
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    /// The first delay (SSE `retry:` replaces it).
+    pub base: Duration,
+    /// The cap.
+    pub max: Duration,
+    /// Failures in a row.
+    attempt: u32,
+}
+
+impl Backoff {
+    /// A backoff starting at `base`, capped at `max`.
+    pub fn new(base: Duration, max: Duration) -> Backoff {
+        Backoff { base, max, attempt: 0 }
+    }
+
+    /// The delay before the next attempt.
+    pub fn next_delay(&mut self) -> Duration {
+        let step = self.base.saturating_mul(1u32 << self.attempt.min(16)).min(self.max);
+        self.attempt = self.attempt.saturating_add(1);
+        step.mul_f64(0.5 + fastrand::f64() * 0.5)
+    }
+
+    /// After a successful connection.
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+/// Sleeps `delay` unless cancelled first; true when cancelled.
+pub async fn sleep_or_cancel(delay: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        () = shutdown.cancelled() => true,
+        () = tokio::time::sleep(delay) => false,
+    }
+}
+
+/// Logs at most one line per `period`, counting what it held back.
+#[derive(Debug)]
+pub struct RateLimit {
+    /// Minimum time between two lines.
+    period: Duration,
+    /// When the last line was let through.
+    last: Option<Instant>,
+    /// Lines held back since.
+    suppressed: u64,
+}
+
+impl RateLimit {
+    /// One line per `period`.
+    pub fn new(period: Duration) -> RateLimit {
+        RateLimit { period, last: None, suppressed: 0 }
+    }
+
+    /// `Some(n_suppressed)` when a line may be logged now.
+    pub fn check(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        match self.last {
+            Some(last) if now.duration_since(last) < self.period => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+}

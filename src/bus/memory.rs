@@ -1,0 +1,206 @@
+//! The in-process bus: a `tokio::sync::broadcast` channel for live delivery
+//! and a bounded ring buffer of recent events for catch-up (SPEC 4.3), for
+//! the embedded mode where worker and gateway share one process.
+//!
+//! Ids have the Redis shape `{unix_ms}-{seq}` and strictly increase even if
+//! the clock goes back. Nothing survives the process: after a restart every
+//! old id answers [`Replay::Reset`]. It is deliberately not a cross-process bus.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    decode_notice, format_stream_id, now_ms, older_than_retention, parse_stream_id, BusNotice, InvalidLog,
+    Replay, DEFAULT_RETENTION,
+};
+use crate::observation::{Observation, ObservationEvent};
+
+/// Settings of the in-process bus.
+#[derive(Debug, Clone)]
+pub struct MemoryBusOptions {
+    /// How many recent events the ring buffer keeps for catch-up.
+    pub capacity: usize,
+    /// Catch-up window: an id older than this answers [`Replay::Reset`].
+    pub retention: Duration,
+    /// Messages the broadcast channel holds for a slow subscription task
+    /// before it lags (a lagging subscription reports Disconnected then
+    /// Connected, so its owner replays from the ring buffer).
+    pub broadcast_capacity: usize,
+    /// Capacity of each subscription's notice channel.
+    pub subscriber_queue: usize,
+}
+
+impl Default for MemoryBusOptions {
+    fn default() -> Self {
+        MemoryBusOptions {
+            capacity: 100_000,
+            retention: DEFAULT_RETENTION,
+            broadcast_capacity: 16_384,
+            subscriber_queue: 4096,
+        }
+    }
+}
+
+/// One message on the broadcast channel.
+#[derive(Clone)]
+enum Message {
+    /// Published by [`MemoryBus::publish`]: already a valid event with its id.
+    Event(Arc<ObservationEvent>),
+    /// Published raw, decoded by each subscription like a Redis message.
+    Raw(Arc<[u8]>),
+}
+
+/// The in-process bus state shared by every [`super::Bus`] clone.
+pub(super) struct MemoryBus {
+    /// Settings.
+    options: MemoryBusOptions,
+    /// Ring buffer and id counter; held only briefly, never across an await.
+    state: Mutex<State>,
+    /// Live delivery to subscription tasks (sent under the state lock, so
+    /// broadcast order equals id order).
+    live_tx: broadcast::Sender<Message>,
+}
+
+struct State {
+    /// Recent events, oldest first, with their parsed ids.
+    ring: VecDeque<((u64, u64), Arc<ObservationEvent>)>,
+    /// The last id assigned, if any.
+    last_id: Option<(u64, u64)>,
+    /// The newest id evicted from the ring, if any: an `after_id` at or
+    /// beyond it loses nothing.
+    last_evicted: Option<(u64, u64)>,
+}
+
+impl MemoryBus {
+    pub(super) fn new(options: MemoryBusOptions) -> MemoryBus {
+        let (live_tx, _) = broadcast::channel(options.broadcast_capacity.max(1));
+        let state = State {
+            ring: VecDeque::with_capacity(options.capacity.min(4096)),
+            last_id: None,
+            last_evicted: None,
+        };
+        MemoryBus { options, state: Mutex::new(state), live_tx }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the ring inconsistent
+        // in a way that matters more than losing the bus, so recover it.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(super) fn publish(&self, events: &[Observation]) -> Vec<String> {
+        let mut ids = Vec::with_capacity(events.len());
+        let mut state = self.lock();
+        for observation in events {
+            let now = now_ms();
+            let id = match state.last_id {
+                Some((ms, seq)) if now <= ms => (ms, seq + 1),
+                _ => (now, 0),
+            };
+            state.last_id = Some(id);
+            let id_text = format_stream_id(id);
+            let event =
+                Arc::new(ObservationEvent { id: Some(id_text.clone()), observation: observation.clone() });
+            if self.options.capacity > 0 {
+                if state.ring.len() >= self.options.capacity {
+                    if let Some((evicted, _)) = state.ring.pop_front() {
+                        state.last_evicted = Some(evicted);
+                    }
+                }
+                state.ring.push_back((id, Arc::clone(&event)));
+            } else {
+                state.last_evicted = Some(id);
+            }
+            // No receiver is fine: nobody is listening yet.
+            let _ = self.live_tx.send(Message::Event(event));
+            ids.push(id_text);
+        }
+        ids
+    }
+
+    pub(super) fn publish_raw(&self, payload: &[u8]) {
+        let _state = self.lock();
+        let _ = self.live_tx.send(Message::Raw(Arc::from(payload)));
+    }
+
+    pub(super) fn read_after(&self, after_id: &str, limit: usize) -> Replay {
+        let Some(after) = parse_stream_id(after_id) else {
+            return Replay::Reset;
+        };
+        if older_than_retention(after, self.options.retention) {
+            return Replay::Reset;
+        }
+        let state = self.lock();
+        match state.last_id {
+            // Nothing was ever published here (e.g. the process restarted).
+            None => return Replay::Reset,
+            Some(last) if after > last => return Replay::Reset,
+            Some(_) => {}
+        }
+        if let Some(evicted) = state.last_evicted {
+            if after < evicted {
+                return Replay::Reset;
+            }
+        }
+        // Binary search for the first entry after `after` (ids are sorted).
+        let start = state.ring.partition_point(|(id, _)| *id <= after);
+        let events = state
+            .ring
+            .iter()
+            .skip(start)
+            .take(limit)
+            .map(|(_, event)| ObservationEvent::clone(event))
+            .collect();
+        Replay::Events(events)
+    }
+
+    pub(super) fn subscribe(&self, shutdown: CancellationToken) -> mpsc::Receiver<BusNotice> {
+        let (notice_tx, notice_rx) = mpsc::channel(self.options.subscriber_queue.max(1));
+        let live_rx = self.live_tx.subscribe();
+        tokio::spawn(run_subscription(live_rx, notice_tx, shutdown));
+        notice_rx
+    }
+}
+
+/// One subscription: forwards broadcast messages as notices until shutdown
+/// or until the receiver is dropped.
+async fn run_subscription(
+    mut live_rx: broadcast::Receiver<Message>,
+    notice_tx: mpsc::Sender<BusNotice>,
+    shutdown: CancellationToken,
+) {
+    let mut invalid_log = InvalidLog::new();
+    if notice_tx.send(BusNotice::Connected).await.is_err() {
+        return;
+    }
+    loop {
+        let received = tokio::select! {
+            () = shutdown.cancelled() => return,
+            received = live_rx.recv() => received,
+        };
+        let notices = match received {
+            Ok(Message::Event(event)) => [Some(BusNotice::Event(ObservationEvent::clone(&event))), None],
+            Ok(Message::Raw(payload)) => [Some(decode_notice(&payload, &mut invalid_log)), None],
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "in-process bus subscription fell behind; its owner must catch up");
+                [
+                    Some(BusNotice::Disconnected {
+                        error: format!("subscription lagged, {missed} messages missed"),
+                    }),
+                    Some(BusNotice::Connected),
+                ]
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        for notice in notices.into_iter().flatten() {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                sent = notice_tx.send(notice) => if sent.is_err() { return },
+            }
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! The bus: how new observations travel from the worker to every gateway and
+//! bridge, with stream ids for catch-up (SPEC 2 "Bus message", SPEC 4.3).
+//!
+//! Two backends behind one [`Bus`] handle, chosen at runtime:
+//! - Redis ([`Bus::redis`]): each observation is appended to the stream
+//!   `observations:log` and published on the channel `observations:new` by one
+//!   Lua script, so the id XADD assigns is the id the message carries and ids
+//!   increase in publish order. Catch-up reads the stream with XRANGE.
+//! - In-process ([`Bus::memory`]): a `tokio::sync::broadcast` channel plus a
+//!   bounded ring buffer for catch-up, for the embedded single-process mode.
+//!
+//! Subscribers get a bounded channel of [`BusNotice`]s: decoded events,
+//! invalid messages (to count, never to forward), and connection changes
+//! (so the gateway can answer 503 while the bus is down and replay with
+//! [`Bus::read_after`] when it is back).
+//!
+//! This module deliberately knows nothing about HTTP, clients or filters: the
+//! gateway's fan-out does that.
+
+mod memory;
+mod redis;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::observation::{Observation, ObservationEvent, SchemaError};
+
+pub use self::memory::MemoryBusOptions;
+pub use self::redis::RedisBusOptions;
+
+/// The Pub/Sub channel every message goes out on (compatible with the original system).
+pub const CHANNEL: &str = "observations:new";
+
+/// The Redis stream that keeps recent messages for catch-up.
+pub const LOG_KEY: &str = "observations:log";
+
+/// Default retention window for catch-up (SPEC 4.3: 24 h).
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Errors of the bus.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Redis URL does not parse (the URL in the message has its password redacted).
+    #[error("invalid redis url {url}: {source}")]
+    InvalidUrl { url: String, source: ::redis::RedisError },
+    /// Redis could not be reached.
+    #[error("cannot connect to redis at {url}: {source}")]
+    Connect { url: String, source: ::redis::RedisError },
+    /// A command failed (connection lost, server error, script error).
+    #[error("redis {command} failed: {source}")]
+    Command { command: &'static str, source: ::redis::RedisError },
+    /// A command got no answer in time.
+    #[error("redis {command} got no answer within {after:?}")]
+    Timeout { command: &'static str, after: Duration },
+    /// Redis answered something this code does not expect.
+    #[error("unexpected redis reply to {command}: {detail}")]
+    Reply { command: &'static str, detail: String },
+}
+
+/// What a subscription delivers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BusNotice {
+    /// A valid message; `id` is `None` when the publisher assigned none
+    /// (the original TypeScript worker's plain `PUBLISH`).
+    Event(ObservationEvent),
+    /// A message that is not a valid observation. Never forward it; count it.
+    /// It has already been logged (rate-limited) by the bus.
+    Invalid {
+        /// Why it was rejected.
+        error: SchemaError,
+        /// Its size in bytes (the payload itself is not kept: it may be huge or hostile).
+        payload_len: usize,
+    },
+    /// The subscription is (again) receiving live messages. After a
+    /// [`BusNotice::Disconnected`], replay what was missed with
+    /// [`Bus::read_after`] from the last id seen, and drop live events whose
+    /// id is not greater than the last one delivered (replay and live may overlap).
+    Connected,
+    /// The subscription lost the bus (or, in-process, fell behind and lost
+    /// messages). Live events stop until the next [`BusNotice::Connected`].
+    Disconnected {
+        /// What happened, for logs (no secrets).
+        error: String,
+    },
+}
+
+/// The answer of [`Bus::read_after`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Replay {
+    /// Every retained event with an id greater than the one asked for, oldest
+    /// first, at most `limit` of them (empty when there is none). When the
+    /// vector is `limit` long, ask again from its last id for more.
+    Events(Vec<ObservationEvent>),
+    /// The id cannot be placed: malformed, older than the retention window,
+    /// trimmed away, newer than anything published (e.g. the log was lost
+    /// with a Redis restart without persistence), or no log exists. The
+    /// client must refetch history over REST.
+    Reset,
+}
+
+/// A handle on the bus; cheap to clone and share between tasks.
+#[derive(Clone)]
+pub struct Bus {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Redis(Arc<redis::RedisBus>),
+    Memory(Arc<memory::MemoryBus>),
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.backend {
+            Backend::Redis(bus) => f.debug_struct("Bus").field("redis", &bus.redacted_url()).finish(),
+            Backend::Memory(_) => f.debug_struct("Bus").field("memory", &true).finish(),
+        }
+    }
+}
+
+impl Bus {
+    /// A Redis bus at `url` (`redis://[:password@]host[:port][/db]`).
+    ///
+    /// Only the URL is checked here; connections are opened on first use and
+    /// re-opened automatically, so a bus made while Redis is down starts
+    /// working when Redis comes up. Needs a Tokio runtime when used.
+    pub fn redis(url: &str, options: RedisBusOptions) -> Result<Bus, Error> {
+        Ok(Bus { backend: Backend::Redis(Arc::new(redis::RedisBus::new(url, options)?)) })
+    }
+
+    /// An in-process bus (embedded mode: worker and gateway in one process).
+    pub fn memory(options: MemoryBusOptions) -> Bus {
+        Bus { backend: Backend::Memory(Arc::new(memory::MemoryBus::new(options))) }
+    }
+
+    /// `"redis"` or `"memory"`, for logs and metrics labels.
+    pub fn backend_name(&self) -> &'static str {
+        match &self.backend {
+            Backend::Redis(_) => "redis",
+            Backend::Memory(_) => "memory",
+        }
+    }
+
+    /// Publishes `events` in order and returns the stream id each one got
+    /// (same length and order as `events`; ids strictly increase).
+    ///
+    /// Redis: one script call per batch of at most
+    /// [`RedisBusOptions::batch_size`] events; a failure may leave earlier
+    /// batches published (their ids are then lost to the caller, who retries:
+    /// duplicates on the bus are harmless for consumers that de-duplicate on
+    /// (`stationId`, `timestamp`), and a retry never loses anything).
+    pub async fn publish(&self, events: &[Observation]) -> Result<Vec<String>, Error> {
+        match &self.backend {
+            Backend::Redis(bus) => bus.publish(events).await,
+            Backend::Memory(bus) => Ok(bus.publish(events)),
+        }
+    }
+
+    /// Publishes one raw message on the channel, as a foreign publisher (the
+    /// original TypeScript worker) would: not logged for catch-up, no id.
+    ///
+    /// For compatibility tools and tests; buoycast's worker uses [`Bus::publish`].
+    pub async fn publish_raw(&self, payload: &[u8]) -> Result<(), Error> {
+        match &self.backend {
+            Backend::Redis(bus) => bus.publish_raw(payload).await,
+            Backend::Memory(bus) => {
+                bus.publish_raw(payload);
+                Ok(())
+            }
+        }
+    }
+
+    /// Starts a subscription: a task that delivers [`BusNotice`]s into the
+    /// returned bounded channel until `shutdown` is cancelled or the receiver
+    /// is dropped. The first notice is [`BusNotice::Connected`] (or
+    /// [`BusNotice::Disconnected`] when Redis cannot be reached; the task keeps
+    /// retrying with capped exponential backoff and jitter).
+    ///
+    /// Must be called inside a Tokio runtime.
+    pub fn subscribe(&self, shutdown: CancellationToken) -> mpsc::Receiver<BusNotice> {
+        match &self.backend {
+            Backend::Redis(bus) => redis::RedisBus::subscribe(bus, shutdown),
+            Backend::Memory(bus) => bus.subscribe(shutdown),
+        }
+    }
+
+    /// Every retained event after `after_id`, oldest first, at most `limit`;
+    /// or [`Replay::Reset`] when `after_id` cannot be placed (see [`Replay`]).
+    pub async fn read_after(&self, after_id: &str, limit: usize) -> Result<Replay, Error> {
+        match &self.backend {
+            Backend::Redis(bus) => bus.read_after(after_id, limit).await,
+            Backend::Memory(bus) => Ok(bus.read_after(after_id, limit)),
+        }
+    }
+
+    /// Whether the bus is reachable (readiness). Always `Ok` in-process.
+    pub async fn ping(&self) -> Result<(), Error> {
+        match &self.backend {
+            Backend::Redis(bus) => bus.ping().await,
+            Backend::Memory(_) => Ok(()),
+        }
+    }
+}
+
+/// Parses a stream id `"{ms}-{seq}"` (both decimal, no sign, no spaces).
+///
+/// The gateway validates `Last-Event-ID` with it; tuples compare in stream order.
+pub fn parse_stream_id(s: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = s.split_once('-')?;
+    let digits =
+        |part: &str| !part.is_empty() && part.len() <= 20 && part.bytes().all(|b| b.is_ascii_digit());
+    if !digits(ms) || !digits(seq) {
+        return None;
+    }
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// Formats a stream id as Redis does.
+fn format_stream_id((ms, seq): (u64, u64)) -> String {
+    let mut out = String::with_capacity(24);
+    out.push_str(itoa::Buffer::new().format(ms));
+    out.push('-');
+    out.push_str(itoa::Buffer::new().format(seq));
+    out
+}
+
+/// Milliseconds since the Unix epoch, by the local clock.
+fn now_ms() -> u64 {
+    let now = chrono::Utc::now().timestamp_millis();
+    u64::try_from(now).unwrap_or(0)
+}
+
+/// Whether an id's time part lies before the retention window.
+fn older_than_retention(id: (u64, u64), retention: Duration) -> bool {
+    let retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
+    id.0 < now_ms().saturating_sub(retention_ms)
+}
+
+/// `url` with any password replaced by `***`, safe for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match ::url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() && parsed.set_password(Some("***")).is_err() {
+                return "<url with password>".to_owned();
+            }
+            parsed.to_string()
+        }
+        // Not a URL: strip anything between "://" and the last '@' to be safe.
+        Err(_) => match (url.find("://"), url.rfind('@')) {
+            (Some(scheme_end), Some(at)) if at > scheme_end => {
+                format!("{}://***@{}", &url[..scheme_end], &url[at + 1..])
+            }
+            _ => url.to_owned(),
+        },
+    }
+}
+
+/// Decodes one channel message into a notice, logging invalid ones (rate-limited).
+fn decode_notice(payload: &[u8], warn: &mut InvalidLog) -> BusNotice {
+    match ObservationEvent::decode_bus(payload) {
+        Ok(event) => BusNotice::Event(event),
+        Err(error) => {
+            warn.log(&error, payload.len());
+            BusNotice::Invalid { error, payload_len: payload.len() }
+        }
+    }
+}
+
+/// Logs invalid bus messages at warn, at most once a second, with the number suppressed.
+struct InvalidLog {
+    /// When the last line was written.
+    last: Option<Instant>,
+    /// Invalid messages not logged since then.
+    suppressed: u64,
+}
+
+impl InvalidLog {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    fn new() -> InvalidLog {
+        InvalidLog { last: None, suppressed: 0 }
+    }
+
+    fn log(&mut self, error: &SchemaError, payload_len: usize) {
+        let now = Instant::now();
+        match self.last {
+            Some(last) if now.duration_since(last) < Self::EVERY => self.suppressed += 1,
+            _ => {
+                tracing::warn!(
+                    error = %error,
+                    payload_len,
+                    suppressed = self.suppressed,
+                    channel = CHANNEL,
+                    "dropped an invalid bus message"
+                );
+                self.last = Some(now);
+                self.suppressed = 0;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ids_parse_strictly() {
+        assert_eq!(parse_stream_id("1732776600000-0"), Some((1_732_776_600_000, 0)));
+        assert_eq!(parse_stream_id("0-0"), Some((0, 0)));
+        for bad in ["", "-", "1-", "-1", "1", "1-2-3", "+1-0", "1 -0", "a-0", "99999999999999999999999-0"] {
+            assert_eq!(parse_stream_id(bad), None, "{bad:?}");
+        }
+        assert_eq!(format_stream_id((1_732_776_600_000, 7)), "1732776600000-7");
+        assert!(parse_stream_id("1-9") < parse_stream_id("2-0"));
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_url("redis://:s3cret@host:6379/0"), "redis://:***@host:6379/0");
+        assert_eq!(redact_url("redis://user:s3cret@host"), "redis://user:***@host");
+        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert!(!redact_url("not a url://x:s3cret@host").contains("s3cret"));
+    }
+}

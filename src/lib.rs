@@ -1,0 +1,31 @@
+//! buoycast: streams live NDBC ocean-buoy observations to browsers (SSE,
+//! WebSocket), OSC hosts and DAWs.
+//!
+//! Module map (see `docs/ARCHITECTURE.md` for the full codemap):
+//! - [`observation`], [`station`]: the schema and its wire forms, no I/O.
+//! - [`sources::ndbc`]: the NDBC file parsers (pure), and later the fetcher.
+//! - `store`: PostgreSQL and SQLite persistence (feature `server`).
+//! - `bus`: Redis Pub/Sub and in-process fan-in with catch-up ids (feature `server`).
+//! - `config`, `telemetry`, `shutdown`, `server`, `cli`: the service side (feature `server`).
+//!
+//! Without the default `server` feature this crate is only the schema and the
+//! parsers, which is what the `bridge` binary links.
+
+pub mod observation;
+pub mod sources;
+pub mod station;
+
+#[cfg(feature = "server")]
+pub mod bus;
+#[cfg(feature = "server")]
+pub mod cli;
+#[cfg(feature = "server")]
+pub mod config;
+#[cfg(feature = "server")]
+pub mod server;
+#[cfg(feature = "server")]
+pub mod shutdown;
+#[cfg(feature = "server")]
+pub mod store;
+#[cfg(feature = "server")]
+pub mod telemetry;

@@ -1,0 +1,620 @@
+//! The observation schema: one NDBC standard-meteorological row, its field
+//! names, and its three wire forms.
+//!
+//! This is the only place that knows the SPEC 2 names (`stationId`,
+//! `waveHeightM`, …). Everything else (parser, store, bus, server, bridge)
+//! goes through [`Field`], [`Observation`] and [`ObservationEvent`].
+//!
+//! Wire forms:
+//! - REST and `buoycast parse`: [`Observation`] with `observedAt`
+//!   (serde `Serialize`, and the fast [`Observation::write_json`]).
+//! - Bus message on `observations:new`: [`ObservationEvent::decode_bus`]
+//!   (tolerant: the original system's 7-field messages decode) and
+//!   [`ObservationEvent::to_bus_json`].
+//! - Stream event data (SSE / WebSocket): [`ObservationEvent::write_stream_json`],
+//!   always all 14 measurement keys unless a [`FieldSet`] filter narrows them.
+//!
+//! It deliberately does no I/O.
+
+use std::fmt;
+
+use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// One of the 14 measurements of SPEC 2, in SPEC order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Field {
+    WindDirDeg,
+    WindSpeedMps,
+    GustMps,
+    WaveHeightM,
+    DominantPeriodS,
+    AveragePeriodS,
+    MeanWaveDirDeg,
+    PressureHpa,
+    AirTempC,
+    WaterTempC,
+    DewpointC,
+    VisibilityNmi,
+    PressureTendencyHpa,
+    TideFt,
+}
+
+/// Number of measurement fields.
+pub const N_FIELDS: usize = 14;
+
+impl Field {
+    /// Every field, in SPEC order (also the order of JSON keys we write).
+    pub const ALL: [Field; N_FIELDS] = [
+        Field::WindDirDeg,
+        Field::WindSpeedMps,
+        Field::GustMps,
+        Field::WaveHeightM,
+        Field::DominantPeriodS,
+        Field::AveragePeriodS,
+        Field::MeanWaveDirDeg,
+        Field::PressureHpa,
+        Field::AirTempC,
+        Field::WaterTempC,
+        Field::DewpointC,
+        Field::VisibilityNmi,
+        Field::PressureTendencyHpa,
+        Field::TideFt,
+    ];
+
+    /// The camelCase name used in JSON, on the bus, in OSC addresses and in map files.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Field::WindDirDeg => "windDirDeg",
+            Field::WindSpeedMps => "windSpeedMps",
+            Field::GustMps => "gustMps",
+            Field::WaveHeightM => "waveHeightM",
+            Field::DominantPeriodS => "dominantPeriodS",
+            Field::AveragePeriodS => "averagePeriodS",
+            Field::MeanWaveDirDeg => "meanWaveDirDeg",
+            Field::PressureHpa => "pressureHpa",
+            Field::AirTempC => "airTempC",
+            Field::WaterTempC => "waterTempC",
+            Field::DewpointC => "dewpointC",
+            Field::VisibilityNmi => "visibilityNmi",
+            Field::PressureTendencyHpa => "pressureTendencyHpa",
+            Field::TideFt => "tideFt",
+        }
+    }
+
+    /// The snake_case column name used in the SQL schema.
+    pub const fn column(self) -> &'static str {
+        match self {
+            Field::WindDirDeg => "wind_dir_deg",
+            Field::WindSpeedMps => "wind_speed_mps",
+            Field::GustMps => "gust_mps",
+            Field::WaveHeightM => "wave_height_m",
+            Field::DominantPeriodS => "dominant_period_s",
+            Field::AveragePeriodS => "average_period_s",
+            Field::MeanWaveDirDeg => "mean_wave_dir_deg",
+            Field::PressureHpa => "pressure_hpa",
+            Field::AirTempC => "air_temp_c",
+            Field::WaterTempC => "water_temp_c",
+            Field::DewpointC => "dewpoint_c",
+            Field::VisibilityNmi => "visibility_nmi",
+            Field::PressureTendencyHpa => "pressure_tendency_hpa",
+            Field::TideFt => "tide_ft",
+        }
+    }
+
+    /// Unit, as shown to people (OSCQuery UNIT, dashboard).
+    pub const fn unit(self) -> &'static str {
+        match self {
+            Field::WindDirDeg | Field::MeanWaveDirDeg => "deg",
+            Field::WindSpeedMps | Field::GustMps => "m/s",
+            Field::WaveHeightM => "m",
+            Field::DominantPeriodS | Field::AveragePeriodS => "s",
+            Field::PressureHpa | Field::PressureTendencyHpa => "hPa",
+            Field::AirTempC | Field::WaterTempC | Field::DewpointC => "degC",
+            Field::VisibilityNmi => "nmi",
+            Field::TideFt => "ft",
+        }
+    }
+
+    /// Directions are whole degrees; everything else is a decimal.
+    pub const fn is_integer(self) -> bool {
+        matches!(self, Field::WindDirDeg | Field::MeanWaveDirDeg)
+    }
+
+    /// The value historical NDBC files write for "missing" in this column.
+    ///
+    /// It is never a valid reading (a 99 in WDIR or MWD is a real direction,
+    /// their sentinel is 999).
+    pub const fn sentinel(self) -> f64 {
+        match self {
+            Field::WindDirDeg | Field::MeanWaveDirDeg => 999.0,
+            Field::PressureHpa => 9999.0,
+            Field::AirTempC | Field::WaterTempC | Field::DewpointC => 999.0,
+            _ => 99.0,
+        }
+    }
+
+    /// Looks a field up by its camelCase name.
+    pub fn from_name(name: &str) -> Option<Field> {
+        Field::ALL.into_iter().find(|field| field.name() == name)
+    }
+
+    /// Position in [`Field::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A set of fields, used by the stream's `fields=` filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FieldSet(u16);
+
+impl FieldSet {
+    /// Every field.
+    pub const ALL: FieldSet = FieldSet((1 << N_FIELDS) - 1);
+    /// No field.
+    pub const EMPTY: FieldSet = FieldSet(0);
+
+    /// Adds one field.
+    pub fn insert(&mut self, field: Field) {
+        self.0 |= 1 << field.index();
+    }
+
+    /// Whether the set holds `field`.
+    pub const fn contains(self, field: Field) -> bool {
+        self.0 & (1 << field.index()) != 0
+    }
+
+    /// Parses a comma list of camelCase names (`waveHeightM,windSpeedMps`).
+    ///
+    /// `stationId`, `timestamp` and `id` are accepted and ignored: they always stay.
+    pub fn parse_list(list: &str) -> Result<FieldSet, SchemaError> {
+        let mut set = FieldSet::EMPTY;
+        for name in list.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+            match name {
+                "stationId" | "timestamp" | "id" | "observedAt" => {}
+                _ => set.insert(
+                    Field::from_name(name).ok_or_else(|| SchemaError::UnknownField(name.to_owned()))?,
+                ),
+            }
+        }
+        Ok(set)
+    }
+}
+
+/// Errors of the schema's validating constructors and decoders.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SchemaError {
+    #[error("invalid station id {0:?}: expected 1-16 letters or digits")]
+    InvalidStationId(String),
+    #[error("unknown field {0:?}")]
+    UnknownField(String),
+    #[error("bus message is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("bus message is not a JSON object")]
+    NotAnObject,
+    #[error("bus message lacks {0}")]
+    Missing(&'static str),
+    #[error("bus message field {field} has a bad value: {reason}")]
+    BadValue { field: &'static str, reason: String },
+}
+
+/// A station id: 1–16 ASCII letters or digits, always lower case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct StationId(String);
+
+impl StationId {
+    /// Validates and lower-cases `raw`.
+    pub fn parse(raw: &str) -> Result<StationId, SchemaError> {
+        if raw.is_empty() || raw.len() > 16 || !raw.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(SchemaError::InvalidStationId(raw.to_owned()));
+        }
+        Ok(StationId(raw.to_ascii_lowercase()))
+    }
+
+    /// Parses a comma list of station ids (`46026,46042`).
+    pub fn parse_list(list: &str) -> Result<Vec<StationId>, SchemaError> {
+        list.split(',').map(str::trim).filter(|id| !id.is_empty()).map(StationId::parse).collect()
+    }
+
+    /// The id, lower case.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for StationId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        StationId::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The 14 measurements of one observation; `None` means missing.
+///
+/// Directions are held as whole degrees in an `f64` so that every consumer
+/// (OSC, MIDI mapping, JSON) can treat the fields uniformly.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Measurements {
+    values: [Option<f64>; N_FIELDS],
+}
+
+impl Measurements {
+    /// The value of `field`, if present.
+    pub fn get(&self, field: Field) -> Option<f64> {
+        self.values[field.index()]
+    }
+
+    /// Sets `field`; non-finite values are stored as missing.
+    pub fn set(&mut self, field: Field, value: Option<f64>) {
+        self.values[field.index()] = value.filter(|v| v.is_finite());
+    }
+
+    /// Builder form of [`Measurements::set`].
+    pub fn with(mut self, field: Field, value: f64) -> Self {
+        self.set(field, Some(value));
+        self
+    }
+
+    /// Fields with a value, in SPEC order.
+    pub fn present(&self) -> impl Iterator<Item = (Field, f64)> + '_ {
+        Field::ALL.into_iter().filter_map(|field| self.get(field).map(|v| (field, v)))
+    }
+}
+
+impl Serialize for Measurements {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(N_FIELDS))?;
+        for field in Field::ALL {
+            match self.get(field) {
+                Some(v) if field.is_integer() => map.serialize_entry(field.name(), &(v.round() as i64))?,
+                Some(v) => map.serialize_entry(field.name(), &v)?,
+                None => map.serialize_entry(field.name(), &None::<f64>)?,
+            }
+        }
+        map.end()
+    }
+}
+
+/// One observation: a station at a time, with its measurements.
+///
+/// Serializes in the REST form (`stationId`, `observedAt`, 14 measurements).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Observation {
+    pub station_id: StationId,
+    #[serde(serialize_with = "serialize_time")]
+    pub observed_at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub measurements: Measurements,
+}
+
+fn serialize_time<S: Serializer>(time: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&format_time(time))
+}
+
+/// RFC 3339 UTC with a `Z`, fractional seconds only when there are any.
+pub fn format_time(time: &DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// Which name the time key gets in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeKey {
+    /// `observedAt` (REST, `buoycast parse`).
+    ObservedAt,
+    /// `timestamp` (bus, streams).
+    Timestamp,
+}
+
+impl Observation {
+    /// Appends this observation as one JSON object to `out`.
+    ///
+    /// A hand-written encoder (no intermediate `Value`) because `buoycast
+    /// parse` and the fan-out write millions of these; its output equals the
+    /// serde form (a test checks that).
+    pub fn write_json(&self, out: &mut Vec<u8>, time_key: TimeKey) {
+        self.write_json_inner(out, time_key, None, FieldSet::ALL);
+    }
+
+    fn write_json_inner(&self, out: &mut Vec<u8>, time_key: TimeKey, id: Option<&str>, fields: FieldSet) {
+        out.push(b'{');
+        if let Some(id) = id {
+            out.extend_from_slice(b"\"id\":");
+            write_json_str(out, id);
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"stationId\":");
+        // Station ids are validated alphanumerics: no escaping needed.
+        out.push(b'"');
+        out.extend_from_slice(self.station_id.as_str().as_bytes());
+        out.extend_from_slice(match time_key {
+            TimeKey::ObservedAt => b"\",\"observedAt\":\"",
+            TimeKey::Timestamp => b"\",\"timestamp\":\"",
+        });
+        write_time(out, &self.observed_at);
+        out.push(b'"');
+        let mut ibuf = itoa::Buffer::new();
+        let mut fbuf = ryu::Buffer::new();
+        for field in Field::ALL {
+            if !fields.contains(field) {
+                continue;
+            }
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(field.name().as_bytes());
+            out.extend_from_slice(b"\":");
+            match self.measurements.get(field) {
+                None => out.extend_from_slice(b"null"),
+                Some(v) if field.is_integer() => {
+                    out.extend_from_slice(ibuf.format(v.round() as i64).as_bytes())
+                }
+                Some(v) => out.extend_from_slice(fbuf.format_finite(v).as_bytes()),
+            }
+        }
+        out.push(b'}');
+    }
+}
+
+fn write_time(out: &mut Vec<u8>, time: &DateTime<Utc>) {
+    if time.nanosecond() != 0 || !(0..=9999).contains(&time.year()) {
+        out.extend_from_slice(format_time(time).as_bytes());
+        return;
+    }
+    let two = |out: &mut Vec<u8>, v: u32| {
+        out.push(b'0' + (v / 10) as u8);
+        out.push(b'0' + (v % 10) as u8);
+    };
+    let year = time.year() as u32;
+    two(out, year / 100);
+    two(out, year % 100);
+    out.push(b'-');
+    two(out, time.month());
+    out.push(b'-');
+    two(out, time.day());
+    out.push(b'T');
+    two(out, time.hour());
+    out.push(b':');
+    two(out, time.minute());
+    out.push(b':');
+    two(out, time.second());
+    out.push(b'Z');
+}
+
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    // serde_json's escaping is correct and fast enough for the rare id string.
+    match serde_json::to_writer(&mut *out, s) {
+        Ok(()) => {}
+        Err(_) => out.extend_from_slice(b"\"\""),
+    }
+}
+
+/// An observation as it travels on the bus and the streams, with the stream
+/// position `id` when the publisher assigned one (SPEC 4.3).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservationEvent {
+    pub id: Option<String>,
+    pub observation: Observation,
+}
+
+/// The bus message shape: tolerant, unknown fields ignored.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireMessage {
+    #[serde(default)]
+    id: Option<serde_json::Value>,
+    station_id: Option<serde_json::Value>,
+    timestamp: Option<serde_json::Value>,
+    #[serde(flatten)]
+    rest: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ObservationEvent {
+    /// Decodes one message from `observations:new`.
+    ///
+    /// Accepts any JSON object with a valid `stationId` and an RFC 3339
+    /// `timestamp`; measurements absent or `null` are missing; unknown keys
+    /// are ignored. A measurement that is present but not a number is an
+    /// error (we never guess a value).
+    pub fn decode_bus(payload: &[u8]) -> Result<ObservationEvent, SchemaError> {
+        let value: serde_json::Value =
+            serde_json::from_slice(payload).map_err(|error| SchemaError::NotJson(error.to_string()))?;
+        if !value.is_object() {
+            return Err(SchemaError::NotAnObject);
+        }
+        let wire: WireMessage =
+            serde_json::from_value(value).map_err(|error| SchemaError::NotJson(error.to_string()))?;
+        let station_id = match wire.station_id {
+            Some(serde_json::Value::String(s)) => StationId::parse(&s)
+                .map_err(|error| SchemaError::BadValue { field: "stationId", reason: error.to_string() })?,
+            Some(serde_json::Value::Number(n)) => StationId::parse(&n.to_string())
+                .map_err(|error| SchemaError::BadValue { field: "stationId", reason: error.to_string() })?,
+            Some(serde_json::Value::Null) | None => return Err(SchemaError::Missing("stationId")),
+            Some(other) => {
+                return Err(SchemaError::BadValue {
+                    field: "stationId",
+                    reason: format!("expected a string, got {other}"),
+                })
+            }
+        };
+        let observed_at = match wire.timestamp {
+            Some(serde_json::Value::String(s)) => parse_time(&s).ok_or_else(|| SchemaError::BadValue {
+                field: "timestamp",
+                reason: format!("{s:?} is not RFC 3339"),
+            })?,
+            Some(serde_json::Value::Null) | None => return Err(SchemaError::Missing("timestamp")),
+            Some(other) => {
+                return Err(SchemaError::BadValue {
+                    field: "timestamp",
+                    reason: format!("expected a string, got {other}"),
+                })
+            }
+        };
+        let id = match wire.id {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            Some(other) => {
+                return Err(SchemaError::BadValue {
+                    field: "id",
+                    reason: format!("expected a string, got {other}"),
+                })
+            }
+        };
+        let mut measurements = Measurements::default();
+        for field in Field::ALL {
+            match wire.rest.get(field.name()) {
+                None | Some(serde_json::Value::Null) => {}
+                Some(serde_json::Value::Number(n)) => {
+                    let v = n.as_f64().filter(|v| v.is_finite()).ok_or_else(|| SchemaError::BadValue {
+                        field: field.name(),
+                        reason: format!("{n} is not a finite number"),
+                    })?;
+                    measurements.set(field, Some(if field.is_integer() { v.round() } else { v }));
+                }
+                Some(other) => {
+                    return Err(SchemaError::BadValue {
+                        field: field.name(),
+                        reason: format!("expected a number or null, got {other}"),
+                    })
+                }
+            }
+        }
+        Ok(ObservationEvent { id, observation: Observation { station_id, observed_at, measurements } })
+    }
+
+    /// The bus message buoycast's own worker publishes: `id` (when known),
+    /// `stationId`, `timestamp` and all 14 measurements.
+    pub fn to_bus_json(&self) -> String {
+        let mut out = Vec::with_capacity(400);
+        self.write_stream_json(&mut out, FieldSet::ALL);
+        String::from_utf8(out).expect("the JSON writer only writes UTF-8")
+    }
+
+    /// Appends the stream event data (SSE `data:` / WebSocket `data`) to `out`:
+    /// `id` when known, `stationId`, `timestamp`, and the fields in `fields`
+    /// (`null` when missing).
+    pub fn write_stream_json(&self, out: &mut Vec<u8>, fields: FieldSet) {
+        self.observation.write_json_inner(out, TimeKey::Timestamp, self.id.as_deref(), fields);
+    }
+}
+
+/// Parses an RFC 3339 time into UTC.
+pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn sample() -> Observation {
+        Observation {
+            station_id: StationId::parse("46026").expect("valid"),
+            observed_at: Utc.with_ymd_and_hms(2026, 11, 28, 6, 40, 0).single().expect("valid"),
+            measurements: Measurements::default()
+                .with(Field::WaveHeightM, 1.2)
+                .with(Field::WindDirDeg, 99.0)
+                .with(Field::PressureTendencyHpa, -1.2)
+                .with(Field::AirTempC, 28.0),
+        }
+    }
+
+    #[test]
+    fn fast_writer_equals_serde() {
+        let obs = sample();
+        let mut out = Vec::new();
+        obs.write_json(&mut out, TimeKey::ObservedAt);
+        let fast: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+        let serde = serde_json::to_value(&obs).expect("serializes");
+        assert_eq!(fast, serde);
+        assert_eq!(fast["observedAt"], "2026-11-28T06:40:00Z");
+        assert_eq!(fast["windDirDeg"], 99);
+        assert_eq!(fast["waveHeightM"], 1.2);
+        assert_eq!(fast["pressureTendencyHpa"], -1.2);
+        assert!(fast["tideFt"].is_null());
+    }
+
+    #[test]
+    fn original_seven_field_message_decodes_with_other_fields_null() {
+        let msg = br#"{"stationId":"46026","timestamp":"2026-11-28T06:40:00.000Z","waveHeightM":1.2,
+            "windSpeedMps":5.1,"windDirDeg":270,"waterTempC":14.2,"pressureHpa":1016.3,"extra":"ignored"}"#;
+        let event = ObservationEvent::decode_bus(msg).expect("decodes");
+        assert_eq!(event.id, None);
+        assert_eq!(event.observation.measurements.get(Field::WaveHeightM), Some(1.2));
+        assert_eq!(event.observation.measurements.get(Field::WindDirDeg), Some(270.0));
+        assert_eq!(event.observation.measurements.get(Field::GustMps), None);
+        let mut out = Vec::new();
+        event.write_stream_json(&mut out, FieldSet::ALL);
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+        let obj = v.as_object().expect("object");
+        assert_eq!(obj.len(), 16, "stationId, timestamp and 14 measurements: {v}");
+        assert!(obj.get("extra").is_none());
+        assert!(obj.get("id").is_none());
+        assert_eq!(v["timestamp"], "2026-11-28T06:40:00Z");
+    }
+
+    #[test]
+    fn bus_round_trip_keeps_id_and_values() {
+        let event = ObservationEvent { id: Some("1732776600000-0".into()), observation: sample() };
+        let decoded = ObservationEvent::decode_bus(event.to_bus_json().as_bytes()).expect("decodes");
+        assert_eq!(decoded, event);
+    }
+
+    #[test]
+    fn bad_bus_messages_are_typed_errors() {
+        let cases: [(&[u8], &str); 7] = [
+            (b"not json", "not valid JSON"),
+            (b"[1,2]", "not a JSON object"),
+            (br#"{"timestamp":"2026-11-28T06:40:00Z"}"#, "lacks stationId"),
+            (br#"{"stationId":"46026"}"#, "lacks timestamp"),
+            (br#"{"stationId":"46-026","timestamp":"2026-11-28T06:40:00Z"}"#, "stationId"),
+            (br#"{"stationId":"46026","timestamp":"yesterday"}"#, "timestamp"),
+            (
+                br#"{"stationId":"46026","timestamp":"2026-11-28T06:40:00Z","waveHeightM":"1.2"}"#,
+                "waveHeightM",
+            ),
+        ];
+        for (payload, expected) in cases {
+            let error = ObservationEvent::decode_bus(payload).expect_err("must be rejected");
+            assert!(error.to_string().contains(expected), "{error} should mention {expected}");
+        }
+    }
+
+    #[test]
+    fn field_filter_keeps_identity_keys() {
+        let fields = FieldSet::parse_list("waveHeightM,stationId").expect("valid");
+        let event = ObservationEvent { id: Some("5-0".into()), observation: sample() };
+        let mut out = Vec::new();
+        event.write_stream_json(&mut out, fields);
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+        let keys: Vec<_> = v.as_object().expect("object").keys().cloned().collect();
+        assert_eq!(keys.len(), 4, "{keys:?}");
+        assert_eq!(v["id"], "5-0");
+        assert_eq!(v["waveHeightM"], 1.2);
+        assert!(FieldSet::parse_list("waveHeight").is_err());
+    }
+
+    #[test]
+    fn station_ids_are_validated_and_lowercased() {
+        assert_eq!(StationId::parse("PTAT2").expect("valid").as_str(), "ptat2");
+        assert!(StationId::parse("").is_err());
+        assert!(StationId::parse("a".repeat(17).as_str()).is_err());
+        assert!(StationId::parse("46026;drop").is_err());
+        assert_eq!(StationId::parse_list("46026, 46042").expect("valid").len(), 2);
+    }
+}

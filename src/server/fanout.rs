@@ -1,0 +1,254 @@
+//! The fan-out hub: one bus subscription per process, every event encoded
+//! once and shared by every stream client.
+//!
+//! The hub task reads [`BusNotice`]s, drops duplicates (by stream id),
+//! replays what it missed after the bus comes back, and sends each event as
+//! an `Arc<Delivered>` on a `broadcast` channel. The channel's capacity is
+//! each client's bounded queue (`stream.client_queue`): a client that falls
+//! that far behind sees `Lagged` and is closed with `event: lagged`.
+//!
+//! It is not the per-client logic (that is [`super::feed`]).
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::metrics::Metrics;
+use crate::bus::{parse_stream_id, Bus, BusNotice, Replay};
+use crate::observation::{FieldSet, ObservationEvent};
+
+/// How many events one catch-up read asks for.
+pub const REPLAY_PAGE: usize = 1000;
+
+/// What the hub broadcasts.
+#[derive(Debug)]
+pub enum Delivered {
+    /// One observation, with its encodings made once for everyone.
+    Event(Arc<SharedEvent>),
+    /// The hub lost events it could not replay (bus log trimmed or lost):
+    /// clients must refetch history (`event: reset`).
+    Reset,
+}
+
+/// An event and its shared, lazily built encodings.
+#[derive(Debug)]
+pub struct SharedEvent {
+    /// The decoded event.
+    pub event: ObservationEvent,
+    /// Its stream id, parsed, for ordering and de-duplication.
+    pub stream_id: Option<(u64, u64)>,
+    /// When the hub received it (for `sse_broadcast_latency_ms`).
+    pub received_at: Instant,
+    sse: OnceLock<Bytes>,
+    ws: OnceLock<Bytes>,
+}
+
+impl SharedEvent {
+    /// Wraps an event.
+    pub fn new(event: ObservationEvent) -> SharedEvent {
+        let stream_id = event.id.as_deref().and_then(parse_stream_id);
+        SharedEvent {
+            event,
+            stream_id,
+            received_at: Instant::now(),
+            sse: OnceLock::new(),
+            ws: OnceLock::new(),
+        }
+    }
+
+    /// The full SSE frame (`id:`, `event: observation`, `data:`), built once.
+    pub fn sse_frame(&self) -> Bytes {
+        self.sse.get_or_init(|| Bytes::from(encode_sse(&self.event, FieldSet::ALL))).clone()
+    }
+
+    /// The full WebSocket text frame, built once.
+    pub fn ws_frame(&self) -> Bytes {
+        self.ws.get_or_init(|| Bytes::from(encode_ws(&self.event, FieldSet::ALL))).clone()
+    }
+}
+
+/// Encodes one observation as an SSE frame with the given fields.
+pub fn encode_sse(event: &ObservationEvent, fields: FieldSet) -> Vec<u8> {
+    let mut out = Vec::with_capacity(480);
+    if let Some(id) = &event.id {
+        out.extend_from_slice(b"id: ");
+        out.extend_from_slice(id.as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"event: observation\ndata: ");
+    event.write_stream_json(&mut out, fields);
+    out.extend_from_slice(b"\n\n");
+    out
+}
+
+/// Encodes one observation as a WebSocket JSON text frame with the given fields.
+pub fn encode_ws(event: &ObservationEvent, fields: FieldSet) -> Vec<u8> {
+    let mut out = Vec::with_capacity(480);
+    out.extend_from_slice(b"{\"event\":\"observation\",");
+    if let Some(id) = &event.id {
+        out.extend_from_slice(b"\"id\":");
+        match serde_json::to_writer(&mut out, id) {
+            Ok(()) => out.push(b','),
+            Err(_) => out.extend_from_slice(b"null,"),
+        }
+    }
+    out.extend_from_slice(b"\"data\":");
+    event.write_stream_json(&mut out, fields);
+    out.push(b'}');
+    out
+}
+
+/// The hub's handle: subscribe to deliveries, watch the bus state.
+#[derive(Clone)]
+pub struct Hub {
+    /// Every delivery; capacity = each client's queue bound.
+    tx: broadcast::Sender<Delivery>,
+    /// `true` while the bus subscription is live.
+    bus_up: watch::Receiver<bool>,
+}
+
+/// What travels on the broadcast channel (cheap to clone).
+pub type Delivery = Arc<Delivered>;
+
+impl Hub {
+    /// Starts the hub task on `bus`; it ends when `shutdown` is cancelled.
+    pub fn start(
+        bus: Bus,
+        client_queue: usize,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+        tracker: &tokio_util::task::TaskTracker,
+    ) -> Hub {
+        let (tx, _) = broadcast::channel(client_queue.max(1));
+        let (up_tx, up_rx) = watch::channel(false);
+        let task = HubTask { bus, tx: tx.clone(), up_tx, metrics, last: None, missed: false };
+        tracker.spawn(task.run(shutdown));
+        Hub { tx, bus_up: up_rx }
+    }
+
+    /// A receiver of every delivery from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Delivery> {
+        self.tx.subscribe()
+    }
+
+    /// Whether the bus subscription is live now.
+    pub fn bus_up(&self) -> bool {
+        *self.bus_up.borrow()
+    }
+
+    /// A watch on the bus state.
+    pub fn bus_state(&self) -> watch::Receiver<bool> {
+        self.bus_up.clone()
+    }
+
+    /// Waits until the bus is up, at most `limit`; whether it is.
+    pub async fn wait_up(&self, limit: std::time::Duration) -> bool {
+        let mut state = self.bus_up.clone();
+        tokio::time::timeout(limit, state.wait_for(|up| *up)).await.is_ok_and(|r| r.is_ok())
+    }
+}
+
+struct HubTask {
+    bus: Bus,
+    tx: broadcast::Sender<Delivery>,
+    up_tx: watch::Sender<bool>,
+    metrics: Arc<Metrics>,
+    /// The id of the last event broadcast, and its text (for `read_after`).
+    last: Option<((u64, u64), String)>,
+    /// The subscription was lost since the last event: replay on reconnect.
+    missed: bool,
+}
+
+impl HubTask {
+    async fn run(mut self, shutdown: CancellationToken) {
+        let mut notices = self.bus.subscribe(shutdown.clone());
+        loop {
+            let notice = tokio::select! {
+                () = shutdown.cancelled() => break,
+                notice = notices.recv() => notice,
+            };
+            let Some(notice) = notice else { break };
+            match notice {
+                BusNotice::Event(event) => {
+                    self.metrics.bus_received.inc();
+                    self.deliver(event);
+                }
+                BusNotice::Invalid { error, payload_len } => {
+                    self.metrics.bus_invalid.inc();
+                    tracing::debug!(error = %error, payload_len, "dropped an invalid bus message");
+                }
+                BusNotice::Disconnected { error } => {
+                    self.missed = true;
+                    self.metrics.bus_up.set(0);
+                    self.up_tx.send_replace(false);
+                    tracing::warn!(error = %error, "bus subscription lost; new streams get 503 until it is back");
+                }
+                BusNotice::Connected => {
+                    if self.missed {
+                        self.metrics.bus_reconnects.inc();
+                        self.catch_up(&shutdown).await;
+                        self.missed = false;
+                    }
+                    self.metrics.bus_up.set(1);
+                    self.up_tx.send_replace(true);
+                    tracing::info!("bus subscription live");
+                }
+            }
+        }
+        self.up_tx.send_replace(false);
+    }
+
+    /// Broadcasts one event unless it was already delivered.
+    fn deliver(&mut self, event: ObservationEvent) {
+        let shared = SharedEvent::new(event);
+        if let Some(id) = shared.stream_id {
+            if let Some((last, _)) = &self.last {
+                if id <= *last {
+                    return; // Replay and live overlap: already delivered.
+                }
+            }
+            self.last = Some((id, shared.event.id.clone().unwrap_or_default()));
+        }
+        // No receivers is fine: nobody is listening right now.
+        let _ = self.tx.send(Arc::new(Delivered::Event(Arc::new(shared))));
+    }
+
+    /// After the subscription came back: replay what the bus log holds
+    /// after the last event we delivered.
+    async fn catch_up(&mut self, shutdown: &CancellationToken) {
+        let Some((_, mut after)) = self.last.clone() else { return };
+        loop {
+            let replay = tokio::select! {
+                () = shutdown.cancelled() => return,
+                replay = self.bus.read_after(&after, REPLAY_PAGE) => replay,
+            };
+            match replay {
+                Ok(Replay::Events(events)) => {
+                    let n_events = events.len();
+                    for event in events {
+                        if let Some(id) = &event.id {
+                            after.clone_from(id);
+                        }
+                        self.deliver(event);
+                    }
+                    if n_events < REPLAY_PAGE {
+                        return;
+                    }
+                }
+                Ok(Replay::Reset) => {
+                    tracing::warn!(after = %after, "bus log cannot replay what the subscription missed; clients are told to reset");
+                    let _ = self.tx.send(Arc::new(Delivered::Reset));
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, "replaying missed events failed; clients are told to reset");
+                    let _ = self.tx.send(Arc::new(Delivered::Reset));
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! One stream client's sequence of frames, shared by SSE and WebSocket:
+//! the connection event, then catch-up from `Last-Event-ID`, then live
+//! events, keepalives, and the closing `reset` / `lagged` signals.
+//!
+//! Gap-free catch-up: the client subscribes to the hub *before* it reads the
+//! bus log, then drops live events whose id is not past the last one it sent,
+//! so replay and live meet without a gap or a duplicate (SPEC 4.3).
+//!
+//! This module knows nothing of bytes on the wire: [`super::sse`] and
+//! [`super::ws`] encode the [`Frame`]s.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::Receiver;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use super::fanout::{Delivered, Delivery, Hub, SharedEvent, REPLAY_PAGE};
+use crate::bus::{parse_stream_id, Bus, Replay};
+use crate::observation::{FieldSet, Observation, ObservationEvent, StationId};
+
+/// How long a failed catch-up read waits before it tries again.
+const REPLAY_RETRY: Duration = Duration::from_secs(1);
+
+/// The longest `Last-Event-ID` we look at; longer ones cannot be ours.
+pub const MAX_EVENT_ID_LEN: usize = 64;
+
+/// What a client asked to see.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    /// Only these stations; `None` means every station.
+    pub stations: Option<Vec<StationId>>,
+    /// Only these measurement keys (identity keys always stay).
+    pub fields: FieldSet,
+}
+
+impl Default for Filter {
+    fn default() -> Self {
+        Filter { stations: None, fields: FieldSet::ALL }
+    }
+}
+
+impl Filter {
+    /// Whether the client wants this observation.
+    pub fn admits(&self, observation: &Observation) -> bool {
+        match &self.stations {
+            None => true,
+            Some(stations) => stations.contains(&observation.station_id),
+        }
+    }
+}
+
+/// One thing to send to a client.
+#[derive(Debug)]
+pub enum Frame {
+    /// The `connection` event, first of all.
+    Connection,
+    /// A live event, with its shared encodings.
+    Live(Arc<SharedEvent>),
+    /// A replayed event (catch-up), encoded per client.
+    Replayed(ObservationEvent),
+    /// The client's position cannot be honoured: it must refetch history.
+    Reset,
+    /// The client fell `skipped` events behind and is being closed.
+    Lagged {
+        /// Events it missed.
+        skipped: u64,
+    },
+    /// Nothing happened for a while: keep proxies from closing the stream.
+    Keepalive,
+}
+
+enum Phase {
+    CatchUp { after: String, done: bool },
+    Live,
+    Closed,
+}
+
+/// A client's frame source. Call [`Feed::next`] until it returns `None`.
+pub struct Feed {
+    /// Whether the connection event went out (it goes first, always).
+    connect_sent: bool,
+    phase: Phase,
+    rx: Receiver<Delivery>,
+    hub: Hub,
+    bus: Bus,
+    filter: Filter,
+    /// The id of the last event sent, so live events that the catch-up
+    /// already sent are dropped.
+    last: Option<(u64, u64)>,
+    pending: VecDeque<ObservationEvent>,
+    keepalive: Interval,
+    shutdown: CancellationToken,
+}
+
+impl Feed {
+    /// A feed that starts with the connection event, then catches up from
+    /// `last_event_id` (when given), then goes live.
+    pub fn new(
+        hub: &Hub,
+        bus: Bus,
+        filter: Filter,
+        last_event_id: Option<String>,
+        keepalive_interval: Duration,
+        shutdown: CancellationToken,
+    ) -> Feed {
+        // Subscribe first: everything published from now on is in `rx`.
+        let rx = hub.subscribe();
+        let mut keepalive = tokio::time::interval_at(Instant::now() + keepalive_interval, keepalive_interval);
+        keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let phase = match last_event_id {
+            Some(after) => Phase::CatchUp { after, done: false },
+            None => Phase::Live,
+        };
+        let last = match &phase {
+            Phase::CatchUp { after, .. } => parse_stream_id(after),
+            _ => None,
+        };
+        Feed {
+            connect_sent: false,
+            phase,
+            rx,
+            hub: hub.clone(),
+            bus,
+            filter,
+            last,
+            pending: VecDeque::new(),
+            keepalive,
+            shutdown,
+        }
+    }
+
+    /// The filter this feed applies.
+    pub fn filter(&self) -> &Filter {
+        &self.filter
+    }
+
+    /// The next frame, or `None` when the stream is over (shutdown, lagged).
+    pub async fn next(&mut self) -> Option<Frame> {
+        if !self.connect_sent {
+            self.connect_sent = true;
+            return Some(Frame::Connection);
+        }
+        loop {
+            match &mut self.phase {
+                Phase::Closed => return None,
+                Phase::CatchUp { after, done } => {
+                    if let Some(event) = self.pending.pop_front() {
+                        if let Some(id) = event.id.as_deref().and_then(parse_stream_id) {
+                            self.last = Some(id);
+                        }
+                        if self.filter.admits(&event.observation) {
+                            return Some(Frame::Replayed(event));
+                        }
+                        continue;
+                    }
+                    if *done {
+                        self.phase = Phase::Live;
+                        continue;
+                    }
+                    let after = after.clone();
+                    let outcome = tokio::select! {
+                        () = self.shutdown.cancelled() => {
+                            self.phase = Phase::Closed;
+                            return None;
+                        }
+                        _ = self.keepalive.tick() => return Some(Frame::Keepalive),
+                        outcome = read_page(&self.hub, &self.bus, &after) => outcome,
+                    };
+                    match outcome {
+                        PageOutcome::Events(events) => {
+                            let full = events.len() >= REPLAY_PAGE;
+                            let next_after =
+                                events.iter().rev().find_map(|event| event.id.clone()).unwrap_or(after);
+                            self.pending.extend(events);
+                            self.phase = Phase::CatchUp { after: next_after, done: !full };
+                        }
+                        PageOutcome::Reset => {
+                            self.phase = Phase::Live;
+                            self.last = None;
+                            return Some(Frame::Reset);
+                        }
+                        PageOutcome::Retry => {}
+                    }
+                }
+                Phase::Live => {
+                    let received = tokio::select! {
+                        biased;
+                        () = self.shutdown.cancelled() => {
+                            self.phase = Phase::Closed;
+                            return None;
+                        }
+                        received = self.rx.recv() => received,
+                        _ = self.keepalive.tick() => return Some(Frame::Keepalive),
+                    };
+                    match received {
+                        Ok(delivery) => match &*delivery {
+                            Delivered::Event(shared) => {
+                                if let (Some(id), Some(last)) = (shared.stream_id, self.last) {
+                                    if id <= last {
+                                        continue;
+                                    }
+                                }
+                                if shared.stream_id.is_some() {
+                                    self.last = shared.stream_id;
+                                }
+                                if self.filter.admits(&shared.event.observation) {
+                                    self.keepalive.reset();
+                                    return Some(Frame::Live(Arc::clone(shared)));
+                                }
+                            }
+                            Delivered::Reset => {
+                                self.last = None;
+                                return Some(Frame::Reset);
+                            }
+                        },
+                        Err(RecvError::Lagged(skipped)) => {
+                            self.phase = Phase::Closed;
+                            return Some(Frame::Lagged { skipped });
+                        }
+                        Err(RecvError::Closed) => {
+                            self.phase = Phase::Closed;
+                            return None;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum PageOutcome {
+    Events(Vec<ObservationEvent>),
+    Reset,
+    Retry,
+}
+
+/// Waits for the bus, then reads one page of the log after `after`.
+async fn read_page(hub: &Hub, bus: &Bus, after: &str) -> PageOutcome {
+    if after.len() > MAX_EVENT_ID_LEN || parse_stream_id(after).is_none() {
+        return PageOutcome::Reset;
+    }
+    let mut state = hub.bus_state();
+    if state.wait_for(|up| *up).await.is_err() {
+        // The hub is gone (shutdown): nothing more will come.
+        std::future::pending::<()>().await;
+    }
+    match bus.read_after(after, REPLAY_PAGE).await {
+        Ok(Replay::Events(events)) => PageOutcome::Events(events),
+        Ok(Replay::Reset) => PageOutcome::Reset,
+        Err(error) => {
+            tracing::warn!(error = %error, "catch-up read failed; retrying");
+            tokio::time::sleep(REPLAY_RETRY).await;
+            PageOutcome::Retry
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Prometheus metrics of the gateway (SPEC 4.4), in one registry served at
+//! `GET /metrics`.
+//!
+//! The SSE names are the original system's (compatible); WebSocket, bus and
+//! HTTP figures are ours. Worker metrics register into the same registry
+//! when the worker runs in this process.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// Every gateway metric. Cheap to share: clone the `Arc` around it.
+pub struct Metrics {
+    /// The registry `/metrics` encodes.
+    pub registry: Registry,
+    /// Open SSE connections (gauge, despite the `_total` name: the original's).
+    pub sse_connections: IntGauge,
+    /// SSE events written, by `event_type` (connection, observation, reset, lagged).
+    pub sse_events_sent: IntCounterVec,
+    /// How long SSE connections lasted.
+    pub sse_connection_duration: Histogram,
+    /// Bus arrival → handed to the client's connection, in milliseconds.
+    pub sse_broadcast_latency: Histogram,
+    /// Clients closed because they fell behind.
+    pub stream_lagged: IntCounterVec,
+    /// Stream connections refused at the cap.
+    pub stream_rejected: IntCounterVec,
+    /// Open WebSocket connections.
+    pub ws_connections: IntGauge,
+    /// WebSocket frames sent, by `event_type`.
+    pub ws_events_sent: IntCounterVec,
+    /// How long WebSocket connections lasted.
+    pub ws_connection_duration: Histogram,
+    /// Valid bus messages received.
+    pub bus_received: IntCounter,
+    /// Bus messages dropped as invalid.
+    pub bus_invalid: IntCounter,
+    /// Times the bus subscription was lost and came back.
+    pub bus_reconnects: IntCounter,
+    /// Whether the bus subscription is up (1) or down (0).
+    pub bus_up: IntGauge,
+    /// HTTP requests by method, route and status.
+    pub http_requests: IntCounterVec,
+    /// HTTP request durations (non-streaming responses: time to headers).
+    pub http_request_duration: HistogramVec,
+}
+
+impl Metrics {
+    /// Registers every metric in a fresh registry.
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let duration_buckets = vec![0.1, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14_400.0, 86_400.0];
+        let latency_buckets = vec![0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
+        let metrics = Metrics {
+            sse_connections: IntGauge::new("sse_connections_total", "Open SSE connections")
+                .expect("valid metric"),
+            sse_events_sent: IntCounterVec::new(
+                Opts::new("sse_events_sent_total", "SSE events sent, by event type"),
+                &["event_type"],
+            )
+            .expect("valid metric"),
+            sse_connection_duration: Histogram::with_opts(
+                HistogramOpts::new("sse_connection_duration_seconds", "SSE connection duration")
+                    .buckets(duration_buckets.clone()),
+            )
+            .expect("valid metric"),
+            sse_broadcast_latency: Histogram::with_opts(
+                HistogramOpts::new("sse_broadcast_latency_ms", "Bus arrival to client hand-off, ms")
+                    .buckets(latency_buckets),
+            )
+            .expect("valid metric"),
+            stream_lagged: IntCounterVec::new(
+                Opts::new("stream_lagged_clients_total", "Stream clients closed because they fell behind"),
+                &["transport"],
+            )
+            .expect("valid metric"),
+            stream_rejected: IntCounterVec::new(
+                Opts::new("stream_rejected_total", "Stream connections refused, by reason"),
+                &["reason"],
+            )
+            .expect("valid metric"),
+            ws_connections: IntGauge::new("ws_connections_total", "Open WebSocket connections")
+                .expect("valid metric"),
+            ws_events_sent: IntCounterVec::new(
+                Opts::new("ws_events_sent_total", "WebSocket events sent, by event type"),
+                &["event_type"],
+            )
+            .expect("valid metric"),
+            ws_connection_duration: Histogram::with_opts(
+                HistogramOpts::new("ws_connection_duration_seconds", "WebSocket connection duration")
+                    .buckets(duration_buckets),
+            )
+            .expect("valid metric"),
+            bus_received: IntCounter::new("bus_messages_received_total", "Valid bus messages received")
+                .expect("valid metric"),
+            bus_invalid: IntCounter::new("bus_messages_invalid_total", "Bus messages dropped as invalid")
+                .expect("valid metric"),
+            bus_reconnects: IntCounter::new("bus_reconnects_total", "Bus subscription reconnects")
+                .expect("valid metric"),
+            bus_up: IntGauge::new("bus_up", "Whether the bus subscription is up").expect("valid metric"),
+            http_requests: IntCounterVec::new(
+                Opts::new("http_requests_total", "HTTP requests, by method, route and status"),
+                &["method", "route", "status"],
+            )
+            .expect("valid metric"),
+            http_request_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "http_request_duration_seconds",
+                    "HTTP request duration to response headers",
+                ),
+                &["method", "route"],
+            )
+            .expect("valid metric"),
+            registry,
+        };
+        metrics.register_all();
+        metrics
+    }
+
+    fn register_all(&self) {
+        let collectors: [Box<dyn prometheus::core::Collector>; 15] = [
+            Box::new(self.sse_connections.clone()),
+            Box::new(self.sse_events_sent.clone()),
+            Box::new(self.sse_connection_duration.clone()),
+            Box::new(self.sse_broadcast_latency.clone()),
+            Box::new(self.stream_lagged.clone()),
+            Box::new(self.stream_rejected.clone()),
+            Box::new(self.ws_connections.clone()),
+            Box::new(self.ws_events_sent.clone()),
+            Box::new(self.ws_connection_duration.clone()),
+            Box::new(self.bus_received.clone()),
+            Box::new(self.bus_invalid.clone()),
+            Box::new(self.bus_reconnects.clone()),
+            Box::new(self.bus_up.clone()),
+            Box::new(self.http_requests.clone()),
+            Box::new(self.http_request_duration.clone()),
+        ];
+        for collector in collectors {
+            self.registry.register(collector).expect("metric names are unique");
+        }
+        // Make the labelled series visible at 0 from the start.
+        for event_type in ["connection", "observation", "reset", "lagged"] {
+            self.sse_events_sent.with_label_values(&[event_type]);
+            self.ws_events_sent.with_label_values(&[event_type]);
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut buffer = Vec::new();
+        if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
+            tracing::error!(error = %error, "encoding metrics");
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

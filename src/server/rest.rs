@@ -1,0 +1,92 @@
+//! The REST endpoints (SPEC 4.1): observation history and station metadata.
+//!
+//! Shapes are the original system's (compatible): paginated lists are
+//! `{"data":[…],"meta":{"page","limit","total"}}`; single items `{"data":{…}}`.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::params::{station_path, Params};
+use super::AppState;
+use crate::store::{HistoryQuery, PageQuery};
+
+/// Default and largest page sizes.
+pub const DEFAULT_LIMIT: u32 = 100;
+/// The largest `limit` accepted.
+pub const MAX_LIMIT: u32 = 1000;
+
+/// `GET /v1/observations/by-station/{id}?page=&limit=&since=`: oldest first.
+pub async fn by_station(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let station = station_path(&id)?;
+    let params = Params::parse(query.as_deref());
+    let page = params.number("page", 1, 1, 1_000_000)?;
+    let limit = params.number("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
+    let since = params.time("since")?;
+    let result = state
+        .store
+        .observations_by_station(&station, PageQuery { page, limit, since })
+        .await
+        .map_err(|error| ApiError::internal(&error))?;
+    Ok(Json(json!({
+        "data": result.items,
+        "meta": { "page": page, "limit": limit, "total": result.total },
+    }))
+    .into_response())
+}
+
+/// `GET /v1/observations?station=&since=&until=&limit=`: newest first.
+pub async fn history(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref());
+    let stations = params.stations("station")?.unwrap_or_default();
+    let since = params.time("since")?;
+    let until = params.time("until")?;
+    if let (Some(since), Some(until)) = (since, until) {
+        if since > until {
+            return Err(super::params::invalid(
+                "until",
+                &params.get("until").unwrap_or_default().to_owned(),
+                "must not be before `since`",
+            ));
+        }
+    }
+    let limit = params.number("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
+    let items = state
+        .store
+        .observations(HistoryQuery { stations, since, until, limit })
+        .await
+        .map_err(|error| ApiError::internal(&error))?;
+    let count = items.len();
+    Ok(Json(json!({ "data": items, "meta": { "limit": limit, "count": count } })).into_response())
+}
+
+/// `GET /v1/stations?page=&limit=`.
+pub async fn stations(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref());
+    let page = params.number("page", 1, 1, 1_000_000)?;
+    let limit = params.number("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
+    let result = state.store.stations(page, limit).await.map_err(|error| ApiError::internal(&error))?;
+    Ok(Json(json!({
+        "data": result.items,
+        "meta": { "page": page, "limit": limit, "total": result.total },
+    }))
+    .into_response())
+}
+
+/// `GET /v1/stations/{id}`.
+pub async fn station(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let station = station_path(&id)?;
+    match state.store.station(&station).await.map_err(|error| ApiError::internal(&error))? {
+        Some(summary) => Ok(Json(json!({ "data": summary })).into_response()),
+        None => Err(ApiError::not_found(format!("Station {station} not found"))),
+    }
+}

@@ -1,0 +1,157 @@
+//! `GET /v1/observations/stream`: the SSE stream (SPEC 4.2, compatible).
+//!
+//! The body is a stream over a [`Feed`]; it ends itself on shutdown or when
+//! the client lags, so axum's graceful drain never waits on it forever.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+
+use super::error::ApiError;
+use super::feed::{Feed, Filter, Frame};
+use super::metrics::Metrics;
+use super::params::Params;
+use super::AppState;
+use crate::observation::FieldSet;
+
+/// What the SSE stream tells a browser to wait before reconnecting.
+pub const RETRY_MS: u64 = 3000;
+
+/// The message of the 503 a new stream gets while the bus is down (compatible).
+pub const UNAVAILABLE: &str = "Real-time streaming is temporarily unavailable";
+
+/// A stream request's parameters, shared by SSE and WebSocket.
+pub struct StreamRequest {
+    /// Which stations and fields.
+    pub filter: Filter,
+    /// Where to resume from (`Last-Event-ID` header or `last_event_id` query).
+    pub last_event_id: Option<String>,
+}
+
+impl StreamRequest {
+    /// Parses the filters and the resume position; 400 on a bad filter.
+    pub fn parse(query: Option<&str>, headers: &HeaderMap) -> Result<StreamRequest, ApiError> {
+        let params = Params::parse(query);
+        let filter = Filter { stations: params.stations("station")?, fields: params.fields()? };
+        let last_event_id = headers
+            .get("last-event-id")
+            .and_then(|value| value.to_str().ok())
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+            .map(str::to_owned)
+            .or_else(|| params.get("last_event_id").map(str::to_owned));
+        Ok(StreamRequest { filter, last_event_id })
+    }
+
+    /// Admits a stream or refuses it: bus down (503, unless this is a
+    /// reconnect), or the connection cap reached (503 + Retry-After).
+    pub fn admit(
+        &self,
+        state: &AppState,
+        transport: &'static str,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        if self.last_event_id.is_none() && !state.hub.bus_up() {
+            state.metrics.stream_rejected.with_label_values(&["bus_down"]).inc();
+            return Err(ApiError::unavailable(UNAVAILABLE, Some(3)));
+        }
+        Arc::clone(&state.connections).try_acquire_owned().map_err(|_| {
+            state.metrics.stream_rejected.with_label_values(&["connection_cap"]).inc();
+            tracing::warn!(transport, "stream connection cap reached");
+            ApiError::unavailable("Too many stream connections, retry later", Some(5))
+        })
+    }
+}
+
+/// Counts an open SSE connection; records its duration when dropped.
+struct SseGuard {
+    metrics: Arc<Metrics>,
+    opened: Instant,
+}
+
+impl Drop for SseGuard {
+    fn drop(&mut self) {
+        self.metrics.sse_connections.dec();
+        self.metrics.sse_connection_duration.observe(self.opened.elapsed().as_secs_f64());
+        tracing::debug!(duration_secs = self.opened.elapsed().as_secs_f64(), "sse client disconnected");
+    }
+}
+
+/// The handler.
+pub async fn stream(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let request = StreamRequest::parse(query.as_deref(), &headers)?;
+    let permit = request.admit(&state, "sse")?;
+    state.metrics.sse_connections.inc();
+    let guard = SseGuard { metrics: Arc::clone(&state.metrics), opened: Instant::now() };
+    let feed = Feed::new(
+        &state.hub,
+        state.bus.clone(),
+        request.filter,
+        request.last_event_id,
+        state.config.keepalive_interval(),
+        state.shutdown.child_token(),
+    );
+    let metrics = Arc::clone(&state.metrics);
+    let body = futures::stream::unfold(
+        (feed, guard, permit, metrics),
+        |(mut feed, guard, permit, metrics)| async move {
+            let frame = feed.next().await?;
+            let bytes = encode(&frame, feed.filter().fields, &metrics);
+            Some((Ok::<Bytes, Infallible>(bytes), (feed, guard, permit, metrics)))
+        },
+    );
+    let mut response = Response::new(Body::from_stream(body));
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+/// Encodes one frame as SSE text, counting it.
+fn encode(frame: &Frame, fields: FieldSet, metrics: &Metrics) -> Bytes {
+    let (event_type, bytes) = match frame {
+        Frame::Connection => ("connection", Bytes::from(connection_frame())),
+        Frame::Live(shared) => {
+            metrics.sse_broadcast_latency.observe(shared.received_at.elapsed().as_secs_f64() * 1000.0);
+            let bytes = if fields == FieldSet::ALL {
+                shared.sse_frame()
+            } else {
+                Bytes::from(super::fanout::encode_sse(&shared.event, fields))
+            };
+            ("observation", bytes)
+        }
+        Frame::Replayed(event) => ("observation", Bytes::from(super::fanout::encode_sse(event, fields))),
+        Frame::Reset => (
+            "reset",
+            Bytes::from_static(
+                b"event: reset\ndata: {\"reason\":\"cannot resume from that id; refetch history over REST\"}\n\n",
+            ),
+        ),
+        Frame::Lagged { skipped } => (
+            "lagged",
+            Bytes::from(format!(
+                "event: lagged\ndata: {{\"reason\":\"client too slow; reconnect to catch up\",\"skipped\":{skipped}}}\n\n"
+            )),
+        ),
+        Frame::Keepalive => return Bytes::from_static(b": keepalive\n\n"),
+    };
+    metrics.sse_events_sent.with_label_values(&[event_type]).inc();
+    bytes
+}
+
+/// `retry:` and the `connection` event.
+fn connection_frame() -> String {
+    format!("retry: {RETRY_MS}\n\nevent: connection\ndata: {}\n\n", super::connection_data())
+}

@@ -1,0 +1,3 @@
+//! Where observations come from. Today only NDBC.
+
+pub mod ndbc;

@@ -1,0 +1,4 @@
+//! NDBC: the file parsers (pure, no I/O) and, with the worker, the fetcher.
+
+pub mod parse;
+pub mod stations;

@@ -1,0 +1,934 @@
+//! The NDBC standard-meteorological text parser (SPEC 2): bytes in, observations
+//! plus per-line errors out.
+//!
+//! It reads every stdmet vintage NDBC has served: realtime2 `{ID}.txt`
+//! (`#YY MM DD hh mm WDIR … TIDE` and a `#yr mo …` units line), the yearly and
+//! monthly historical files (two-digit `YY` or `YYYY` years, no minute column,
+//! `WD`/`BAR` names, no `#`, no `PTDY`, zero-padded `0987.4`, `.79`, `-.3`),
+//! `latest_obs.txt` (a `STN` column, `PTDY` before `ATMP`) and the drifting-buoy
+//! `.drift` files (one `hhmm` column, `LAT`/`LON` per row, both ignored).
+//! Columns are always found by name in the header line.
+//!
+//! Rules (SPEC 2):
+//! - `MM` and the per-field sentinels of [`Field::sentinel`] (compared
+//!   numerically, so `99.00`, `99.0` and `99` are the same) become `None`,
+//!   never 0. A 99 in `WDIR`/`MWD` is a real direction (their sentinel is 999).
+//! - A row shorter than the header has its missing trailing fields `None`.
+//! - A line with more columns than the header, a malformed number or date
+//!   (month 13, February 30, minute 60, …), or bytes that are not UTF-8 is a
+//!   bad line: skipped whole and reported as a [`LineError`], and the rest
+//!   of the file is still read. Blank lines are skipped silently.
+//! - `#` lines that are not a header (units lines, comments) are skipped
+//!   wherever they appear. A header line in mid-file re-defines the columns
+//!   of the rows below it.
+//! - Two-digit years are 19YY when YY >= 50, else 20YY (NDBC's two-digit files
+//!   run 1970–1998). The year is judged by the value, not by the header name:
+//!   realtime files say `#YY` over four-digit years.
+//! - Duplicate timestamps are kept as rows; the store deduplicates by key.
+//!
+//! NDBC files that are not standard meteorological data (`.cwind`, `.spec`,
+//! `.ocean`, `.adcp`, `.dart`, `.srad`, `.supl`, `.rain`, `.dmv`, spectral
+//! files, historical cwind/swden, …) never yield observations: their header
+//! has a column stdmet does not know (`GDR`, `SwH`, `DEPTH`, `.030`, …), and
+//! the whole file is refused with [`FileError::NotStdmet`]. (This matters:
+//! `.cwind` has `WDIR`/`WSPD`/`GST` columns with another meaning and its own
+//! "no gust" markers.) A file with no NDBC header at all (an HTML error page,
+//! an empty body) is [`FileError::NotNdbc`].
+//!
+//! The parser is pure (no I/O), never panics, and is built for speed: lines
+//! are found with `memchr`, tokens are split by hand, header columns are
+//! mapped to [`Field`]s once, numbers go through a correctly rounded
+//! fast-path decimal parser, and dates are cached per day.
+//! [`parse_each`] streams rows to a callback without allocating per row
+//! (except for `latest_obs.txt`, whose station changes from row to row).
+//!
+//! It deliberately does not fetch, store, or deduplicate anything.
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::observation::{Field, Measurements, Observation, StationId};
+
+/// The result of parsing one file: its good rows and its bad lines.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Parsed {
+    /// Every good row, in file order (duplicates included).
+    pub observations: Vec<Observation>,
+    /// Every bad line, in file order.
+    pub errors: Vec<LineError>,
+}
+
+/// What [`parse_each`] returns once every row went to the callback.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Summary {
+    /// Number of good rows handed to the callback.
+    pub n_rows: usize,
+    /// Every bad line, in file order.
+    pub errors: Vec<LineError>,
+}
+
+/// A bad line: skipped whole, the rest of the file still read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError {
+    /// 1-based line number in the file.
+    pub line: usize,
+    /// Why the line was skipped.
+    pub kind: LineErrorKind,
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.kind)
+    }
+}
+
+impl std::error::Error for LineError {}
+
+/// Why a line was skipped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineErrorKind {
+    /// More tokens than the header has columns.
+    #[error("{found} columns but the header has {expected}")]
+    TooManyColumns {
+        /// Tokens on the line.
+        found: usize,
+        /// Columns in the header.
+        expected: usize,
+    },
+    /// A measurement that is neither `MM` nor a decimal number.
+    #[error("malformed number {value:?} in column {column}")]
+    BadNumber {
+        /// The header's name for the column (`WSPD`, `BAR`, …).
+        column: &'static str,
+        /// The offending token (truncated when long).
+        value: String,
+    },
+    /// A date or time token that is not a number in its range.
+    #[error("malformed {column} {value:?}")]
+    BadDateField {
+        /// The header's name for the column (`MM`, `hh`, …).
+        column: &'static str,
+        /// The offending token (truncated when long).
+        value: String,
+    },
+    /// Date fields each in range but not a calendar date (February 30).
+    #[error("impossible date {year:04}-{month:02}-{day:02}")]
+    ImpossibleDate {
+        /// Year as read (two-digit years already expanded).
+        year: i32,
+        /// Month 1–12.
+        month: u32,
+        /// Day 1–31.
+        day: u32,
+    },
+    /// The row ends before all of its date and time columns.
+    #[error("row ends before its date and time ({found} columns)")]
+    MissingDate {
+        /// Tokens on the line.
+        found: usize,
+    },
+    /// The row has no `STN` column and no station was given for the file.
+    #[error("no station id for this row: no STN column and none given")]
+    NoStation,
+    /// The `STN` token is not a valid station id.
+    #[error("invalid station id {value:?}")]
+    BadStation {
+        /// The offending token (truncated when long).
+        value: String,
+    },
+    /// The line's bytes are not UTF-8.
+    #[error("bytes that are not UTF-8")]
+    NotUtf8,
+    /// A header in mid-file that switches to columns stdmet does not know.
+    #[error("header that is not standard meteorological ({})", describe_unknown(unknown))]
+    ForeignHeader {
+        /// The unknown column names.
+        unknown: Vec<String>,
+    },
+    /// A row below such a header.
+    #[error("row under a header that is not standard meteorological")]
+    UnderForeignHeader,
+}
+
+/// Why a whole file yields nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileError {
+    /// No NDBC column header: an HTML error page, an empty body, random text.
+    #[error("not an NDBC data file: {reason}")]
+    NotNdbc {
+        /// What was found instead of a header.
+        reason: String,
+    },
+    /// An NDBC file of another kind (`.cwind`, `.spec`, `.ocean`, …).
+    #[error("an NDBC file but not standard meteorological data ({})", describe_unknown(unknown))]
+    NotStdmet {
+        /// The header's column names that stdmet does not have, in header order.
+        unknown: Vec<String>,
+    },
+    /// The file has no `STN` column and the caller gave no station.
+    #[error("no station id: the file has no STN column and no station was given")]
+    MissingStation,
+}
+
+/// `columns A, B, C are not stdmet` for error messages, at most ten names.
+fn describe_unknown(columns: &[String]) -> String {
+    const MAX: usize = 10;
+    if columns.is_empty() {
+        return "no measurement column".to_owned();
+    }
+    let mut out = columns.iter().take(MAX).map(String::as_str).collect::<Vec<_>>().join(", ");
+    if columns.len() > MAX {
+        out.push_str(&format!(" and {} more", columns.len() - MAX));
+    }
+    out.push_str(if columns.len() == 1 { " is not stdmet" } else { " are not stdmet" });
+    format!("column{} {out}", if columns.len() == 1 { "" } else { "s" })
+}
+
+/// Parses a whole NDBC stdmet file into observations and bad lines.
+///
+/// `station` is used when the file has no `STN` column (every file except
+/// `latest_obs.txt`); see [`station_from_file_name`].
+pub fn parse(bytes: &[u8], station: Option<&StationId>) -> Result<Parsed, FileError> {
+    // One slot per line is an upper bound on the rows: no reallocation.
+    let mut observations = Vec::with_capacity(memchr::memchr_iter(b'\n', bytes).count() + 1);
+    let summary = parse_each(bytes, station, |observation| observations.push(observation.clone()))?;
+    Ok(Parsed { observations, errors: summary.errors })
+}
+
+/// Parses a whole NDBC stdmet file, handing each good row to `on_row`.
+///
+/// The same [`Observation`] is reused from row to row, so nothing is
+/// allocated per row; clone it to keep it. Bad lines come back in the
+/// [`Summary`]. See [`parse`] for `station`.
+pub fn parse_each(
+    bytes: &[u8],
+    station: Option<&StationId>,
+    mut on_row: impl FnMut(&Observation),
+) -> Result<Summary, FileError> {
+    let all_ascii = bytes.is_ascii();
+    let mut lines = Lines::new(bytes);
+
+    // The first meaningful line must be the header.
+    let layout = loop {
+        let Some((number, line)) = lines.next() else {
+            return Err(FileError::NotNdbc {
+                reason: if bytes.iter().all(u8::is_ascii_whitespace) {
+                    "the file is empty".to_owned()
+                } else {
+                    "no column header line".to_owned()
+                },
+            });
+        };
+        let trimmed = trim(line);
+        if trimmed.is_empty() {
+            continue;
+        }
+        match classify_header(trimmed) {
+            Header::Stdmet(layout) => break layout,
+            Header::Foreign(unknown) => return Err(FileError::NotStdmet { unknown }),
+            Header::NotHeader if trimmed[0] == b'#' => continue,
+            Header::NotHeader => return Err(FileError::NotNdbc { reason: not_a_header(number, trimmed) }),
+        }
+    };
+    if !layout.has_station && station.is_none() {
+        return Err(FileError::MissingStation);
+    }
+
+    let placeholder = || StationId::parse("unknown").expect("a literal valid station id");
+    let mut row = RowParser {
+        layout: Some(layout),
+        default_station: station.is_some(),
+        observation: Observation {
+            station_id: station.cloned().unwrap_or_else(placeholder),
+            observed_at: DateTime::<Utc>::UNIX_EPOCH,
+            measurements: Measurements::default(),
+        },
+        day_cache: None,
+    };
+    let mut summary = Summary::default();
+    for (number, line) in lines {
+        if !all_ascii && !line.is_ascii() && std::str::from_utf8(line).is_err() {
+            summary.errors.push(LineError { line: number, kind: LineErrorKind::NotUtf8 });
+            continue;
+        }
+        let first = match line.iter().position(|b| !is_sep(*b)) {
+            Some(first) => first,
+            None => continue,
+        };
+        let trimmed = &line[first..];
+        // Only `#` lines and lines starting with a column name can be headers:
+        // data rows start with a digit (or, in latest_obs.txt, a station id,
+        // which `classify_header` rejects quickly).
+        if trimmed[0] == b'#' || trimmed[0].is_ascii_alphabetic() {
+            match classify_header(trimmed) {
+                Header::Stdmet(layout) => {
+                    row.layout = Some(layout);
+                    continue;
+                }
+                Header::Foreign(unknown) => {
+                    row.layout = None;
+                    summary
+                        .errors
+                        .push(LineError { line: number, kind: LineErrorKind::ForeignHeader { unknown } });
+                    continue;
+                }
+                Header::NotHeader if trimmed[0] == b'#' => continue,
+                Header::NotHeader => {}
+            }
+        }
+        match row.parse(trimmed) {
+            Ok(()) => {
+                summary.n_rows += 1;
+                on_row(&row.observation);
+            }
+            Err(kind) => summary.errors.push(LineError { line: number, kind }),
+        }
+    }
+    Ok(summary)
+}
+
+/// The reason text for a first line that is not a header.
+fn not_a_header(number: usize, line: &[u8]) -> String {
+    let shown = shorten(line, 60);
+    if line[0] == b'<' {
+        format!("line {number} looks like HTML or XML, not an NDBC column header: {shown:?}")
+    } else {
+        format!("line {number} is not an NDBC column header: {shown:?}")
+    }
+}
+
+/// Lossy, at most `max` bytes, for error messages.
+fn shorten(bytes: &[u8], max: usize) -> String {
+    let cut = &bytes[..bytes.len().min(max)];
+    let mut out = String::from_utf8_lossy(cut).into_owned();
+    if bytes.len() > max {
+        out.push('…');
+    }
+    out
+}
+
+/// Derives the station from an NDBC file name.
+///
+/// Understands realtime names (`41002.txt`, `TPLM2.txt`, `22101.drift`),
+/// historical yearly names (`46035h1990.txt`, `42a01c2003.txt`, and the
+/// `46097h201908qc.txt` style with a month and a suffix) and monthly names
+/// (`tplm212022.txt`: month code `1`–`9`, `a`, `b`, `c`, then the year).
+/// A leading directory is ignored. Historical names need an id of at
+/// least four characters before the code letter and a year in 1970–2099.
+pub fn station_from_file_name(name: &str) -> Option<StationId> {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let stem = base.split('.').next().unwrap_or(base);
+    let bytes = stem.as_bytes();
+    // The rightmost code + four-digit year with only `\d{0,2}[a-z]*` after it.
+    let split = (4..bytes.len().saturating_sub(4)).rev().find(|&code| {
+        let year = &bytes[code + 1..code + 5];
+        let rest = &bytes[code + 5..];
+        let n_digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        bytes[code].is_ascii_alphanumeric()
+            && bytes[code] != b'0'
+            && year.iter().all(u8::is_ascii_digit)
+            && parse_uint(year).is_some_and(|year| (1970..=2099).contains(&year))
+            && n_digits <= 2
+            && rest[n_digits..].iter().all(u8::is_ascii_alphabetic)
+    });
+    StationId::parse(match split {
+        Some(code) => &stem[..code],
+        None => stem,
+    })
+    .ok()
+}
+
+/// What a header column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Column {
+    Year,
+    Month,
+    Day,
+    Hour,
+    Minute,
+    /// Drifting buoys: hour and minute in one `hhmm` token.
+    HourMinute,
+    /// `latest_obs.txt`: the station id.
+    Station,
+    /// Known but not kept (`LAT`, `LON`).
+    Skip,
+    Measure(Field),
+}
+
+/// Maps a header name to its column; `None` for names stdmet does not have.
+///
+/// Case matters: `MM` is the month, `mm` the minute.
+fn column(name: &[u8]) -> Option<Column> {
+    Some(match name {
+        b"YY" | b"YYYY" => Column::Year,
+        b"MM" => Column::Month,
+        b"DD" => Column::Day,
+        b"hh" => Column::Hour,
+        b"mm" => Column::Minute,
+        b"hhmm" => Column::HourMinute,
+        b"STN" => Column::Station,
+        b"LAT" | b"LON" => Column::Skip,
+        b"WDIR" | b"WD" => Column::Measure(Field::WindDirDeg),
+        b"WSPD" => Column::Measure(Field::WindSpeedMps),
+        b"GST" => Column::Measure(Field::GustMps),
+        b"WVHT" => Column::Measure(Field::WaveHeightM),
+        b"DPD" => Column::Measure(Field::DominantPeriodS),
+        b"APD" => Column::Measure(Field::AveragePeriodS),
+        b"MWD" => Column::Measure(Field::MeanWaveDirDeg),
+        b"PRES" | b"BAR" | b"BARO" => Column::Measure(Field::PressureHpa),
+        b"ATMP" => Column::Measure(Field::AirTempC),
+        b"WTMP" => Column::Measure(Field::WaterTempC),
+        b"DEWP" => Column::Measure(Field::DewpointC),
+        b"VIS" => Column::Measure(Field::VisibilityNmi),
+        b"PTDY" => Column::Measure(Field::PressureTendencyHpa),
+        b"TIDE" => Column::Measure(Field::TideFt),
+        _ => return None,
+    })
+}
+
+/// The columns of a stdmet header, in order, with their names for messages.
+#[derive(Debug, Clone)]
+struct Layout {
+    columns: Vec<(Column, &'static str)>,
+    has_station: bool,
+}
+
+enum Header {
+    NotHeader,
+    Stdmet(Layout),
+    Foreign(Vec<String>),
+}
+
+/// Decides whether a (trimmed, non-empty) line is a column header.
+///
+/// A header names a year (`YY`/`YYYY`), `MM`, `DD` and an hour (`hh` or
+/// `hhmm`); one optional leading `#` is dropped.
+fn classify_header(line: &[u8]) -> Header {
+    let body = line.strip_prefix(b"#").unwrap_or(line);
+    // Cheap rejection for data rows of latest_obs.txt and other text.
+    let first = Tokens::new(body).next().unwrap_or_default();
+    if !matches!(first, b"YY" | b"YYYY" | b"STN") {
+        return Header::NotHeader;
+    }
+    let mut columns = Vec::new();
+    let mut unknown = Vec::new();
+    for token in Tokens::new(body) {
+        match column(token) {
+            Some(column) => columns.push((column, static_name(column, token))),
+            None => unknown.push(String::from_utf8_lossy(token).into_owned()),
+        }
+    }
+    let has = |wanted: Column| columns.iter().any(|(column, _)| *column == wanted);
+    let is_header = has(Column::Year)
+        && has(Column::Month)
+        && has(Column::Day)
+        && (has(Column::Hour) || has(Column::HourMinute));
+    if !is_header {
+        return Header::NotHeader;
+    }
+    if !unknown.is_empty() {
+        return Header::Foreign(unknown);
+    }
+    if !columns.iter().any(|(column, _)| matches!(column, Column::Measure(_))) {
+        return Header::Foreign(Vec::new());
+    }
+    let has_station = has(Column::Station);
+    Header::Stdmet(Layout { columns, has_station })
+}
+
+/// The header's own spelling of a known column, as a `'static` name.
+fn static_name(column: Column, token: &[u8]) -> &'static str {
+    match token {
+        b"YY" => "YY",
+        b"YYYY" => "YYYY",
+        b"WD" => "WD",
+        b"BAR" => "BAR",
+        b"BARO" => "BARO",
+        _ => match column {
+            Column::Year => "YY",
+            Column::Month => "MM",
+            Column::Day => "DD",
+            Column::Hour => "hh",
+            Column::Minute => "mm",
+            Column::HourMinute => "hhmm",
+            Column::Station => "STN",
+            Column::Skip => "LAT/LON",
+            Column::Measure(field) => stdmet_name(field),
+        },
+    }
+}
+
+/// The realtime2 column name of a field.
+fn stdmet_name(field: Field) -> &'static str {
+    match field {
+        Field::WindDirDeg => "WDIR",
+        Field::WindSpeedMps => "WSPD",
+        Field::GustMps => "GST",
+        Field::WaveHeightM => "WVHT",
+        Field::DominantPeriodS => "DPD",
+        Field::AveragePeriodS => "APD",
+        Field::MeanWaveDirDeg => "MWD",
+        Field::PressureHpa => "PRES",
+        Field::AirTempC => "ATMP",
+        Field::WaterTempC => "WTMP",
+        Field::DewpointC => "DEWP",
+        Field::VisibilityNmi => "VIS",
+        Field::PressureTendencyHpa => "PTDY",
+        Field::TideFt => "TIDE",
+    }
+}
+
+/// Parses data rows into one reused [`Observation`].
+struct RowParser {
+    /// The current header's columns; `None` below a foreign header.
+    layout: Option<Layout>,
+    /// Whether the caller gave a station (used when there is no `STN` column).
+    default_station: bool,
+    /// The row being built, handed out by reference.
+    observation: Observation,
+    /// The last (year, month, day) seen and its date: rows come sorted, so
+    /// the calendar check runs once per day, not once per row.
+    day_cache: Option<((i32, u32, u32), NaiveDate)>,
+}
+
+impl RowParser {
+    /// Parses one trimmed, non-empty data line into `self.observation`.
+    ///
+    /// On error `self.observation` is left half-written; it is only handed
+    /// out after an `Ok`.
+    fn parse(&mut self, line: &[u8]) -> Result<(), LineErrorKind> {
+        let Some(layout) = &self.layout else {
+            return Err(LineErrorKind::UnderForeignHeader);
+        };
+        let columns = layout.columns.as_slice();
+        if !layout.has_station && !self.default_station {
+            return Err(LineErrorKind::NoStation);
+        }
+        let mut measurements = Measurements::default();
+        let (mut year, mut month, mut day, mut hour, mut minute) = (None, None, None, None, Some(0));
+        let mut station_token: Option<&[u8]> = None;
+        let mut n_tokens = 0;
+        for token in Tokens::new(line) {
+            let Some(&(column, name)) = columns.get(n_tokens) else {
+                let found = n_tokens + 1 + Tokens::new(line).skip(n_tokens + 1).count();
+                return Err(LineErrorKind::TooManyColumns { found, expected: columns.len() });
+            };
+            n_tokens += 1;
+            match column {
+                Column::Measure(field) => {
+                    if token == b"MM" {
+                        continue;
+                    }
+                    let value = parse_decimal(token).ok_or_else(|| LineErrorKind::BadNumber {
+                        column: name,
+                        value: shorten(token, 40),
+                    })?;
+                    if value != field.sentinel() {
+                        measurements.set(field, Some(if field.is_integer() { value.round() } else { value }));
+                    }
+                }
+                Column::Year => {
+                    year = Some(match (token.len(), parse_uint(token)) {
+                        (2, Some(yy)) if yy >= 50 => 1900 + yy as i32,
+                        (2, Some(yy)) => 2000 + yy as i32,
+                        (4, Some(yyyy)) => yyyy as i32,
+                        _ => return Err(bad_date(name, token)),
+                    });
+                }
+                Column::Month => month = Some(date_field(token, name, 1..=12)?),
+                Column::Day => day = Some(date_field(token, name, 1..=31)?),
+                Column::Hour => hour = Some(date_field(token, name, 0..=23)?),
+                Column::Minute => minute = Some(date_field(token, name, 0..=59)?),
+                Column::HourMinute => {
+                    let hhmm = match parse_uint(token) {
+                        Some(hhmm) if token.len() == 4 && hhmm / 100 <= 23 && hhmm % 100 <= 59 => hhmm,
+                        _ => return Err(bad_date(name, token)),
+                    };
+                    hour = Some(hhmm / 100);
+                    minute = Some(hhmm % 100);
+                }
+                Column::Station => station_token = Some(token),
+                Column::Skip => {}
+            }
+        }
+        let (Some(year), Some(month), Some(day), Some(hour), Some(minute)) = (year, month, day, hour, minute)
+        else {
+            return Err(LineErrorKind::MissingDate { found: n_tokens });
+        };
+        let date = match self.day_cache {
+            Some((key, date)) if key == (year, month, day) => date,
+            _ => {
+                let date = NaiveDate::from_ymd_opt(year, month, day)
+                    .ok_or(LineErrorKind::ImpossibleDate { year, month, day })?;
+                self.day_cache = Some(((year, month, day), date));
+                date
+            }
+        };
+        let observed_at = date
+            .and_hms_opt(hour, minute, 0)
+            .ok_or(LineErrorKind::ImpossibleDate { year, month, day })?
+            .and_utc();
+        if layout.has_station {
+            match station_token {
+                Some(token) => {
+                    if !token.eq_ignore_ascii_case(self.observation.station_id.as_str().as_bytes()) {
+                        let text = std::str::from_utf8(token).unwrap_or("");
+                        self.observation.station_id = StationId::parse(text)
+                            .map_err(|_| LineErrorKind::BadStation { value: shorten(token, 40) })?;
+                    }
+                }
+                None => return Err(LineErrorKind::MissingDate { found: n_tokens }),
+            }
+        }
+        self.observation.observed_at = observed_at;
+        self.observation.measurements = measurements;
+        Ok(())
+    }
+}
+
+fn bad_date(column: &'static str, token: &[u8]) -> LineErrorKind {
+    LineErrorKind::BadDateField { column, value: shorten(token, 40) }
+}
+
+/// A one- or two-digit date field within `range`.
+fn date_field(
+    token: &[u8],
+    column: &'static str,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32, LineErrorKind> {
+    match parse_uint(token) {
+        Some(value) if token.len() <= 2 && range.contains(&value) => Ok(value),
+        _ => Err(bad_date(column, token)),
+    }
+}
+
+/// All-digit tokens of at most 9 digits.
+fn parse_uint(token: &[u8]) -> Option<u32> {
+    if token.is_empty() || token.len() > 9 {
+        return None;
+    }
+    let mut value = 0u32;
+    for &b in token {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        value = value * 10 + u32::from(digit);
+    }
+    Some(value)
+}
+
+/// Exact powers of ten as `f64` (every one up to 1e22 is representable).
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18,
+    1e19, 1e20, 1e21, 1e22,
+];
+
+/// Parses `[+-]?digits[.digits]` (at least one digit, no exponent) into the
+/// nearest `f64`, exactly as `str::parse::<f64>` would.
+///
+/// The fast path reads the digits as an integer mantissa `m` and divides by
+/// `10^k`: when `m <= 2^53` and `k <= 22` both are exact doubles and IEEE
+/// division rounds correctly, so the result is the correctly rounded value.
+/// Longer inputs (never seen in NDBC files) fall back to the standard parser.
+#[inline]
+pub fn parse_decimal(token: &[u8]) -> Option<f64> {
+    let (negative, digits) = match token.first()? {
+        b'-' => (true, &token[1..]),
+        b'+' => (false, &token[1..]),
+        _ => (false, token),
+    };
+    let mut mantissa: u64 = 0;
+    let mut n_digits = 0usize;
+    // Digits before the dot, once there is one.
+    let mut dot_at = usize::MAX;
+    for &b in digits {
+        let digit = b.wrapping_sub(b'0');
+        if digit <= 9 {
+            // Wrapping: past 19 digits the value is unused (we fall back below).
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(digit));
+            n_digits += 1;
+        } else if b == b'.' && dot_at == usize::MAX {
+            dot_at = n_digits;
+        } else {
+            return None;
+        }
+    }
+    if n_digits == 0 {
+        return None;
+    }
+    let n_fraction = if dot_at == usize::MAX { 0 } else { n_digits - dot_at };
+    // 19 digits always fit in a u64 without wrapping.
+    let value = if n_digits <= 19 && mantissa <= 1 << 53 && n_fraction < POW10.len() {
+        mantissa as f64 / POW10[n_fraction]
+    } else {
+        // The grammar is already checked, and std accepts all of it.
+        std::str::from_utf8(token).ok()?.parse::<f64>().ok()?.abs()
+    };
+    Some(if negative { -value } else { value })
+}
+
+/// Field separators: spaces, tabs, a stray `\r` from CRLF files, and any
+/// other ASCII control byte (one comparison on the hot path; a control byte
+/// inside a token splits it, which then fails as a bad line anyway).
+#[inline(always)]
+fn is_sep(b: u8) -> bool {
+    b <= b' '
+}
+
+fn trim(line: &[u8]) -> &[u8] {
+    let start = line.iter().position(|b| !is_sep(*b)).unwrap_or(line.len());
+    &line[start..]
+}
+
+/// Whitespace-separated tokens of a line.
+struct Tokens<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Tokens<'a> {
+    fn new(line: &'a [u8]) -> Self {
+        Tokens { rest: line }
+    }
+}
+
+impl<'a> Iterator for Tokens<'a> {
+    type Item = &'a [u8];
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let rest = self.rest;
+        let mut start = 0;
+        while start < rest.len() && is_sep(rest[start]) {
+            start += 1;
+        }
+        if start == rest.len() {
+            self.rest = &[];
+            return None;
+        }
+        let mut end = start + 1;
+        while end < rest.len() && !is_sep(rest[end]) {
+            end += 1;
+        }
+        self.rest = &rest[end..];
+        Some(&rest[start..end])
+    }
+}
+
+/// Lines with their 1-based numbers, without the `\n`. A UTF-8 byte-order
+/// mark at the start is dropped.
+struct Lines<'a> {
+    rest: &'a [u8],
+    number: usize,
+}
+
+impl<'a> Lines<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Lines { rest: bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes), number: 0 }
+    }
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = (usize, &'a [u8]);
+
+    #[inline]
+    fn next(&mut self) -> Option<(usize, &'a [u8])> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        self.number += 1;
+        let line = match memchr::memchr(b'\n', self.rest) {
+            Some(end) => {
+                let line = &self.rest[..end];
+                self.rest = &self.rest[end + 1..];
+                line
+            }
+            None => std::mem::take(&mut self.rest),
+        };
+        Some((self.number, line))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn station() -> StationId {
+        StationId::parse("41002").expect("valid id")
+    }
+
+    const HEADER: &str =
+        "#YY  MM DD hh mm WDIR WSPD GST  WVHT   DPD   APD MWD   PRES  ATMP  WTMP  DEWP  VIS PTDY  TIDE\n\
+        #yr  mo dy hr mn degT m/s  m/s     m   sec   sec degT   hPa  degC  degC  degC  nmi  hPa    ft\n";
+
+    proptest! {
+        #[test]
+        fn decimal_parser_equals_std(text in "[+-]?[0-9]{0,24}(\\.[0-9]{0,24})?") {
+            let ours = parse_decimal(text.as_bytes()).map(f64::to_bits);
+            let std = text.parse::<f64>().ok().map(f64::to_bits);
+            prop_assert_eq!(ours, std, "{}", text);
+        }
+
+        #[test]
+        fn decimal_parser_equals_std_on_ndbc_shapes(int in 0u32..100_000, frac in 0u32..1000, width in 1usize..4, sign in 0u8..3) {
+            let sign = ["", "-", "+"][usize::from(sign)];
+            let text = format!("{sign}{int}.{frac:0width$}");
+            prop_assert_eq!(
+                parse_decimal(text.as_bytes()).map(f64::to_bits),
+                text.parse::<f64>().ok().map(f64::to_bits),
+                "{}", text
+            );
+        }
+
+        #[test]
+        fn parser_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let mut input = HEADER.as_bytes().to_vec();
+            input.extend_from_slice(&bytes);
+            let _ = parse(&input, Some(&station()));
+            let _ = parse(&bytes, Some(&station()));
+        }
+    }
+
+    #[test]
+    fn decimal_parser_rejects_what_is_not_a_plain_decimal() {
+        for bad in ["", ".", "+", "-", "-.", "1.2.3", "1e5", "nan", "inf", "MM", "12a", "--1", " 1"] {
+            assert_eq!(parse_decimal(bad.as_bytes()), None, "{bad:?}");
+        }
+        assert_eq!(parse_decimal(b"0987.4"), Some(987.4));
+        assert_eq!(parse_decimal(b".79"), Some(0.79));
+        assert_eq!(parse_decimal(b"-.3"), Some(-0.3));
+        assert_eq!(parse_decimal(b"+0.6"), Some(0.6));
+        assert_eq!(parse_decimal(b"5."), Some(5.0));
+    }
+
+    #[test]
+    fn file_names_give_station_ids() {
+        let cases = [
+            ("41002.txt", Some("41002")),
+            ("TPLM2.txt", Some("tplm2")),
+            ("22101.drift", Some("22101")),
+            ("41008.cwind", Some("41008")),
+            ("46035h1990.txt", Some("46035")),
+            ("46035h1990.txt.gz", Some("46035")),
+            ("tplm2h2020.txt", Some("tplm2")),
+            ("tplm212022.txt", Some("tplm2")),
+            ("tplm2c2022.txt", Some("tplm2")),
+            ("42a01c2003.txt", Some("42a01")),
+            ("46097h201908qc.txt", Some("46097")),
+            ("/some/dir/realtime2/44013.txt", Some("44013")),
+            ("1801593.txt", Some("1801593")),
+            ("latest_obs.txt", None),
+            ("page.html", Some("page")),
+            ("", None),
+        ];
+        for (name, expected) in cases {
+            let got = station_from_file_name(name);
+            assert_eq!(got.as_ref().map(StationId::as_str), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn sentinels_are_missing_but_99_degrees_is_a_direction() {
+        let text = format!(
+            "{HEADER}2018 08 01 15 10  99 99.0 7.0 99.00 99.00 99.00  99 9999.0 999.0 999 999.0 99.0 99.0 99.00\n\
+             2018 08 01 15 00 999  6.0  MM  1.2    7    MM 999 1022.9    MM  28.0  MM   MM  +0.6  -0.2\n"
+        );
+        let parsed = parse(text.as_bytes(), Some(&station())).expect("stdmet");
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        let first = &parsed.observations[0].measurements;
+        assert_eq!(first.get(Field::WindDirDeg), Some(99.0));
+        assert_eq!(first.get(Field::MeanWaveDirDeg), Some(99.0));
+        assert_eq!(first.present().count(), 3, "only WDIR, GST and MWD survive: {first:?}");
+        let second = &parsed.observations[1].measurements;
+        assert_eq!(second.get(Field::WindDirDeg), None);
+        assert_eq!(second.get(Field::MeanWaveDirDeg), None);
+        assert_eq!(second.get(Field::DominantPeriodS), Some(7.0));
+        assert_eq!(second.get(Field::PressureTendencyHpa), Some(0.6));
+        assert_eq!(second.get(Field::TideFt), Some(-0.2));
+    }
+
+    #[test]
+    fn bad_lines_are_reported_and_skipped() {
+        let mut text = HEADER.as_bytes().to_vec();
+        text.extend_from_slice(b"2018 08 01 15 10 160 6.0 7.0 MM MM MM MM 1022.9 MM 28.0 MM MM MM MM\n");
+        text.extend_from_slice(b"2018 08 01 15 00 160 6.0 7.0 MM MM MM MM 1022.9 MM 28.0 MM MM MM MM 12\n");
+        text.extend_from_slice(b"2018 08 01 14 50 160 6.x 7.0\n");
+        text.extend_from_slice(b"2018 02 30 14 40 160 6.0 7.0\n");
+        text.extend_from_slice(b"2018 13 01 14 30 160 6.0 7.0\n");
+        text.extend_from_slice(b"2018 08 01 24 30 160 6.0 7.0\n");
+        text.extend_from_slice(b"2018 08 01 14 60 160 6.0 7.0\n");
+        text.extend_from_slice(b"2018 08 01\n");
+        text.extend_from_slice(b"2018 08 01 14 20 160 \xff\xfe 7.0\n");
+        text.extend_from_slice(b"\n   \n# a comment\n");
+        text.extend_from_slice(b"2018 08 01 14 10 160 6.0\n");
+        let parsed = parse(&text, Some(&station())).expect("stdmet");
+        let errors: Vec<String> = parsed.errors.iter().map(ToString::to_string).collect();
+        expect_test::expect![[r#"
+            [
+                "line 4: 20 columns but the header has 19",
+                "line 5: malformed number \"6.x\" in column WSPD",
+                "line 6: impossible date 2018-02-30",
+                "line 7: malformed MM \"13\"",
+                "line 8: malformed hh \"24\"",
+                "line 9: malformed mm \"60\"",
+                "line 10: row ends before its date and time (3 columns)",
+                "line 11: bytes that are not UTF-8",
+            ]
+        "#]]
+        .assert_debug_eq(&errors);
+        assert_eq!(parsed.observations.len(), 2);
+        let last = &parsed.observations[1];
+        assert_eq!(last.observed_at.to_rfc3339(), "2018-08-01T14:10:00+00:00");
+        assert_eq!(last.measurements.get(Field::WindSpeedMps), Some(6.0));
+        assert_eq!(last.measurements.get(Field::GustMps), None, "trailing columns missing");
+    }
+
+    #[test]
+    fn two_digit_years_pivot_at_50() {
+        let text = "YY MM DD hh WD   WSPD\n49 01 01 00 154 12.8\n50 01 01 00 154 12.8\n";
+        let parsed = parse(text.as_bytes(), Some(&station())).expect("stdmet");
+        let years: Vec<String> = parsed.observations.iter().map(|o| o.observed_at.to_rfc3339()).collect();
+        assert_eq!(years, ["2049-01-01T00:00:00+00:00", "1950-01-01T00:00:00+00:00"]);
+    }
+
+    #[test]
+    fn mid_file_header_redefines_columns() {
+        let text = "#YY MM DD hh mm WSPD\n2018 08 01 15 10 6.0\n#YY MM DD hh mm GST WSPD\n2018 08 01 15 20 9.0 6.5\n\
+                    #YY MM DD hh mm GDR\n2018 08 01 15 30 100\n";
+        let parsed = parse(text.as_bytes(), Some(&station())).expect("stdmet");
+        assert_eq!(parsed.observations.len(), 2);
+        assert_eq!(parsed.observations[1].measurements.get(Field::GustMps), Some(9.0));
+        assert_eq!(parsed.observations[1].measurements.get(Field::WindSpeedMps), Some(6.5));
+        let errors: Vec<String> = parsed.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            errors,
+            [
+                "line 5: header that is not standard meteorological (column GDR is not stdmet)",
+                "line 6: row under a header that is not standard meteorological",
+            ]
+        );
+    }
+
+    #[test]
+    fn file_level_errors() {
+        let html = b"<!DOCTYPE html>\n<html><body>Not Found</body></html>\n";
+        expect_test::expect![[r#"not an NDBC data file: line 1 looks like HTML or XML, not an NDBC column header: "<!DOCTYPE html>""#]]
+            .assert_eq(&parse(html, Some(&station())).expect_err("html").to_string());
+        expect_test::expect![[r#"not an NDBC data file: the file is empty"#]]
+            .assert_eq(&parse(b"  \n\n", Some(&station())).expect_err("empty").to_string());
+        expect_test::expect![[r#"not an NDBC data file: no column header line"#]]
+            .assert_eq(&parse(b"# just a comment\n", Some(&station())).expect_err("comment").to_string());
+        expect_test::expect![[
+            r#"an NDBC file but not standard meteorological data (columns GDR, GTIME are not stdmet)"#
+        ]]
+        .assert_eq(
+            &parse(b"#YY MM DD hh mm WDIR WSPD GDR GST GTIME\n", Some(&station()))
+                .expect_err("cwind")
+                .to_string(),
+        );
+        expect_test::expect![[r#"no station id: the file has no STN column and no station was given"#]]
+            .assert_eq(&parse(HEADER.as_bytes(), None).expect_err("no station").to_string());
+    }
+}

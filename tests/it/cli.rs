@@ -1,0 +1,164 @@
+//! The `buoycast` binary as users run it: the README's run command on the
+//! embedded default, config errors that name the key, log formats, secrets
+//! kept out of output, and subcommands that are not there yet saying so.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::free_port;
+
+/// `buoycast` with a clean environment: none of the developer's settings leak in.
+fn buoycast(cwd: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_buoycast"));
+    command.current_dir(cwd).env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    command
+}
+
+fn output(mut command: Command) -> Output {
+    command.stdin(Stdio::null()).output().expect("buoycast runs")
+}
+
+fn wait_for_health(port: u16, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("buoycast exited early with {status}");
+        }
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::Write;
+            let request = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+            if stream.write_all(request.as_bytes()).is_ok() {
+                let mut answer = String::new();
+                let _ = stream.read_to_string(&mut answer);
+                if answer.starts_with("HTTP/1.1 200") {
+                    assert!(answer.contains("\"status\":\"ok\""), "{answer}");
+                    return;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("buoycast never answered /health on port {port}");
+}
+
+fn interrupt(child: &Child) {
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("buoycast did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn readme_run_command_serves_health_on_the_embedded_default_and_stops_on_ctrl_c() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let mut command = buoycast(dir.path());
+    command.env("PORT", port.to_string()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("buoycast starts");
+    wait_for_health(port, &mut child);
+    assert!(dir.path().join("data/buoycast.db").is_file(), "SQLite file under ./data/");
+    interrupt(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(6));
+    assert!(status.success(), "exit status {status}");
+}
+
+#[test]
+fn json_log_format_writes_json_lines() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let mut command = buoycast(dir.path());
+    command
+        .args(["serve", "--log-format", "json", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("buoycast starts");
+    wait_for_health(port, &mut child);
+    interrupt(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(6));
+    assert!(status.success());
+    let mut stderr = String::new();
+    child.stderr.take().expect("piped").read_to_string(&mut stderr).expect("read stderr");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "some log lines");
+    for line in lines {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|error| panic!("not JSON ({error}): {line}"));
+        assert!(value.get("level").is_some(), "{line}");
+    }
+}
+
+#[test]
+fn bad_config_refuses_to_start_naming_the_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = buoycast(dir.path());
+    command.arg("serve").env("BUOYCAST_KEEPALIVE_SECS", "soon");
+    let out = output(command);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("stream.keepalive_secs") && stderr.contains("BUOYCAST_KEEPALIVE_SECS"),
+        "{stderr}"
+    );
+
+    std::fs::write(dir.path().join("buoycast.toml"), "[stream]\nclient_queue = -3\n").expect("write config");
+    let mut command = buoycast(dir.path());
+    command.arg("serve");
+    let out = output(command);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("client_queue"), "{stderr}");
+
+    let mut command = buoycast(dir.path());
+    command.args(["serve", "--config", "missing.toml"]);
+    let out = output(command);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+}
+
+#[test]
+fn passwords_never_reach_the_output() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Nothing listens on port 1: the connection fails and the error is printed.
+    let mut command = buoycast(dir.path());
+    command.arg("migrate").env("DATABASE_URL", "postgres://buoy:hunter2@127.0.0.1:1/buoycast");
+    let out = output(command);
+    assert!(!out.status.success());
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!all.contains("hunter2"), "password leaked: {all}");
+    assert!(all.contains("***"), "redacted URL shown: {all}");
+}
+
+#[test]
+fn migrate_creates_the_embedded_store() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = buoycast(dir.path());
+    command.arg("migrate");
+    let out = output(command);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(dir.path().join("data/buoycast.db").is_file());
+}
+
+#[test]
+fn unimplemented_subcommands_say_so_and_fail() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = buoycast(dir.path());
+    command.arg("worker");
+    let out = output(command);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented yet"));
+}

@@ -1,0 +1,30 @@
+//! Shared test harness: throw-away real servers and helpers.
+//!
+//! - [`redis`]: one `redis-server` per test (free port, temp dir, killed on drop).
+//! - [`postgres`]: one PostgreSQL cluster per test binary, one database per test.
+//! - [`app`]: `TestApp::spawn`, the real gateway on port 0.
+//! - [`fixtures`]: paths to the real NDBC files in `../shared/fixtures/ndbc`.
+
+#![allow(dead_code)]
+
+pub mod app;
+pub mod fixtures;
+pub mod postgres;
+pub mod redis;
+
+/// Installs a tracing subscriber when `TEST_LOG` is set, once per process.
+pub fn init_logs() {
+    use std::sync::Once;
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("debug").try_init();
+        }
+    });
+}
+
+/// A free TCP port on 127.0.0.1 (bind to port 0, read it back, release it).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}

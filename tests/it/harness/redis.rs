@@ -1,0 +1,185 @@
+//! A throw-away `redis-server` per test: free port, fresh temp dir, no RDB
+//! snapshots, optional AOF persistence (for restart tests), killed by pid on
+//! drop (even when the test panics). Its log is put in every panic message.
+//!
+//! It only ever signals the one process it spawned; it never looks processes
+//! up by name. It is not a Redis client: tests use the `redis` crate for that.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How a server is started.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RedisOptions {
+    /// `appendonly yes` + `appendfsync always`: every write survives a kill
+    /// (SIGKILL) and a [`RedisServer::restart`].
+    pub persistence: bool,
+}
+
+/// One running (or stopped) redis-server owned by a test.
+pub struct RedisServer {
+    /// The port it listens on (kept across restarts).
+    port: u16,
+    /// Its working directory (AOF files, log); removed on drop.
+    dir: tempfile::TempDir,
+    /// How it was started.
+    options: RedisOptions,
+    /// The process, while running.
+    child: Option<Child>,
+}
+
+/// How long a server may take to answer PING after being spawned.
+const READY_WITHIN: Duration = Duration::from_secs(10);
+
+impl RedisServer {
+    /// Starts a server without persistence.
+    pub fn start() -> RedisServer {
+        RedisServer::start_with(RedisOptions::default())
+    }
+
+    /// Starts a server with `options`.
+    pub fn start_with(options: RedisOptions) -> RedisServer {
+        let dir = tempfile::Builder::new()
+            .prefix("buoycast-redis-")
+            .tempdir()
+            .expect("create a temp dir for redis");
+        let mut server = RedisServer { port: 0, dir, options, child: None };
+        // free_port() releases the port before redis binds it, so another test
+        // may take it in between: try a few ports before giving up.
+        for attempt in 1..=5 {
+            server.port = super::free_port();
+            match server.spawn_and_wait() {
+                Ok(()) => return server,
+                Err(reason) if attempt < 5 && reason.contains("in use") => continue,
+                Err(reason) => panic!("redis-server did not start: {reason}\n--- log ---\n{}", server.log()),
+            }
+        }
+        unreachable!("the loop returns or panics")
+    }
+
+    /// `redis://127.0.0.1:{port}`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server (SIGKILL, like a crash) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // Already exited is fine: wait() below reaps it either way.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the server and starts it again on the same port and directory;
+    /// with [`RedisOptions::persistence`] the data survives.
+    pub fn restart(&mut self) {
+        self.stop();
+        // The port was just released by our own process; retry briefly if the
+        // kernel has not freed it yet.
+        let deadline = Instant::now() + READY_WITHIN;
+        loop {
+            match self.spawn_and_wait() {
+                Ok(()) => return,
+                Err(reason) if reason.contains("in use") && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(reason) => panic!("redis-server did not restart: {reason}\n--- log ---\n{}", self.log()),
+            }
+        }
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open but nothing answers,
+    /// like a silently dead peer.
+    pub fn pause(&mut self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a paused server (SIGCONT).
+    pub fn resume(&mut self) {
+        self.signal("-CONT");
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_else(|error| format!("(no log: {error})"))
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("redis.log")
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the redis-server is running");
+        let status = Command::new("kill").arg(signal).arg(child.id().to_string()).status().expect("run kill");
+        assert!(status.success(), "kill {signal} {} failed\n--- log ---\n{}", child.id(), self.log());
+    }
+
+    /// Spawns redis-server and waits until it answers PING; on failure returns
+    /// why (the process is reaped).
+    fn spawn_and_wait(&mut self) -> Result<(), String> {
+        let appendonly = if self.options.persistence { "yes" } else { "no" };
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .arg("--logfile")
+            .arg(self.log_path())
+            .args(["--save", ""])
+            .args(["--appendonly", appendonly])
+            .args(["--appendfsync", "always"])
+            .args(["--daemonize", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = command.spawn().map_err(|error| format!("cannot spawn redis-server: {error}"))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + READY_WITHIN;
+        loop {
+            if self.answers_ping() {
+                return Ok(());
+            }
+            let exited = self.child.as_mut().and_then(|child| child.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                self.child = None;
+                let log = self.log();
+                let reason = if log.contains("Address already in use") { "port in use" } else { "exited" };
+                return Err(format!("{reason} ({status}) on port {}", self.port));
+            }
+            if Instant::now() > deadline {
+                self.stop();
+                return Err(format!("no PONG within {READY_WITHIN:?} on port {}", self.port));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn answers_ping(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+        if stream.write_all(b"PING\r\n").is_err() {
+            return false;
+        }
+        let mut reply = [0u8; 7];
+        stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        // SIGKILL also ends a paused (SIGSTOPped) process.
+        self.stop();
+    }
+}

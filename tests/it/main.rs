@@ -1,0 +1,12 @@
+//! The one integration-test binary: one module per feature, sharing the
+//! throw-away servers in `harness` (real redis-server and PostgreSQL).
+//!
+//! Run with `TEST_LOG=1` to see the application's logs.
+
+mod harness;
+
+mod bus;
+mod cli;
+mod parse;
+mod server;
+mod store;

@@ -1,0 +1,380 @@
+//! The NDBC parsers over the real fixture files, and `buoycast parse`.
+//!
+//! Data-driven: each stdmet fixture is summarised (row count, bad lines,
+//! first and last row as the JSON `buoycast parse` prints) and compared with
+//! an `expect!` snapshot whose values were checked by eye against the file.
+//! Targeted tests then pin the SPEC 2 rules to specific rows.
+
+use std::collections::HashSet;
+use std::process::Command;
+
+use buoycast::observation::{Field, Observation, StationId, TimeKey};
+use buoycast::sources::ndbc::parse::{parse, station_from_file_name, FileError, LineErrorKind, Parsed};
+use buoycast::sources::ndbc::stations::parse_active_stations;
+use expect_test::{expect, Expect};
+
+use crate::harness::fixtures;
+
+/// Parses a fixture with the station its file name gives.
+fn parse_fixture(relative: &str) -> Result<Parsed, FileError> {
+    let name = relative.rsplit('/').next().expect("a file name");
+    let station = station_from_file_name(name);
+    parse(&fixtures::read(relative), station.as_ref())
+}
+
+fn json(observation: &Observation) -> String {
+    let mut out = Vec::new();
+    observation.write_json(&mut out, TimeKey::ObservedAt);
+    String::from_utf8(out).expect("JSON is UTF-8")
+}
+
+fn check(relative: &str, expected: Expect) {
+    let parsed = parse_fixture(relative).unwrap_or_else(|error| panic!("{relative}: {error}"));
+    let mut summary = format!("rows {}, bad lines {}\n", parsed.observations.len(), parsed.errors.len());
+    for error in parsed.errors.iter().take(5) {
+        summary.push_str(&format!("{error}\n"));
+    }
+    if let (Some(first), Some(last)) = (parsed.observations.first(), parsed.observations.last()) {
+        summary.push_str(&format!("first {}\nlast  {}\n", json(first), json(last)));
+    }
+    expected.assert_eq(&summary);
+}
+
+fn at(parsed: &Parsed, rfc3339: &str) -> Vec<Observation> {
+    parsed.observations.iter().filter(|o| o.observed_at.to_rfc3339() == rfc3339).cloned().collect()
+}
+
+fn one_at(parsed: &Parsed, rfc3339: &str) -> Observation {
+    let rows = at(parsed, rfc3339);
+    assert_eq!(rows.len(), 1, "rows at {rfc3339}: {rows:?}");
+    rows.into_iter().next().expect("one row")
+}
+
+#[test]
+fn realtime_41002() {
+    check(
+        "realtime2/41002.txt",
+        expect![[r#"
+            rows 6560, bad lines 0
+            first {"stationId":"41002","observedAt":"2018-08-01T15:10:00Z","windDirDeg":160,"windSpeedMps":6.0,"gustMps":7.0,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1022.9,"airTempC":null,"waterTempC":28.0,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
+            last  {"stationId":"41002","observedAt":"2018-06-17T00:00:00Z","windDirDeg":80,"windSpeedMps":5.0,"gustMps":6.0,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1017.6,"airTempC":null,"waterTempC":26.6,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":0.4,"tideFt":null}
+        "#]],
+    );
+}
+
+#[test]
+fn realtime_44013() {
+    check("realtime2/44013.txt", expect![[r#""#]]);
+}
+
+#[test]
+fn realtime_tplm2_uppercase_file_name() {
+    check("realtime2/TPLM2.txt", expect![[r#""#]]);
+}
+
+#[test]
+fn realtime_46097() {
+    check("realtime2/46097.txt", expect![[r#""#]]);
+}
+
+#[test]
+fn drifting_buoy_hhmm_and_lat_lon_columns() {
+    check("realtime2/22101.drift", expect![[r#""#]]);
+}
+
+#[test]
+fn historical_46035h1990_two_digit_year_no_minute_zero_padded() {
+    check("historical/46035h1990.txt", expect![[r#""#]]);
+    let parsed = parse_fixture("historical/46035h1990.txt").expect("stdmet");
+    // `90 01 01 02 148 12.8 15.0 05.30 12.50 08.50 999 0986.8  03.9  03.1 999.0 99.0`
+    let row = one_at(&parsed, "1990-01-01T02:00:00+00:00");
+    let m = row.measurements;
+    assert_eq!(m.get(Field::WindDirDeg), Some(148.0));
+    assert_eq!(m.get(Field::WaveHeightM), Some(5.3));
+    assert_eq!(m.get(Field::MeanWaveDirDeg), None, "999 is missing");
+    assert_eq!(m.get(Field::PressureHpa), Some(986.8), "0986.8");
+    assert_eq!(m.get(Field::AirTempC), Some(3.9), "03.9");
+    assert_eq!(m.get(Field::DewpointC), None, "999.0 is missing");
+    assert_eq!(m.get(Field::VisibilityNmi), None, "99.0 is missing");
+    assert_eq!(m.get(Field::PressureTendencyHpa), None, "no PTDY column");
+}
+
+#[test]
+fn historical_46035h1997_no_leading_zero() {
+    check("historical/46035h1997.txt", expect![[r#""#]]);
+    let parsed = parse_fixture("historical/46035h1997.txt").expect("stdmet");
+    // `97 01 01 02  73  1.9  3.0   .81 12.50  6.79 999 1009.3   -.2   3.2 999.0 99.0`
+    let m = one_at(&parsed, "1997-01-01T02:00:00+00:00").measurements;
+    assert_eq!(m.get(Field::WaveHeightM), Some(0.81));
+    assert_eq!(m.get(Field::AirTempC), Some(-0.2));
+    // `97 01 01 00  14  1.7  2.6   .79 …`
+    assert_eq!(one_at(&parsed, "1997-01-01T00:00:00+00:00").measurements.get(Field::WaveHeightM), Some(0.79));
+}
+
+#[test]
+fn historical_46035h1998_duplicate_timestamps_are_kept() {
+    let parsed = parse_fixture("historical/46035h1998.txt").expect("stdmet");
+    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+    assert_eq!(parsed.observations.len(), 120);
+    let distinct: HashSet<_> = parsed.observations.iter().map(|o| o.observed_at).collect();
+    assert_eq!(distinct.len(), 72, "24 hourly rows of 1998-08-27 appear three times");
+    let noon = at(&parsed, "1998-08-27T12:00:00+00:00");
+    assert_eq!(noon.len(), 3);
+    assert!(noon.iter().all(|row| row == &noon[0]), "the three copies are identical");
+}
+
+#[test]
+fn historical_46035h1999_four_digit_year_and_sentinels() {
+    check("historical/46035h1999.txt", expect![[r#""#]]);
+    let parsed = parse_fixture("historical/46035h1999.txt").expect("stdmet");
+    // `1999 01 01 00 999 99.0 99.0 99.00 99.00 99.00 999 9999.0 999.0 999.0 999.0 99.0`: all missing.
+    let first = one_at(&parsed, "1999-01-01T00:00:00+00:00");
+    assert_eq!(first.measurements.present().count(), 0, "{first:?}");
+}
+
+#[test]
+fn historical_46035h2000_short_rows_have_no_tide_and_blank_line_is_fine() {
+    check("historical/46035h2000.txt", expect![[r#""#]]);
+    let parsed = parse_fixture("historical/46035h2000.txt").expect("stdmet");
+    assert!(parsed.errors.is_empty(), "line 2 is blank, not an error: {:?}", parsed.errors);
+    // 16 tokens: `2000 07 31 23  96  9.6 11.4  1.15  6.67  4.68 999 1003.1   7.9   9.5 999.0 99.0`
+    let short = one_at(&parsed, "2000-07-31T23:00:00+00:00").measurements;
+    assert_eq!(short.get(Field::TideFt), None);
+    assert_eq!(short.get(Field::WaterTempC), Some(9.5));
+    assert_eq!(parsed.observations.len(), 48);
+}
+
+#[test]
+fn historical_post_2007_vintages() {
+    check("historical/tplm2h2020.txt", expect![[r#""#]]);
+    check("historical/tplm212022.txt", expect![[r#""#]]);
+    check("historical/46097h201908qc.txt", expect![[r#""#]]);
+}
+
+#[test]
+fn realtime_specific_values() {
+    let parsed = parse_fixture("realtime2/41002.txt").expect("stdmet");
+    // Line 709: `2018 07 27 15 50 160  7.0  9.0   1.2     8   5.2  99 1020.0    MM  27.5 …`
+    let row = one_at(&parsed, "2018-07-27T15:50:00+00:00");
+    assert_eq!(row.measurements.get(Field::MeanWaveDirDeg), Some(99.0), "99 degrees is a direction");
+    assert_eq!(row.measurements.get(Field::DominantPeriodS), Some(8.0));
+    assert_eq!(row.measurements.get(Field::AirTempC), None, "MM");
+    let rows_with_mwd_99 = parsed
+        .observations
+        .iter()
+        .filter(|o| o.measurements.get(Field::MeanWaveDirDeg) == Some(99.0))
+        .count();
+    assert!(rows_with_mwd_99 >= 3, "{rows_with_mwd_99}");
+    // `2018 08 01 15 00 … +0.6    MM`
+    let signed = one_at(&parsed, "2018-08-01T15:00:00+00:00");
+    assert_eq!(signed.measurements.get(Field::PressureTendencyHpa), Some(0.6));
+    let stations: HashSet<_> = parsed.observations.iter().map(|o| o.station_id.clone()).collect();
+    assert_eq!(stations.len(), 1);
+
+    let tplm2 = parse_fixture("realtime2/TPLM2.txt").expect("stdmet");
+    // `2022 08 13 18 00  10  4.1  5.1 … 1020.8  23.3    MM    MM   MM -1.0    MM`
+    let row = one_at(&tplm2, "2022-08-13T18:00:00+00:00");
+    assert_eq!(row.station_id.as_str(), "tplm2");
+    assert_eq!(row.measurements.get(Field::PressureTendencyHpa), Some(-1.0));
+    assert_eq!(row.measurements.get(Field::WindDirDeg), Some(10.0));
+}
+
+#[test]
+fn latest_obs_stations_from_stn_column_and_ptdy_before_atmp() {
+    let bytes = fixtures::read("latest_obs/latest_obs.txt");
+    let parsed = parse(&bytes, None).expect("latest_obs.txt carries its stations");
+    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+    assert_eq!(parsed.observations.len(), 840);
+    let stations: HashSet<&str> = parsed.observations.iter().map(|o| o.station_id.as_str()).collect();
+    assert_eq!(stations.len(), 840);
+    assert!(stations.contains("katp"), "upper-case ids are lower-cased");
+    let by_station = |id: &str| {
+        parsed.observations.iter().find(|o| o.station_id.as_str() == id).cloned().expect("station present")
+    };
+    // `41008  31.400  -80.868 2018 07 30 20 50 150   6.0   7.0  0.8   8  4.4  80 1015.9  -1.6  27.9  29.6  24.1   MM     MM`
+    expect![[r#""#]].assert_eq(&json(&by_station("41008")));
+    // `BDVF1  25.478  -80.989 2018 07 30 20 00  MM … 28.3    MM   MM   0.29`
+    let bdvf1 = by_station("bdvf1");
+    assert_eq!(bdvf1.measurements.get(Field::TideFt), Some(0.29));
+    assert_eq!(bdvf1.measurements.get(Field::WaterTempC), Some(28.3));
+    assert_eq!(bdvf1.measurements.present().count(), 2);
+    // A station given by the caller does not override the STN column.
+    let other = StationId::parse("46026").expect("valid");
+    let with_station = parse(&bytes, Some(&other)).expect("stdmet");
+    assert_eq!(with_station.observations, parsed.observations);
+}
+
+#[test]
+fn non_stdmet_ndbc_files_yield_nothing() {
+    let files = [
+        "realtime2/41008.cwind",
+        "realtime2/TPLM2.cwind",
+        "realtime2/41002.spec",
+        "realtime2/44013.spec",
+        "realtime2/41010.spec",
+        "realtime2/41010.data_spec",
+        "realtime2/41010.swdir",
+        "realtime2/44029.ocean",
+        "realtime2/45183.ocean",
+        "realtime2/44029.adcp",
+        "realtime2/41421.dart",
+        "realtime2/45027.srad",
+        "realtime2/PVGF1.supl",
+        "realtime2/BDVF1.rain",
+        "realtime2/44013.dmv",
+        "historical/42a01c2003.txt",
+        "historical/46042w1996.txt",
+    ];
+    let mut messages = String::new();
+    for file in files {
+        match parse_fixture(file) {
+            Err(error @ FileError::NotStdmet { .. }) => messages.push_str(&format!("{file}: {error}\n")),
+            other => panic!("{file}: expected NotStdmet, got {other:?}"),
+        }
+    }
+    expect![[r#""#]].assert_eq(&messages);
+}
+
+#[test]
+fn html_page_is_not_ndbc() {
+    let html = b"<!DOCTYPE html>\n<html lang=\"en\"><head><title>503</title></head>\n<body>Service Unavailable</body></html>\n";
+    let station = StationId::parse("41002").expect("valid");
+    let error = parse(html, Some(&station)).expect_err("not NDBC");
+    assert!(matches!(error, FileError::NotNdbc { .. }), "{error:?}");
+    expect![[r#""#]].assert_eq(&error.to_string());
+}
+
+#[test]
+fn bad_lines_in_a_real_file_are_skipped_and_reported() {
+    let original = fixtures::read("realtime2/41002.txt");
+    let text = String::from_utf8(original).expect("ASCII fixture");
+    let mut lines: Vec<Vec<u8>> = text.lines().map(|line| line.as_bytes().to_vec()).collect();
+    let n_rows = lines.len() - 2;
+    // Insert after the header (lines 1-2) and the first data row (line 3).
+    let bad: [&[u8]; 6] = [
+        b"2018 08 01 15 05 160  6.0  7.0    MM    MM    MM  MM 1022.9    MM  28.0    MM   MM   MM    MM  MM",
+        b"2018 08 01 15 04 160  6.0  7.0    MM    MM    MM  MM 10x2.9    MM  28.0    MM   MM   MM    MM",
+        b"2018 02 30 15 03 160  6.0  7.0    MM    MM    MM  MM 1022.9    MM  28.0    MM   MM   MM    MM",
+        b"2018 08 01 15 02 160  6.0  7.0    MM    MM    MM  MM 1022.9 \xb0C  28.0    MM   MM   MM    MM",
+        b"#yr  mo dy hr mn degT m/s  m/s     m   sec   sec degT   hPa  degC  degC  degC  nmi  hPa    ft",
+        b"",
+    ];
+    for (offset, line) in bad.iter().enumerate() {
+        lines.insert(3 + offset, line.to_vec());
+    }
+    let bytes = lines.join(&b'\n');
+    let station = StationId::parse("41002").expect("valid");
+    let parsed = parse(&bytes, Some(&station)).expect("stdmet");
+    assert_eq!(parsed.observations.len(), n_rows, "every real row still parses");
+    let lines: Vec<usize> = parsed.errors.iter().map(|error| error.line).collect();
+    assert_eq!(lines, [4, 5, 6, 7]);
+    assert!(matches!(parsed.errors[0].kind, LineErrorKind::TooManyColumns { found: 20, expected: 19 }));
+    assert!(matches!(parsed.errors[3].kind, LineErrorKind::NotUtf8));
+    let errors: Vec<String> = parsed.errors.iter().map(ToString::to_string).collect();
+    expect![[r#""#]].assert_debug_eq(&errors);
+}
+
+#[test]
+fn active_stations_xml() {
+    let (stations, errors) =
+        parse_active_stations(&fixtures::read("stations/activestations.xml")).expect("a station list");
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(stations.len(), 1348, "the root says count=\"1348\"");
+    assert!(stations.iter().all(|station| station.active));
+    let unnamed = stations.iter().filter(|station| station.name.is_none()).count();
+    assert_eq!(unnamed, 35, "empty names become None");
+    let find = |id: &str| stations.iter().find(|station| station.id.as_str() == id).expect("listed");
+    expect![[r#""#]].assert_eq(&serde_json::to_string(find("41002")).expect("serializes"));
+    assert_eq!(find("62114").name.as_deref(), Some("Tartan \"A\" AWS"));
+    assert_eq!(find("22101").name, None);
+    assert_eq!(find("tplm2").lat, Some(38.899));
+    let mut by_type = std::collections::BTreeMap::new();
+    for station in &stations {
+        *by_type.entry(station.station_type.clone().unwrap_or_default()).or_insert(0) += 1;
+    }
+    expect![[r#""#]].assert_debug_eq(&by_type);
+}
+
+// ---- `buoycast parse` ----
+
+struct Output {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn buoycast_parse(path: &std::path::Path) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_buoycast"))
+        .arg("parse")
+        .arg(path)
+        .output()
+        .expect("run buoycast parse");
+    Output {
+        code: output.status.code(),
+        stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn cli_prints_json_lines() {
+    let output = buoycast_parse(&fixtures::path("realtime2/41002.txt"));
+    assert_eq!(output.code, Some(0), "stderr: {}", output.stderr);
+    assert_eq!(output.stderr, "");
+    let rows: Vec<serde_json::Value> = output
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(rows.len(), 6560);
+    let first = rows[0].as_object().expect("object");
+    assert_eq!(first.len(), 16, "stationId, observedAt and 14 measurements: {first:?}");
+    assert_eq!(rows[0]["stationId"], "41002");
+    assert_eq!(rows[0]["observedAt"], "2018-08-01T15:10:00Z");
+    assert_eq!(rows[0]["windDirDeg"], 160);
+    assert_eq!(rows[0]["pressureHpa"], 1022.9);
+    assert!(rows[0]["waveHeightM"].is_null());
+    assert_eq!(rows[1]["pressureTendencyHpa"], 0.6);
+}
+
+#[test]
+fn cli_reports_bad_lines_and_still_exits_0() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("46035h2000.txt");
+    let mut bytes = fixtures::read("historical/46035h2000.txt");
+    bytes.extend_from_slice(b"2000 08 02 01 86 9.4 oops\n2000 13 02 02 86 9.4\n");
+    std::fs::write(&path, bytes).expect("write temp file");
+    let output = buoycast_parse(&path);
+    assert_eq!(output.code, Some(0), "stderr: {}", output.stderr);
+    assert_eq!(output.stdout.lines().count(), 48);
+    let first: serde_json::Value =
+        serde_json::from_str(output.stdout.lines().next().expect("a row")).expect("JSON");
+    assert_eq!(first["stationId"], "46035");
+    assert_eq!(first["observedAt"], "2000-07-31T01:00:00Z");
+    let stderr = output.stderr.replace(&path.display().to_string(), "FILE");
+    expect![[r#""#]].assert_eq(&stderr);
+}
+
+#[test]
+fn cli_non_stdmet_ndbc_file_exits_0_with_a_note() {
+    let output = buoycast_parse(&fixtures::path("realtime2/41008.cwind"));
+    assert_eq!(output.code, Some(0), "stderr: {}", output.stderr);
+    assert_eq!(output.stdout, "");
+    assert!(output.stderr.contains("no standard meteorological data"), "{}", output.stderr);
+}
+
+#[test]
+fn cli_html_page_fails_clearly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("41002.txt");
+    std::fs::write(&path, "<!DOCTYPE html>\n<html><body><h1>Not Found</h1></body></html>\n").expect("write");
+    let output = buoycast_parse(&path);
+    assert_ne!(output.code, Some(0));
+    assert_eq!(output.stdout, "");
+    assert!(output.stderr.contains("not an NDBC data file"), "{}", output.stderr);
+    assert!(output.stderr.contains("HTML"), "{}", output.stderr);
+
+    let missing = buoycast_parse(&dir.path().join("absent.txt"));
+    assert_ne!(missing.code, Some(0));
+    assert!(missing.stderr.contains("absent.txt"), "{}", missing.stderr);
+}

@@ -1,0 +1,650 @@
+//! Store contract tests: the same test bodies run against SQLite (a temp
+//! file) and a real PostgreSQL 15 (harness::postgres), so the two backends
+//! answer every query alike.
+//!
+//! Each body is an `async fn(Store)`; the `contract!` macro turns it into
+//! `store::sqlite::NAME` and `store::postgres::NAME`. Every test gets a
+//! database of its own, so they run in parallel.
+//!
+//! Rows are built by hand from real NDBC lines (41002, 44013 and a few
+//! `latest_obs.txt` stations), plus two tests that load whole fixture files
+//! through the parser.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use buoycast::observation::{Field, Measurements, Observation, StationId};
+use buoycast::sources::ndbc::parse;
+use buoycast::station::Station;
+use buoycast::store::{HistoryQuery, PageQuery, Store, StoreOptions};
+use chrono::{DateTime, TimeZone, Utc};
+
+use crate::harness::{self, fixtures, postgres as pg};
+
+/// What keeps a test's database alive while the test runs.
+#[allow(dead_code)]
+enum Guard {
+    Sqlite(tempfile::TempDir),
+    Postgres(pg::TestDb),
+}
+
+/// A store on a SQLite file of its own, migrated when `migrated`.
+async fn sqlite_store(migrated: bool) -> (Store, Guard) {
+    harness::init_logs();
+    let dir = tempfile::tempdir().expect("creating a temp dir");
+    let url = format!("sqlite://{}", dir.path().join("buoycast.db").display());
+    let store = Store::connect(&url, StoreOptions::default()).await.expect("opening the SQLite store");
+    if migrated {
+        store.migrate().await.expect("migrating SQLite");
+    }
+    (store, Guard::Sqlite(dir))
+}
+
+/// A store on a PostgreSQL database of its own, migrated (a copy of the
+/// template) when `migrated`, else empty.
+async fn postgres_store(migrated: bool) -> (Store, Guard) {
+    harness::init_logs();
+    let db = if migrated { pg::test_database().await } else { pg::empty_database().await };
+    let store = Store::connect(&db.url, StoreOptions::default()).await.expect("connecting to PostgreSQL");
+    (store, Guard::Postgres(db))
+}
+
+/// Runs each listed body once per backend, on a migrated store (or, for the
+/// `empty:` list, an unmigrated one).
+macro_rules! contract {
+    (empty: [$($empty:ident),* $(,)?], migrated: [$($name:ident),* $(,)?]) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $empty() {
+                    let (store, _guard) = super::sqlite_store(false).await;
+                    super::$empty(store).await;
+                }
+            )*
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (store, _guard) = super::sqlite_store(true).await;
+                    super::$name(store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $empty() {
+                    let (store, _guard) = super::postgres_store(false).await;
+                    super::$empty(store).await;
+                }
+            )*
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (store, _guard) = super::postgres_store(true).await;
+                    super::$name(store).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    empty: [migrate_twice_is_a_no_op],
+    migrated: [
+        upsert_returns_new_rows_then_nothing,
+        mixed_batch_returns_exactly_the_new_rows,
+        repeated_key_in_one_batch_counts_once,
+        values_round_trip_exactly,
+        by_station_pages_oldest_first,
+        history_is_newest_first_with_filters,
+        stations_list_metadata_and_latest_observation,
+        station_with_data_but_no_metadata,
+        unknown_station_is_none,
+        large_batch_goes_through,
+        realtime_file_round_trips,
+        latest_obs_lists_every_station,
+    ]
+);
+
+// ---------------------------------------------------------------------------
+// Fixture rows
+
+fn id(raw: &str) -> StationId {
+    StationId::parse(raw).expect("valid station id")
+}
+
+fn at(year: i32, month: u32, day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(year, month, day, hour, minute, 0).single().expect("valid time")
+}
+
+fn obs(station: &str, time: DateTime<Utc>, values: &[(Field, f64)]) -> Observation {
+    let mut measurements = Measurements::default();
+    for &(field, value) in values {
+        measurements.set(field, Some(value));
+    }
+    Observation { station_id: id(station), observed_at: time, measurements }
+}
+
+/// Rows of 41002.txt (2018-08-01, newest first in the file), typed by hand.
+fn rows_41002() -> Vec<Observation> {
+    use Field::*;
+    vec![
+        // 2018 08 01 15 10 160  6.0  7.0    MM    MM    MM  MM 1022.9    MM  28.0    MM   MM   MM    MM
+        obs(
+            "41002",
+            at(2018, 8, 1, 15, 10),
+            &[
+                (WindDirDeg, 160.0),
+                (WindSpeedMps, 6.0),
+                (GustMps, 7.0),
+                (PressureHpa, 1022.9),
+                (WaterTempC, 28.0),
+            ],
+        ),
+        // 2018 08 01 15 00 150  7.0  8.0    MM    MM    MM  MM 1023.0    MM  28.0    MM   MM +0.6    MM
+        obs(
+            "41002",
+            at(2018, 8, 1, 15, 0),
+            &[
+                (WindDirDeg, 150.0),
+                (WindSpeedMps, 7.0),
+                (GustMps, 8.0),
+                (PressureHpa, 1023.0),
+                (WaterTempC, 28.0),
+                (PressureTendencyHpa, 0.6),
+            ],
+        ),
+        // 2018 08 01 14 50 150  7.0  8.0   1.2     6   4.5 209 1023.0    MM  28.0    MM   MM   MM    MM
+        obs(
+            "41002",
+            at(2018, 8, 1, 14, 50),
+            &[
+                (WindDirDeg, 150.0),
+                (WindSpeedMps, 7.0),
+                (GustMps, 8.0),
+                (WaveHeightM, 1.2),
+                (DominantPeriodS, 6.0),
+                (AveragePeriodS, 4.5),
+                (MeanWaveDirDeg, 209.0),
+                (PressureHpa, 1023.0),
+                (WaterTempC, 28.0),
+            ],
+        ),
+        // 2018 08 01 10 00 130  7.0 10.0    MM    MM    MM  MM 1021.2    MM  28.0    MM   MM -0.4    MM
+        obs(
+            "41002",
+            at(2018, 8, 1, 10, 0),
+            &[
+                (WindDirDeg, 130.0),
+                (WindSpeedMps, 7.0),
+                (GustMps, 10.0),
+                (PressureHpa, 1021.2),
+                (WaterTempC, 28.0),
+                (PressureTendencyHpa, -0.4),
+            ],
+        ),
+        // 2018 07 27 15 50 160  7.0  9.0   1.2     8   5.2  99 1020.0    MM  27.5    MM   MM   MM    MM
+        obs(
+            "41002",
+            at(2018, 7, 27, 15, 50),
+            &[
+                (WindDirDeg, 160.0),
+                (WindSpeedMps, 7.0),
+                (GustMps, 9.0),
+                (WaveHeightM, 1.2),
+                (DominantPeriodS, 8.0),
+                (AveragePeriodS, 5.2),
+                (MeanWaveDirDeg, 99.0),
+                (PressureHpa, 1020.0),
+                (WaterTempC, 27.5),
+            ],
+        ),
+    ]
+}
+
+/// `latest_obs.txt`-style rows of three other stations.
+fn rows_other_stations() -> Vec<Observation> {
+    use Field::*;
+    vec![
+        // 22101  37.24 126.02  2018 07 30 21 00 190   1.0    MM   MM  MM   MM  MM 1005.3    MM  23.9  21.4
+        obs(
+            "22101",
+            at(2018, 7, 30, 21, 0),
+            &[
+                (WindDirDeg, 190.0),
+                (WindSpeedMps, 1.0),
+                (PressureHpa, 1005.3),
+                (AirTempC, 23.9),
+                (WaterTempC, 21.4),
+            ],
+        ),
+        // 22102  34.79 125.78  2018 07 30 21 00  50   2.0    MM   MM  MM   MM  MM 1004.3    MM  23.3  24.0
+        obs(
+            "22102",
+            at(2018, 7, 30, 21, 0),
+            &[
+                (WindDirDeg, 50.0),
+                (WindSpeedMps, 2.0),
+                (PressureHpa, 1004.3),
+                (AirTempC, 23.3),
+                (WaterTempC, 24.0),
+            ],
+        ),
+        // 22103  34.00 127.50  2018 07 30 21 00  20   6.0    MM   MM  MM   MM  MM 1005.4    MM  26.7  25.8
+        obs(
+            "22103",
+            at(2018, 7, 30, 21, 0),
+            &[
+                (WindDirDeg, 20.0),
+                (WindSpeedMps, 6.0),
+                (PressureHpa, 1005.4),
+                (AirTempC, 26.7),
+                (WaterTempC, 25.8),
+            ],
+        ),
+    ]
+}
+
+/// `count` rows of `station` every 10 minutes from `start`, values varying by row.
+fn series(station: &str, start: DateTime<Utc>, count: usize) -> Vec<Observation> {
+    (0..count)
+        .map(|i| {
+            let step = i as f64;
+            let mut measurements = Measurements::default()
+                .with(Field::WindDirDeg, (i * 7 % 360) as f64)
+                .with(Field::WindSpeedMps, 5.0 + (step * 0.1) % 7.0)
+                .with(Field::PressureHpa, 1000.0 + (step * 0.3) % 40.0)
+                .with(Field::WaterTempC, 12.5 + (step * 0.01) % 3.0);
+            if i % 6 == 5 {
+                measurements.set(Field::WaveHeightM, Some(1.0 + (step * 0.05) % 4.0));
+            }
+            Observation {
+                station_id: id(station),
+                observed_at: start + chrono::Duration::minutes(10 * i as i64),
+                measurements,
+            }
+        })
+        .collect()
+}
+
+/// Every row of `station`, read back oldest first through by-station pages.
+async fn read_station(store: &Store, station: &StationId) -> Vec<Observation> {
+    let mut rows = Vec::new();
+    for page in 1.. {
+        let query = PageQuery { page, limit: 1000, since: None };
+        let got = store.observations_by_station(station, query).await.expect("by-station page");
+        if got.items.is_empty() {
+            break;
+        }
+        rows.extend(got.items);
+    }
+    rows
+}
+
+/// `rows` deduplicated by key (first occurrence) and sorted oldest first.
+fn oldest_first(rows: &[Observation]) -> Vec<Observation> {
+    let mut by_time = BTreeMap::new();
+    for row in rows {
+        by_time.entry((row.station_id.clone(), row.observed_at)).or_insert_with(|| row.clone());
+    }
+    by_time.into_values().collect()
+}
+
+async fn applied_migrations(store: &Store) -> i64 {
+    let sql = "SELECT count(*) FROM _sqlx_migrations WHERE success";
+    match store {
+        Store::Postgres(pg) => sqlx::query_scalar(sql).fetch_one(pg.pool()).await,
+        Store::Sqlite(sqlite) => sqlx::query_scalar(sql).fetch_one(sqlite.pool()).await,
+    }
+    .expect("reading _sqlx_migrations")
+}
+
+// ---------------------------------------------------------------------------
+// Contract bodies
+
+async fn migrate_twice_is_a_no_op(store: Store) {
+    store.ping().await.expect("ping before migrating");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(store.backend());
+    let n_files = std::fs::read_dir(&dir)
+        .expect("reading the migrations dir")
+        .filter(|entry| entry.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|ext| ext == "sql")))
+        .count() as i64;
+    store.migrate().await.expect("first migration");
+    assert_eq!(applied_migrations(&store).await, n_files);
+    let rows = rows_41002();
+    assert_eq!(store.upsert_observations(&rows).await.expect("upsert").len(), rows.len());
+    store.migrate().await.expect("second migration");
+    assert_eq!(applied_migrations(&store).await, n_files);
+    let page = store
+        .observations_by_station(&id("41002"), PageQuery { page: 1, limit: 100, since: None })
+        .await
+        .expect("by-station");
+    assert_eq!(page.total, rows.len() as u64, "the second migration kept the data");
+    store.ping().await.expect("ping after migrating");
+}
+
+async fn upsert_returns_new_rows_then_nothing(store: Store) {
+    let mut rows = rows_41002();
+    rows.extend(rows_other_stations());
+    let inserted = store.upsert_observations(&rows).await.expect("first upsert");
+    assert_eq!(inserted, rows, "every row is new, returned in input order");
+    let again = store.upsert_observations(&rows).await.expect("second upsert");
+    assert_eq!(again, Vec::<Observation>::new(), "re-upserting the same rows inserts nothing");
+    assert_eq!(store.upsert_observations(&[]).await.expect("empty upsert"), Vec::<Observation>::new());
+}
+
+async fn mixed_batch_returns_exactly_the_new_rows(store: Store) {
+    let rows = rows_41002();
+    store.upsert_observations(&rows[..3]).await.expect("first upsert");
+    let batch = vec![rows[3].clone(), rows[0].clone(), rows[4].clone(), rows[1].clone()];
+    let inserted = store.upsert_observations(&batch).await.expect("mixed upsert");
+    assert_eq!(inserted, vec![rows[3].clone(), rows[4].clone()]);
+}
+
+async fn repeated_key_in_one_batch_counts_once(store: Store) {
+    let rows = rows_41002();
+    let mut changed = rows[0].clone();
+    changed.measurements.set(Field::WindSpeedMps, Some(9.5));
+    let batch = vec![rows[0].clone(), rows[1].clone(), changed, rows[2].clone(), rows[1].clone()];
+    let inserted = store.upsert_observations(&batch).await.expect("upsert");
+    assert_eq!(inserted, rows[..3].to_vec(), "each key once, first occurrence, input order");
+    let stored = read_station(&store, &id("41002")).await;
+    assert_eq!(stored, oldest_first(&rows[..3]), "the first occurrence's values are stored");
+    assert_eq!(stored[2].measurements.get(Field::WindSpeedMps), Some(6.0));
+}
+
+async fn values_round_trip_exactly(store: Store) {
+    use Field::*;
+    // Awkward doubles: not exactly representable in decimal, tiny, huge, negative.
+    let awkward = [
+        (WindDirDeg, 99.0),
+        (WindSpeedMps, 0.1 + 0.2),
+        (GustMps, 1.0 / 3.0),
+        (WaveHeightM, 0.79),
+        (DominantPeriodS, 1e-300),
+        (AveragePeriodS, 4.499999999999999),
+        (MeanWaveDirDeg, 0.0),
+        (PressureHpa, 987.4),
+        (AirTempC, -40.123456789012345),
+        (WaterTempC, -1.9),
+        (DewpointC, f64::MIN_POSITIVE),
+        (VisibilityNmi, 1.7976931348623157e300),
+        (PressureTendencyHpa, -1.2),
+        (TideFt, -0.35),
+    ];
+    let full = obs("44013", at(2022, 6, 5, 13, 0), &awkward);
+    let empty = obs("44013", at(2022, 6, 5, 12, 50), &[]);
+    // Sub-second times survive to the microsecond.
+    let fractional = Observation {
+        observed_at: Utc.timestamp_opt(1_654_433_400, 123_456_000).single().expect("valid time"),
+        ..obs("44013", at(2022, 6, 5, 12, 40), &[(PressureTendencyHpa, -0.1)])
+    };
+    let rows = vec![full.clone(), empty.clone(), fractional.clone()];
+    assert_eq!(store.upsert_observations(&rows).await.expect("upsert"), rows);
+    let stored = read_station(&store, &id("44013")).await;
+    assert_eq!(stored, vec![empty.clone(), fractional.clone(), full.clone()]);
+    for field in Field::ALL {
+        let (want, got) = (full.measurements.get(field), stored[2].measurements.get(field));
+        assert_eq!(want.map(f64::to_bits), got.map(f64::to_bits), "{field} round-trips bit for bit");
+        assert_eq!(stored[0].measurements.get(field), None, "{field} stays None, never 0");
+    }
+    // The other read paths decode the same way.
+    let history = store
+        .observations(HistoryQuery { stations: vec![id("44013")], limit: 10, ..Default::default() })
+        .await
+        .expect("history");
+    assert_eq!(history, vec![full.clone(), fractional, empty]);
+    let summary = store.station(&id("44013")).await.expect("station").expect("known station");
+    assert_eq!(summary.latest, Some(full));
+}
+
+async fn by_station_pages_oldest_first(store: Store) {
+    let start = at(2022, 4, 21, 0, 0);
+    let rows = series("44013", start, 25);
+    let mut all = rows.clone();
+    all.extend(series("41002", start, 7));
+    // Insert newest first, as NDBC files list them.
+    all.reverse();
+    store.upsert_observations(&all).await.expect("upsert");
+    let station = id("44013");
+
+    let page = |page, limit, since| {
+        let store = store.clone();
+        let station = station.clone();
+        async move {
+            store.observations_by_station(&station, PageQuery { page, limit, since }).await.expect("page")
+        }
+    };
+    let first = page(1, 10, None).await;
+    assert_eq!(first.total, 25);
+    assert_eq!(first.items, rows[..10].to_vec(), "oldest first");
+    let third = page(3, 10, None).await;
+    assert_eq!((third.total, third.items), (25, rows[20..].to_vec()));
+    let beyond = page(4, 10, None).await;
+    assert_eq!((beyond.total, beyond.items.len()), (25, 0));
+    // `since` is inclusive and narrows the total too.
+    let since = rows[18].observed_at;
+    let recent = page(1, 5, Some(since)).await;
+    assert_eq!((recent.total, recent.items), (7, rows[18..23].to_vec()));
+    let recent_second = page(2, 5, Some(since)).await;
+    assert_eq!(recent_second.items, rows[23..].to_vec());
+    let unknown = store
+        .observations_by_station(&id("zzz9"), PageQuery { page: 1, limit: 10, since: None })
+        .await
+        .expect("unknown station page");
+    assert_eq!((unknown.total, unknown.items.len()), (0, 0));
+}
+
+async fn history_is_newest_first_with_filters(store: Store) {
+    let start = at(2018, 7, 30, 20, 0);
+    let a = series("22101", start, 6);
+    let b = series("22102", start, 6);
+    let c = series("41002", start + chrono::Duration::minutes(5), 6);
+    let all: Vec<Observation> = a.iter().chain(&b).chain(&c).cloned().collect();
+    store.upsert_observations(&all).await.expect("upsert");
+
+    // Expected orders come from sorting the inputs: newest first, ties by station id.
+    let mut newest_first = all.clone();
+    newest_first.sort_by(|x, y| y.observed_at.cmp(&x.observed_at).then(x.station_id.cmp(&y.station_id)));
+
+    let query =
+        |stations: Vec<StationId>, since, until, limit| HistoryQuery { stations, since, until, limit };
+    let got = store.observations(query(vec![], None, None, 5)).await.expect("all stations");
+    assert_eq!(got, newest_first[..5].to_vec());
+    assert_eq!(got[0].station_id.as_str(), "41002", "the 5-minute offset makes 41002 newest");
+
+    let filtered =
+        store.observations(query(vec![id("22101"), id("41002")], None, None, 100)).await.expect("filter");
+    let want: Vec<_> = newest_first.iter().filter(|o| o.station_id.as_str() != "22102").cloned().collect();
+    assert_eq!(filtered, want);
+
+    let (since, until) = (a[2].observed_at, a[4].observed_at);
+    let window = store.observations(query(vec![], Some(since), Some(until), 100)).await.expect("window");
+    let want: Vec<_> =
+        newest_first.iter().filter(|o| o.observed_at >= since && o.observed_at <= until).cloned().collect();
+    assert_eq!(window, want);
+    assert_eq!(window.len(), 8, "a and b at 3 times inclusive, c at 2 times between them");
+
+    let one = store.observations(query(vec![id("22102")], Some(since), None, 2)).await.expect("limit");
+    assert_eq!(one, vec![b[5].clone(), b[4].clone()]);
+    assert!(store.observations(query(vec![], None, None, 0)).await.expect("limit 0").is_empty());
+}
+
+fn station_meta(raw: &str, name: &str, lat: f64, lon: f64) -> Station {
+    Station {
+        id: id(raw),
+        name: Some(name.to_owned()),
+        lat: Some(lat),
+        lon: Some(lon),
+        owner: Some("NDBC".to_owned()),
+        station_type: Some("buoy".to_owned()),
+        active: true,
+    }
+}
+
+async fn stations_list_metadata_and_latest_observation(store: Store) {
+    let s41002 = station_meta("41002", "SOUTH HATTERAS - 225 NM South of Cape Hatteras", 31.743, -74.955);
+    let s44013 = station_meta("44013", "BOSTON 16 NM East of Boston, MA", 42.346, -70.651);
+    let tplm2 = Station {
+        station_type: Some("fixed".to_owned()),
+        owner: None,
+        ..station_meta("tplm2", "Thomas Point, MD", 38.899, -76.436)
+    };
+    assert_eq!(
+        store.upsert_stations(&[s41002.clone(), s44013.clone(), tplm2.clone()]).await.expect("stations"),
+        3
+    );
+    assert_eq!(
+        store.upsert_stations(&[s41002.clone(), s44013.clone()]).await.expect("same again"),
+        0,
+        "unchanged metadata changes nothing"
+    );
+    let rows = rows_41002();
+    store.upsert_observations(&rows).await.expect("observations");
+    // 22101 has data but no metadata.
+    store.upsert_observations(&rows_other_stations()[..1]).await.expect("observations");
+
+    let newest = rows.iter().max_by_key(|o| o.observed_at).cloned();
+    let page = store.stations(1, 10).await.expect("stations");
+    assert_eq!(page.total, 4);
+    let ids: Vec<&str> = page.items.iter().map(|s| s.station.id.as_str()).collect();
+    assert_eq!(ids, ["22101", "41002", "44013", "tplm2"], "ordered by id");
+    assert_eq!(page.items[1].station, s41002);
+    assert_eq!(page.items[1].latest, newest);
+    assert_eq!(page.items[1].last_observation_at, newest.as_ref().map(|o| o.observed_at));
+    assert_eq!(page.items[2].station, s44013);
+    assert_eq!((page.items[2].latest.as_ref(), page.items[2].last_observation_at), (None, None));
+    assert_eq!(page.items[3].station, tplm2);
+
+    let second = store.stations(2, 3).await.expect("page 2");
+    assert_eq!(second.total, 4);
+    assert_eq!(second.items.iter().map(|s| s.station.id.as_str()).collect::<Vec<_>>(), ["tplm2"]);
+
+    // Metadata changes are stored; data-only stations get their metadata later.
+    let moved = Station { lat: Some(31.75), active: false, ..s41002.clone() };
+    let named = station_meta("22101", "Deokjeok-do", 37.24, 126.02);
+    assert_eq!(store.upsert_stations(&[moved.clone(), named.clone()]).await.expect("update"), 2);
+    let summary = store.station(&id("41002")).await.expect("station").expect("known");
+    assert_eq!(summary.station, moved);
+    assert_eq!(summary.latest, newest);
+    let summary = store.station(&id("22101")).await.expect("station").expect("known");
+    assert_eq!(summary.station, named);
+    assert_eq!(summary.latest, Some(rows_other_stations()[0].clone()));
+
+    // The REST form: flat station keys plus lastObservationAt and latest.
+    let json = serde_json::to_value(&summary).expect("serializes");
+    assert_eq!(json["id"], "22101");
+    assert_eq!(json["lastObservationAt"], "2018-07-30T21:00:00Z");
+    assert_eq!(json["latest"]["pressureHpa"], 1005.3);
+}
+
+async fn station_with_data_but_no_metadata(store: Store) {
+    let rows = rows_other_stations();
+    store.upsert_observations(&rows).await.expect("upsert");
+    let summary = store.station(&id("22102")).await.expect("station").expect("stations with data are listed");
+    assert_eq!(summary.station, Station::bare(id("22102")));
+    assert_eq!(summary.latest, Some(rows[1].clone()));
+    assert_eq!(summary.last_observation_at, Some(rows[1].observed_at));
+    let page = store.stations(1, 100).await.expect("stations");
+    assert_eq!(page.total, 3);
+    assert!(page.items.iter().all(|s| s.station.name.is_none() && s.latest.is_some()));
+}
+
+async fn unknown_station_is_none(store: Store) {
+    store.upsert_observations(&rows_41002()).await.expect("upsert");
+    assert_eq!(store.station(&id("46026")).await.expect("station"), None);
+    let empty = store.stations(5, 10).await.expect("page past the end");
+    assert_eq!((empty.total, empty.items.len()), (1, 0));
+}
+
+async fn large_batch_goes_through(store: Store) {
+    let start = at(2024, 1, 1, 0, 0);
+    let mut rows = Vec::new();
+    for station in ["46026", "46042", "46086", "51201"] {
+        rows.extend(series(station, start, 5_000));
+    }
+    let started = Instant::now();
+    let inserted = store.upsert_observations(&rows).await.expect("large upsert");
+    let elapsed = started.elapsed();
+    assert_eq!(inserted.len(), rows.len());
+    assert_eq!(inserted, rows);
+    eprintln!(
+        "{}: upserted {} new rows in {:?} ({:.0} rows/s)",
+        store.backend(),
+        rows.len(),
+        elapsed,
+        rows.len() as f64 / elapsed.as_secs_f64().max(f64::EPSILON)
+    );
+    let started = Instant::now();
+    assert!(store.upsert_observations(&rows).await.expect("large re-upsert").is_empty());
+    eprintln!("{}: re-upserted {} known rows in {:?}", store.backend(), rows.len(), started.elapsed());
+    let page = store
+        .observations_by_station(&id("46042"), PageQuery { page: 50, limit: 100, since: None })
+        .await
+        .expect("page");
+    assert_eq!(page.total, 5_000);
+    assert_eq!(page.items, rows[5_000 + 4_900..10_000].to_vec());
+    assert!(elapsed < Duration::from_secs(60), "20,000 rows took {elapsed:?}");
+}
+
+async fn realtime_file_round_trips(store: Store) {
+    let station = id("41002");
+    let parsed =
+        parse::parse(&fixtures::read("realtime2/41002.txt"), Some(&station)).expect("41002.txt parses");
+    assert!(parsed.observations.len() > 6_000, "the fixture's rows parse");
+    let inserted = store.upsert_observations(&parsed.observations).await.expect("upsert");
+    let unique = oldest_first(&parsed.observations);
+    assert_eq!(inserted.len(), unique.len());
+    assert_eq!(read_station(&store, &station).await, unique);
+    assert!(store.upsert_observations(&parsed.observations).await.expect("re-upsert").is_empty());
+}
+
+async fn latest_obs_lists_every_station(store: Store) {
+    let parsed = parse::parse(&fixtures::read("latest_obs/latest_obs.txt"), None).expect("latest_obs parses");
+    store.upsert_observations(&parsed.observations).await.expect("upsert");
+    let by_station: BTreeMap<StationId, Observation> =
+        oldest_first(&parsed.observations).into_iter().map(|o| (o.station_id.clone(), o)).collect();
+    let page = store.stations(1, 10_000).await.expect("stations");
+    assert_eq!(page.total, by_station.len() as u64);
+    let listed: Vec<(StationId, Option<Observation>)> =
+        page.items.into_iter().map(|s| (s.station.id, s.latest)).collect();
+    let want: Vec<(StationId, Option<Observation>)> =
+        by_station.into_iter().map(|(station, o)| (station, Some(o))).collect();
+    assert_eq!(listed, want);
+}
+
+// ---------------------------------------------------------------------------
+// Backend-specific
+
+#[tokio::test]
+async fn connect_errors_hide_the_password() {
+    harness::init_logs();
+    let port = harness::free_port();
+    let url = format!("postgres://buoy:hunter2@127.0.0.1:{port}/buoycast");
+    let options = StoreOptions { acquire_timeout: Duration::from_secs(2), ..StoreOptions::default() };
+    let error = Store::connect(&url, options).await.expect_err("nothing listens there");
+    let message = error.to_string();
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(message.contains(&format!("postgres://buoy:REDACTED@127.0.0.1:{port}/buoycast")), "{message}");
+    let error =
+        Store::connect("mysql://root:hunter2@db/x", StoreOptions::default()).await.expect_err("unsupported");
+    assert!(!error.to_string().contains("hunter2"), "{error}");
+}
+
+#[tokio::test]
+async fn sqlite_creates_its_directory_and_uses_wal() {
+    harness::init_logs();
+    let dir = tempfile::tempdir().expect("creating a temp dir");
+    let path = dir.path().join("data").join("nested").join("buoycast.db");
+    for url in [format!("sqlite://{}", path.display()), path.display().to_string()] {
+        let store = Store::connect(&url, StoreOptions::default()).await.expect("opening SQLite");
+        assert_eq!(store.backend(), "sqlite");
+        store.migrate().await.expect("migrating");
+        let Store::Sqlite(sqlite) = &store else { panic!("a path opens SQLite") };
+        let mode: String =
+            sqlx::query_scalar("PRAGMA journal_mode").fetch_one(sqlite.pool()).await.expect("journal mode");
+        assert_eq!(mode, "wal");
+        store.close().await;
+    }
+    assert!(path.is_file());
+}

@@ -21,12 +21,13 @@ use clap::{Parser, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "bridge", version, verbatim_doc_comment)]
 pub struct Args {
-    /// Gateway to read from (its SSE stream, or WebSocket with ws:// or --ws).
+    /// Gateway to read from: its SSE stream (reconnecting with Last-Event-ID),
+    /// or its WebSocket with a ws:// URL or --ws; with --replay STATION, its REST API.
     /// Example: --source http://gateway:3000
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:3000")]
     pub source: String,
 
-    /// Use the gateway's WebSocket instead of SSE.
+    /// Use the gateway's WebSocket instead of SSE. Example: --source http://gateway:3000 --ws
     #[arg(long)]
     pub ws: bool,
 
@@ -52,11 +53,14 @@ pub struct Args {
     #[arg(long, value_name = "HOST:PORT")]
     pub osc: Vec<String>,
 
-    /// Send OSC over TCP with SLIP framing to HOST:PORT (repeatable).
+    /// Send OSC over TCP with SLIP framing (OSC 1.1) to HOST:PORT (repeatable;
+    /// reconnects when the receiver comes back). Example: --osc-tcp 127.0.0.1:57121
     #[arg(long, value_name = "HOST:PORT")]
     pub osc_tcp: Vec<String>,
 
-    /// Which OSC messages to send.
+    /// Which OSC messages to send: both, observation (/observation s s f f i f f,
+    /// nulls as -1 / -999) or fields (/buoy/{stationId}/{field}, /norm, /time, /age).
+    /// Example: --osc-format fields
     #[arg(long, value_enum, default_value_t = OscFormat::Both)]
     pub osc_format: OscFormat,
 
@@ -65,7 +69,8 @@ pub struct Args {
     #[arg(long, value_name = "POLICY", default_value = "skip")]
     pub null_policy: String,
 
-    /// Wrap one observation's messages in one OSC bundle.
+    /// Wrap one observation's messages in one OSC bundle (immediate timetag).
+    /// Example: --osc 127.0.0.1:57120 --bundle
     #[arg(long)]
     pub bundle: bool,
 
@@ -73,19 +78,22 @@ pub struct Args {
     #[arg(long, value_name = "PORT")]
     pub oscquery: Option<u16>,
 
-    /// Send MIDI CC to this output port. Example: --midi "IAC Driver Bus 1"
+    /// Send MIDI CC to this output port (exact name, else a substring; a port
+    /// that vanishes is reopened when it comes back). Example: --midi "IAC Driver Bus 1"
     #[arg(long, value_name = "NAME")]
     pub midi: Vec<String>,
 
-    /// Create a virtual MIDI output port with this name. Example: --midi-virtual buoycast
+    /// Create a virtual MIDI output port with this name (ALSA on Linux, JACK with
+    /// the `jack` build feature, CoreMIDI on macOS; not on Windows). Example: --midi-virtual buoycast
     #[arg(long, value_name = "NAME")]
     pub midi_virtual: Option<String>,
 
-    /// Also write a Standard MIDI File. Example: --midi-file waves.mid
+    /// Also write a Standard MIDI File (format 0, 480 ticks per quarter, tempo
+    /// 120), completed at the end of a replay or on Ctrl-C. Example: --midi-file waves.mid
     #[arg(long, value_name = "PATH")]
     pub midi_file: Option<PathBuf>,
 
-    /// List MIDI output ports and exit.
+    /// List MIDI output ports and exit. Example: bridge --list-midi
     #[arg(long)]
     pub list_midi: bool,
 
@@ -93,11 +101,13 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub map: Option<PathBuf>,
 
-    /// Ramp each CC to its new value over MS milliseconds. Example: --glide 2000
+    /// Ramp each CC to its new value over MS milliseconds (at most 50 steps a
+    /// second, the .mid file included). Example: --glide 2000
     #[arg(long, value_name = "MS")]
     pub glide: Option<u64>,
 
     /// Send 14-bit CC pairs (MSB on CC n, LSB on CC n+32) for CCs below 32.
+    /// Example: --midi-virtual buoycast --cc14
     #[arg(long)]
     pub cc14: bool,
 
@@ -132,6 +142,19 @@ impl Args {
             if buoycast::observation::Field::from_name(field).is_none() {
                 return Err(format!("--learn: unknown field {field:?}"));
             }
+        }
+        self.null_policy.parse::<crate::osc::NullPolicy>()?;
+        if self.glide == Some(0) {
+            return Err("--glide 0: give a ramp length in milliseconds, e.g. --glide 2000 (or leave it out)"
+                .to_owned());
+        }
+        if self.learn.is_some()
+            && self.midi.is_empty()
+            && self.midi_virtual.is_none()
+            && self.midi_file.is_none()
+        {
+            return Err("--learn needs a MIDI output: --midi NAME, --midi-virtual NAME or --midi-file PATH"
+                .to_owned());
         }
         if !(self.speed.is_finite() && self.speed > 0.0) {
             return Err(format!("--speed {}: must be a positive number", self.speed));

@@ -38,8 +38,8 @@ impl FromStr for NullPolicy {
             "nil" => Ok(NullPolicy::Nil),
             "nan" => Ok(NullPolicy::Nan),
             _ => match s.strip_prefix("sentinel:").map(str::parse::<f32>) {
-                Some(Ok(x)) if x.is_finite() && x != 0.0 => Ok(NullPolicy::Sentinel(x)),
-                Some(Ok(x)) if x == 0.0 => Err(format!("--null-policy {s:?}: 0 is a real reading, never a null")),
+                Some(Ok(0.0)) => Err(format!("--null-policy {s:?}: 0 is a real reading, never a null")),
+                Some(Ok(x)) if x.is_finite() => Ok(NullPolicy::Sentinel(x)),
                 _ => Err(format!("--null-policy {s:?}: expected skip, nil, nan or sentinel:X (X a number, e.g. sentinel:-1)")),
             },
         }

@@ -61,6 +61,9 @@ pub enum Error {
 }
 
 /// What a subscription delivers.
+// Events are nearly every notice, so boxing them would add an allocation per
+// event on the hot path without saving any memory.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum BusNotice {
     /// A valid message; `id` is `None` when the publisher assigned none

@@ -139,12 +139,15 @@ fn encode(frame: &Frame, fields: FieldSet, metrics: &Metrics) -> Bytes {
                 b"event: reset\ndata: {\"reason\":\"cannot resume from that id; refetch history over REST\"}\n\n",
             ),
         ),
-        Frame::Lagged { skipped } => (
+        Frame::Lagged { skipped } => {
+            metrics.stream_lagged.with_label_values(&["sse"]).inc();
+            (
             "lagged",
             Bytes::from(format!(
                 "event: lagged\ndata: {{\"reason\":\"client too slow; reconnect to catch up\",\"skipped\":{skipped}}}\n\n"
             )),
-        ),
+            )
+        }
         Frame::Keepalive => return Bytes::from_static(b": keepalive\n\n"),
     };
     metrics.sse_events_sent.with_label_values(&[event_type]).inc();

@@ -113,12 +113,15 @@ fn encode(frame: &Frame, fields: FieldSet, metrics: &Metrics) -> Message {
                 b"{\"event\":\"reset\",\"data\":{\"reason\":\"cannot resume from that id; refetch history over REST\"}}",
             )),
         ),
-        Frame::Lagged { skipped } => (
+        Frame::Lagged { skipped } => {
+            metrics.stream_lagged.with_label_values(&["ws"]).inc();
+            (
             "lagged",
             text(Bytes::from(format!(
                 "{{\"event\":\"lagged\",\"data\":{{\"reason\":\"client too slow; reconnect to catch up\",\"skipped\":{skipped}}}}}"
             ))),
-        ),
+            )
+        }
         Frame::Keepalive => return Message::Ping(Bytes::from_static(b"keepalive")),
     };
     metrics.ws_events_sent.with_label_values(&[event_type]).inc();

@@ -10,3 +10,4 @@ mod cli;
 mod parse;
 mod server;
 mod store;
+mod stream;

@@ -33,7 +33,7 @@ async fn embedded_default_serves_health_and_ready() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["store"], "ok");
     assert!(app.dir.path().join("buoycast.db").is_file(), "the SQLite file was created and migrated");
-    app.stop().await.expect("clean shutdown");
+    app.stop().await;
 }
 
 #[tokio::test]
@@ -82,6 +82,6 @@ async fn production_backends_are_ready_and_ready_fails_when_redis_stops() {
 async fn shutdown_completes_within_the_deadline() {
     let mut app = TestApp::spawn(Backends::default()).await;
     let started = std::time::Instant::now();
-    app.stop().await.expect("clean shutdown");
+    app.stop().await;
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
 }

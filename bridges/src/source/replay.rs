@@ -133,7 +133,7 @@ pub async fn load_station(source: &str, station: &StationId) -> Result<Vec<Obser
         let total = meta.and_then(|m| m.get("total")).and_then(|t| t.as_u64());
         let limit =
             meta.and_then(|m| m.get("limit")).and_then(|l| l.as_u64()).unwrap_or(u64::from(PAGE_LIMIT));
-        let done = rows.is_empty() || total.is_none_or(|total| u64::from(page) * limit >= total);
+        let done = rows.is_empty() || total.map_or(true, |total| u64::from(page) * limit >= total);
         if done {
             break;
         }

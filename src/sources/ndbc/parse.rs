@@ -105,7 +105,7 @@ pub enum LineErrorKind {
         value: String,
     },
     /// A date or time token that is not a number in its range.
-    #[error("malformed {column} {value:?}")]
+    #[error("malformed {} {value:?} (column {column})", date_label(column))]
     BadDateField {
         /// The header's name for the column (`MM`, `hh`, …).
         column: &'static str,
@@ -149,6 +149,19 @@ pub enum LineErrorKind {
     /// A row below such a header.
     #[error("row under a header that is not standard meteorological")]
     UnderForeignHeader,
+}
+
+/// What a date column holds, for messages (`MM` alone reads like "missing").
+fn date_label(column: &str) -> &'static str {
+    match column {
+        "YY" | "YYYY" => "year",
+        "MM" => "month",
+        "DD" => "day",
+        "hh" => "hour",
+        "mm" => "minute",
+        "hhmm" => "time of day",
+        _ => "date field",
+    }
 }
 
 /// Why a whole file yields nothing.
@@ -525,7 +538,10 @@ impl RowParser {
                         value: shorten(token, 40),
                     })?;
                     if value != field.sentinel() {
-                        measurements.set(field, Some(if field.is_integer() { value.round() } else { value }));
+                        // Directions are whole degrees; round only the rare `123.0` form.
+                        let value =
+                            if field.is_integer() && token.contains(&b'.') { value.round() } else { value };
+                        measurements.set(field, Some(value));
                     }
                 }
                 Column::Year => {
@@ -560,14 +576,14 @@ impl RowParser {
             Some((key, date)) if key == (year, month, day) => date,
             _ => {
                 let date = NaiveDate::from_ymd_opt(year, month, day)
-                    .ok_or(LineErrorKind::ImpossibleDate { year, month, day })?;
+                    .ok_or_else(|| LineErrorKind::ImpossibleDate { year, month, day })?;
                 self.day_cache = Some(((year, month, day), date));
                 date
             }
         };
         let observed_at = date
             .and_hms_opt(hour, minute, 0)
-            .ok_or(LineErrorKind::ImpossibleDate { year, month, day })?
+            .ok_or_else(|| LineErrorKind::ImpossibleDate { year, month, day })?
             .and_utc();
         if layout.has_station {
             match station_token {
@@ -870,9 +886,9 @@ mod tests {
                 "line 4: 20 columns but the header has 19",
                 "line 5: malformed number \"6.x\" in column WSPD",
                 "line 6: impossible date 2018-02-30",
-                "line 7: malformed MM \"13\"",
-                "line 8: malformed hh \"24\"",
-                "line 9: malformed mm \"60\"",
+                "line 7: malformed month \"13\" (column MM)",
+                "line 8: malformed hour \"24\" (column hh)",
+                "line 9: malformed minute \"60\" (column mm)",
                 "line 10: row ends before its date and time (3 columns)",
                 "line 11: bytes that are not UTF-8",
             ]
@@ -883,6 +899,25 @@ mod tests {
         assert_eq!(last.observed_at.to_rfc3339(), "2018-08-01T14:10:00+00:00");
         assert_eq!(last.measurements.get(Field::WindSpeedMps), Some(6.0));
         assert_eq!(last.measurements.get(Field::GustMps), None, "trailing columns missing");
+    }
+
+    #[test]
+    fn crlf_lines_and_a_byte_order_mark_are_fine() {
+        let text =
+            "\u{feff}#YY MM DD hh mm WSPD PTDY\r\n#yr mo dy hr mn m/s hPa\r\n2018 08 01 15 10 6.0 -1.2\r\n";
+        let parsed = parse(text.as_bytes(), Some(&station())).expect("stdmet");
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert_eq!(parsed.observations[0].measurements.get(Field::PressureTendencyHpa), Some(-1.2));
+    }
+
+    #[test]
+    fn stn_column_gives_the_station_row_by_row() {
+        let text = "#STN LAT LON YYYY MM DD hh mm WSPD\nKATP 1.0 2.0 2018 07 30 21 00 5.0\n\
+                    41-02 1.0 2.0 2018 07 30 21 00 5.0\n41002 1.0 2.0 2018 07 30 21 10 6.0\n";
+        let parsed = parse(text.as_bytes(), None).expect("stations from STN");
+        let ids: Vec<&str> = parsed.observations.iter().map(|o| o.station_id.as_str()).collect();
+        assert_eq!(ids, ["katp", "41002"]);
+        assert_eq!(parsed.errors[0].to_string(), "line 3: invalid station id \"41-02\"");
     }
 
     #[test]

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use buoycast::bus::Bus;
 use buoycast::config::{Config, Overrides};
+use buoycast::store::Store;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +21,8 @@ pub struct Backends {
     pub redis_url: Option<String>,
     /// Extra environment variables (config keys) for this app.
     pub env: Vec<(String, String)>,
+    /// Listen here instead of a fresh port (to restart on the same address).
+    pub listen: Option<SocketAddr>,
 }
 
 /// A running gateway.
@@ -29,8 +33,14 @@ pub struct TestApp {
     pub base_url: String,
     /// Cancel to shut it down.
     pub shutdown: CancellationToken,
-    /// The serving task; yields the server's result.
-    pub task: Option<JoinHandle<anyhow::Result<()>>>,
+    /// The serving task.
+    pub task: Option<JoinHandle<()>>,
+    /// The app's bus (publish here to reach its streams).
+    pub bus: Bus,
+    /// The app's store.
+    pub store: Store,
+    /// The configuration it runs with.
+    pub config: Config,
     /// Keeps the SQLite file alive.
     pub dir: tempfile::TempDir,
 }
@@ -51,11 +61,29 @@ impl TestApp {
         env.extend(backends.env.iter().cloned());
         let overrides = Overrides { listen: Some("127.0.0.1:0".into()), ..Overrides::default() };
         let config = Config::load_from(&overrides, &env, dir.path()).expect("test config loads");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let want = backends.listen.unwrap_or_else(|| "127.0.0.1:0".parse().expect("valid address"));
+        let listener = bind_retrying(want).await;
         let addr = listener.local_addr().expect("listener address");
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(buoycast::cli::serve(listener, config, shutdown.clone()));
-        let app = TestApp { addr, base_url: format!("http://{addr}"), shutdown, task: Some(task), dir };
+        let store = buoycast::cli::open_store(&config).await.expect("store opens");
+        let bus = buoycast::cli::open_bus(&config).expect("bus opens");
+        let task = tokio::spawn(buoycast::server::serve(
+            listener,
+            store.clone(),
+            bus.clone(),
+            config.clone(),
+            shutdown.clone(),
+        ));
+        let app = TestApp {
+            addr,
+            base_url: format!("http://{addr}"),
+            shutdown,
+            task: Some(task),
+            bus,
+            store,
+            config,
+            dir,
+        };
         app.wait_healthy().await;
         app
     }
@@ -78,15 +106,35 @@ impl TestApp {
         panic!("the gateway at {} never answered /health", self.base_url);
     }
 
-    /// Cancels the app and waits for it to end; its result.
-    pub async fn stop(&mut self) -> anyhow::Result<()> {
+    /// Cancels the app and waits for it to end (within the 5 s deadline).
+    pub async fn stop(&mut self) {
         self.shutdown.cancel();
         let task = self.task.take().expect("stop called once");
         tokio::time::timeout(Duration::from_secs(6), task)
             .await
             .expect("the gateway stops within its 5 s deadline")
-            .expect("the serving task does not panic")
+            .expect("the serving task does not panic");
     }
+
+    /// The value of one metric series in `/metrics` (first line starting with `series`).
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = reqwest::get(self.url("/metrics")).await.ok()?.text().await.ok()?;
+        text.lines()
+            .find(|line| line.starts_with(series) && line[series.len()..].starts_with([' ', '{']))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse().ok())
+    }
+}
+
+/// Binds `addr`, retrying for a while if a previous app still holds it.
+async fn bind_retrying(addr: SocketAddr) -> tokio::net::TcpListener {
+    for _ in 0..100 {
+        if let Ok(listener) = buoycast::server::listener::bind(addr) {
+            return listener;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("cannot bind {addr}");
 }
 
 impl Drop for TestApp {

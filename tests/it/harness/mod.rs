@@ -11,6 +11,7 @@ pub mod app;
 pub mod fixtures;
 pub mod postgres;
 pub mod redis;
+pub mod sse;
 
 /// Installs a tracing subscriber when `TEST_LOG` is set, once per process.
 pub fn init_logs() {

@@ -10,4 +10,6 @@ mod cli;
 mod parse;
 mod server;
 mod store;
+mod rest;
 mod stream;
+mod ws;

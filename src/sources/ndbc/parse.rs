@@ -240,8 +240,8 @@ pub fn parse_each(
         match classify_header(trimmed) {
             Header::Stdmet(layout) => break layout,
             Header::Foreign(unknown) => return Err(FileError::NotStdmet { unknown }),
-            Header::NotHeader if trimmed[0] == b'#' => continue,
-            Header::NotHeader => return Err(FileError::NotNdbc { reason: not_a_header(number, trimmed) }),
+            Header::Other if trimmed[0] == b'#' => continue,
+            Header::Other => return Err(FileError::NotNdbc { reason: not_a_header(number, trimmed) }),
         }
     };
     if !layout.has_station && station.is_none() {
@@ -286,8 +286,8 @@ pub fn parse_each(
                         .push(LineError { line: number, kind: LineErrorKind::ForeignHeader { unknown } });
                     continue;
                 }
-                Header::NotHeader if trimmed[0] == b'#' => continue,
-                Header::NotHeader => {}
+                Header::Other if trimmed[0] == b'#' => continue,
+                Header::Other => {}
             }
         }
         match row.parse(trimmed) {
@@ -407,9 +407,13 @@ struct Layout {
     has_station: bool,
 }
 
+/// What a line is, as far as headers go.
 enum Header {
-    NotHeader,
+    /// Not a header: data, a units line, a comment, or not NDBC at all.
+    Other,
+    /// A standard-meteorological header.
     Stdmet(Layout),
+    /// A header of another NDBC file kind, with its unknown column names.
     Foreign(Vec<String>),
 }
 
@@ -422,7 +426,7 @@ fn classify_header(line: &[u8]) -> Header {
     // Cheap rejection for data rows of latest_obs.txt and other text.
     let first = Tokens::new(body).next().unwrap_or_default();
     if !matches!(first, b"YY" | b"YYYY" | b"STN") {
-        return Header::NotHeader;
+        return Header::Other;
     }
     let mut columns = Vec::new();
     let mut unknown = Vec::new();
@@ -438,7 +442,7 @@ fn classify_header(line: &[u8]) -> Header {
         && has(Column::Day)
         && (has(Column::Hour) || has(Column::HourMinute));
     if !is_header {
-        return Header::NotHeader;
+        return Header::Other;
     }
     if !unknown.is_empty() {
         return Header::Foreign(unknown);
@@ -575,16 +579,17 @@ impl RowParser {
         let date = match self.day_cache {
             Some((key, date)) if key == (year, month, day) => date,
             _ => {
-                let date = NaiveDate::from_ymd_opt(year, month, day)
-                    .ok_or_else(|| LineErrorKind::ImpossibleDate { year, month, day })?;
+                let Some(date) = NaiveDate::from_ymd_opt(year, month, day) else {
+                    return Err(LineErrorKind::ImpossibleDate { year, month, day });
+                };
                 self.day_cache = Some(((year, month, day), date));
                 date
             }
         };
-        let observed_at = date
-            .and_hms_opt(hour, minute, 0)
-            .ok_or_else(|| LineErrorKind::ImpossibleDate { year, month, day })?
-            .and_utc();
+        // Hour and minute are range-checked above, so this holds; stay total anyway.
+        let Some(observed_at) = date.and_hms_opt(hour, minute, 0).map(|time| time.and_utc()) else {
+            return Err(LineErrorKind::ImpossibleDate { year, month, day });
+        };
         if layout.has_station {
             match station_token {
                 Some(token) => {

@@ -1,0 +1,8 @@
+//! The bridge's integration tests: one binary, one module per feature.
+
+mod harness;
+mod mapping;
+mod midi;
+mod osc_format;
+mod sinks;
+mod sources;

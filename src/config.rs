@@ -580,7 +580,8 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_key() {
-        let cases: [(&[(&str, &str)], Option<&str>, &str); 7] = [
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
+        let cases: [Case; 7] = [
             (&[("BUOYCAST_KEEPALIVE_SECS", "soon")], None, "stream.keepalive_secs"),
             (&[("PORT", "70000")], None, "PORT"),
             (&[("BUOYCAST_LATEST_OBS", "maybe")], None, "ingest.latest_obs"),

@@ -284,7 +284,9 @@ impl Map {
         let mut seen: BTreeMap<u8, Field> = BTreeMap::new();
         // Report a duplicate at the key the file set (the built-in one cannot be wrong alone).
         let mut order: Vec<Field> = Field::ALL.into_iter().filter(|f| !cc_lines.contains_key(f)).collect();
-        order.extend(cc_lines.keys().copied());
+        let mut in_file: Vec<(usize, Field)> = cc_lines.iter().map(|(f, span)| (span.start, *f)).collect();
+        in_file.sort_unstable();
+        order.extend(in_file.into_iter().map(|(_, f)| f));
         for field in order {
             let cc = map.field(field).cc;
             if let Some(other) = seen.insert(cc, field) {

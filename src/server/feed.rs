@@ -61,7 +61,7 @@ pub enum Frame {
     /// A live event, with its shared encodings.
     Live(Arc<SharedEvent>),
     /// A replayed event (catch-up), encoded per client.
-    Replayed(ObservationEvent),
+    Replayed(Box<ObservationEvent>),
     /// The client's position cannot be honoured: it must refetch history.
     Reset,
     /// The client fell `skipped` events behind and is being closed.
@@ -153,7 +153,7 @@ impl Feed {
                             self.last = Some(id);
                         }
                         if self.filter.admits(&event.observation) {
-                            return Some(Frame::Replayed(event));
+                            return Some(Frame::Replayed(Box::new(event)));
                         }
                         continue;
                     }

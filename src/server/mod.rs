@@ -6,6 +6,7 @@
 //! `/metrics`, `/v1/openapi.json`. Every error, the router's own 404/405
 //! and rejected query strings included, is the SPEC JSON shape.
 
+pub mod dashboard;
 pub mod error;
 pub mod fanout;
 pub mod feed;
@@ -154,6 +155,7 @@ pub fn app(state: AppState) -> Router {
     let v1 = history.merge(streams).route_layer(middleware::from_fn_with_state(state.clone(), guard::auth));
     Router::new()
         .merge(v1)
+        .route("/", get(dashboard::index))
         .route("/v1/openapi.json", get(openapi::document))
         .route("/health", get(health))
         .route("/ready", get(ready))

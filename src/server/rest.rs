@@ -51,7 +51,7 @@ pub async fn history(State(state): State<AppState>, RawQuery(query): RawQuery) -
         if since > until {
             return Err(super::params::invalid(
                 "until",
-                &params.get("until").unwrap_or_default().to_owned(),
+                params.get("until").unwrap_or_default(),
                 "must not be before `since`",
             ));
         }

@@ -19,7 +19,8 @@ async fn get(app: &TestApp, path: &str) -> (u16, Value) {
 
 async fn seeded(backends: Backends) -> TestApp {
     let app = TestApp::spawn(backends).await;
-    let rows: Vec<_> = (1..=5).map(|n| observation("46026", n)).chain((1..=2).map(|n| observation("46042", n))).collect();
+    let rows: Vec<_> =
+        (1..=5).map(|n| observation("46026", n)).chain((1..=2).map(|n| observation("46042", n))).collect();
     app.store.upsert_observations(&rows).await.expect("seed observations");
     let mut station = Station::bare(buoycast::observation::StationId::parse("46026").expect("valid"));
     station.name = Some("San Francisco".into());
@@ -44,7 +45,8 @@ async fn by_station_is_paginated_oldest_first_in_the_compatible_shape() {
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["meta"], serde_json::json!({ "page": 2, "limit": 2, "total": 5 }));
         let data = body["data"].as_array().expect("array");
-        let times: Vec<_> = data.iter().map(|row| row["observedAt"].as_str().expect("time").to_owned()).collect();
+        let times: Vec<_> =
+            data.iter().map(|row| row["observedAt"].as_str().expect("time").to_owned()).collect();
         assert_eq!(times, ["2026-11-28T00:30:00Z", "2026-11-28T00:40:00Z"]);
         assert_eq!(data[0]["stationId"], "46026");
         assert_eq!(data[0]["windDirDeg"], 99);
@@ -68,8 +70,10 @@ async fn history_across_stations_is_newest_first_with_filters() {
         let (_, body) = get(&app, "/v1/observations?station=46042").await;
         assert_eq!(body["data"].as_array().expect("array").len(), 2);
         let (_, body) =
-            get(&app, "/v1/observations?station=46026&since=2026-11-28T00:20:00Z&until=2026-11-28T00:30:00Z").await;
-        let times: Vec<_> = body["data"].as_array().expect("array").iter().map(|row| row["observedAt"].clone()).collect();
+            get(&app, "/v1/observations?station=46026&since=2026-11-28T00:20:00Z&until=2026-11-28T00:30:00Z")
+                .await;
+        let times: Vec<_> =
+            body["data"].as_array().expect("array").iter().map(|row| row["observedAt"].clone()).collect();
         assert_eq!(times, ["2026-11-28T00:30:00Z", "2026-11-28T00:20:00Z"]);
     }
 }
@@ -115,17 +119,26 @@ async fn bad_parameters_are_400s_naming_the_parameter() {
 #[tokio::test]
 async fn tokens_are_required_when_configured() {
     let token = "s3cret-token-value";
-    let app = TestApp::spawn(Backends { env: vec![("BUOYCAST_AUTH_TOKENS".into(), token.into())], ..Backends::default() }).await;
+    let app = TestApp::spawn(Backends {
+        env: vec![("BUOYCAST_AUTH_TOKENS".into(), token.into())],
+        ..Backends::default()
+    })
+    .await;
     let client = reqwest::Client::new();
     let denied = client.get(app.url("/v1/stations")).send().await.expect("request");
     assert_eq!(denied.status().as_u16(), 401);
     let body: Value = denied.json().await.expect("JSON");
     assert_eq!(body["error"]["code"], "UNAUTHORIZED");
-    let wrong = client.get(app.url("/v1/stations")).bearer_auth("s3cret-token-valuX").send().await.expect("request");
+    let wrong =
+        client.get(app.url("/v1/stations")).bearer_auth("s3cret-token-valuX").send().await.expect("request");
     assert_eq!(wrong.status().as_u16(), 401);
     let ok = client.get(app.url("/v1/stations")).bearer_auth(token).send().await.expect("request");
     assert_eq!(ok.status().as_u16(), 200);
-    let stream = crate::harness::sse::SseClient::connect(&app.url(&format!("/v1/observations/stream?access_token={token}")), &[]).await;
+    let stream = crate::harness::sse::SseClient::connect(
+        &app.url(&format!("/v1/observations/stream?access_token={token}")),
+        &[],
+    )
+    .await;
     assert_eq!(stream.status, 200);
     let stream = crate::harness::sse::SseClient::connect(&app.url("/v1/observations/stream"), &[]).await;
     assert_eq!(stream.status, 401);
@@ -135,7 +148,11 @@ async fn tokens_are_required_when_configured() {
 
 #[tokio::test]
 async fn history_is_rate_limited_per_client() {
-    let app = TestApp::spawn(Backends { env: vec![("BUOYCAST_RATE_LIMIT".into(), "3".into())], ..Backends::default() }).await;
+    let app = TestApp::spawn(Backends {
+        env: vec![("BUOYCAST_RATE_LIMIT".into(), "3".into())],
+        ..Backends::default()
+    })
+    .await;
     for _ in 0..3 {
         assert_eq!(get(&app, "/v1/stations").await.0, 200);
     }
@@ -166,10 +183,20 @@ async fn cors_reflects_configured_origins_only() {
     })
     .await;
     let client = reqwest::Client::new();
-    let allowed = client.get(listed.url("/v1/stations")).header("origin", "http://studio.test").send().await.expect("request");
+    let allowed = client
+        .get(listed.url("/v1/stations"))
+        .header("origin", "http://studio.test")
+        .send()
+        .await
+        .expect("request");
     assert_eq!(allowed.headers()["access-control-allow-origin"], "http://studio.test");
     assert_eq!(allowed.headers()["access-control-allow-credentials"], "true");
-    let other = client.get(listed.url("/v1/stations")).header("origin", "http://evil.test").send().await.expect("request");
+    let other = client
+        .get(listed.url("/v1/stations"))
+        .header("origin", "http://evil.test")
+        .send()
+        .await
+        .expect("request");
     assert!(!other.headers().contains_key("access-control-allow-origin"));
 }
 
@@ -192,7 +219,10 @@ async fn metrics_expose_the_spec_names() {
     ] {
         assert!(text.contains(name), "/metrics lacks {name}");
     }
-    assert!(text.contains(r#"http_requests_total{method="GET",route="/v1/stations",status="200"} 1"#), "{text}");
+    assert!(
+        text.contains(r#"http_requests_total{method="GET",route="/v1/stations",status="200"} 1"#),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -226,7 +256,11 @@ async fn openapi_describes_every_route() {
 #[tokio::test]
 async fn slow_request_heads_are_cut_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let app = TestApp::spawn(Backends { env: vec![("BUOYCAST_HEADER_TIMEOUT_SECS".into(), "1".into())], ..Backends::default() }).await;
+    let app = TestApp::spawn(Backends {
+        env: vec![("BUOYCAST_HEADER_TIMEOUT_SECS".into(), "1".into())],
+        ..Backends::default()
+    })
+    .await;
     let mut socket = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
     socket.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").await.expect("partial head");
     // Never finish the head: the server must hang up by itself.

@@ -101,6 +101,7 @@ contract!(
         station_with_data_but_no_metadata,
         unknown_station_is_none,
         large_batch_goes_through,
+        concurrent_overlapping_upserts_return_each_row_once,
         realtime_file_round_trips,
         latest_obs_lists_every_station,
     ]
@@ -585,6 +586,27 @@ async fn large_batch_goes_through(store: Store) {
     assert_eq!(page.total, 5_000);
     assert_eq!(page.items, rows[5_000 + 4_900..10_000].to_vec());
     assert!(elapsed < Duration::from_secs(60), "20,000 rows took {elapsed:?}");
+}
+
+async fn concurrent_overlapping_upserts_return_each_row_once(store: Store) {
+    // Four writers (as several workers would be) with overlapping batches:
+    // every row must come back as new from exactly one of them.
+    let rows = series("46026", at(2024, 3, 1, 0, 0), 2_000);
+    let mut tasks = Vec::new();
+    for writer in 0..4_usize {
+        let store = store.clone();
+        let mut batch: Vec<Observation> = rows[writer * 400..writer * 400 + 800].to_vec();
+        if writer % 2 == 1 {
+            batch.reverse();
+        }
+        tasks.push(tokio::spawn(async move { store.upsert_observations(&batch).await }));
+    }
+    let mut returned = Vec::new();
+    for task in tasks {
+        returned.extend(task.await.expect("writer task").expect("concurrent upsert"));
+    }
+    assert_eq!(returned.len(), 2_000, "rows 0..2000 are covered once each");
+    assert_eq!(oldest_first(&returned), rows);
 }
 
 async fn realtime_file_round_trips(store: Store) {

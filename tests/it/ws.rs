@@ -72,7 +72,8 @@ async fn filters_and_catch_up_work_as_on_sse() {
         .publish(&[observation("46042", 2), observation("46026", 3), observation("46026", 4)])
         .await
         .expect("publish");
-    let mut socket = open(&app, &format!("?station=46026&fields=waveHeightM&last_event_id={}", first[0])).await;
+    let mut socket =
+        open(&app, &format!("?station=46026&fields=waveHeightM&last_event_id={}", first[0])).await;
     for id in [&missed[1], &missed[2]] {
         let frame = next_json(&mut socket).await.expect("frame");
         assert_eq!(frame["id"], id.as_str());
@@ -80,18 +81,26 @@ async fn filters_and_catch_up_work_as_on_sse() {
         keys.sort();
         assert_eq!(keys, ["id", "stationId", "timestamp", "waveHeightM"]);
     }
-    let bad = tokio_tungstenite::connect_async(format!("ws://{}/v1/observations/ws?fields=nope", app.addr)).await;
+    let bad =
+        tokio_tungstenite::connect_async(format!("ws://{}/v1/observations/ws?fields=nope", app.addr)).await;
     match bad {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status().as_u16(), 400),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 400)
+        }
         other => panic!("expected a 400 refusal, got {other:?}"),
     }
 }
 
 #[tokio::test]
 async fn pings_keep_an_idle_socket_alive() {
-    let app = TestApp::spawn(Backends { env: vec![("BUOYCAST_KEEPALIVE_SECS".into(), "1".into())], ..Backends::default() }).await;
+    let app = TestApp::spawn(Backends {
+        env: vec![("BUOYCAST_KEEPALIVE_SECS".into(), "1".into())],
+        ..Backends::default()
+    })
+    .await;
     let mut socket = open(&app, "").await;
-    let message = tokio::time::timeout(Duration::from_secs(3), socket.next()).await.expect("a frame").expect("open");
+    let message =
+        tokio::time::timeout(Duration::from_secs(3), socket.next()).await.expect("a frame").expect("open");
     assert!(matches!(message.expect("ok"), Message::Ping(_)));
     socket.send(Message::Pong(Default::default())).await.expect("pong");
 }

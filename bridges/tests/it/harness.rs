@@ -30,7 +30,8 @@ pub fn workspace_root() -> PathBuf {
 
 /// Parses bridge flags as the binary would.
 pub fn args(flags: &[&str]) -> Args {
-    let args = Args::try_parse_from(std::iter::once("bridge").chain(flags.iter().copied())).expect("flags parse");
+    let args =
+        Args::try_parse_from(std::iter::once("bridge").chain(flags.iter().copied())).expect("flags parse");
     args.validate().expect("flags are valid");
     args
 }

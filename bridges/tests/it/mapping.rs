@@ -101,7 +101,11 @@ fn refused(text: &str) -> (usize, String) {
 #[test]
 fn bad_maps_are_refused_with_their_line_and_reason() {
     let cases: &[(&str, usize, &str)] = &[
-        ("[fields.waveHeightM]\nmin = 0\n\n[fields.waveHeight]\nmax = 3\n", 4, "unknown field \"waveHeight\""),
+        (
+            "[fields.waveHeightM]\nmin = 0\n\n[fields.waveHeight]\nmax = 3\n",
+            4,
+            "unknown field \"waveHeight\"",
+        ),
         ("[fields.waveHeightM]\nmin = 0\nmaxx = 3\n", 3, "maxx"),
         ("[osc]\nport = 3\n", 2, "port"),
         ("[fields.waveHeightM]\nmin = 5\nmax = 5\n", 3, "min 5 must be less than max 5"),

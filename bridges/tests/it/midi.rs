@@ -36,7 +36,10 @@ fn seven_bit_cc_per_station_channel_nulls_send_nothing() {
     assert_eq!(observe(&mut engine, &second, 10), vec![[0xB1, 24, 127]]);
     // Same value again: skipped. All null: nothing at all, never 0.
     assert_eq!(observe(&mut engine, &first, 20), Vec::<[u8; 3]>::new());
-    assert_eq!(observe(&mut engine, &observation("46026", Measurements::default()), 30), Vec::<[u8; 3]>::new());
+    assert_eq!(
+        observe(&mut engine, &observation("46026", Measurements::default()), 30),
+        Vec::<[u8; 3]>::new()
+    );
     // A real 0 is sent.
     let zero = observation("46026", Measurements::default().with(Field::WaveHeightM, 0.0));
     assert_eq!(observe(&mut engine, &zero, 40), vec![[0xB0, 20, 0]]);
@@ -57,7 +60,8 @@ fn channel_ten_is_skipped() {
 fn fourteen_bit_pairs_msb_then_lsb_on_cc_plus_32() {
     let mut engine = MidiEngine::new(Map::builtin(), true, None);
     // 0.1 m over 0..10: v = round(0.01 * 16383) = 164 = 1 << 7 | 36.
-    let obs = observation("46026", Measurements::default().with(Field::WaveHeightM, 0.1).with(Field::TideFt, 10.0));
+    let obs =
+        observation("46026", Measurements::default().with(Field::WaveHeightM, 0.1).with(Field::TideFt, 10.0));
     assert_eq!(observe(&mut engine, &obs, 0), vec![[0xB0, 20, 1], [0xB0, 52, 36], [0xB0, 86, 127]]);
 }
 
@@ -104,7 +108,9 @@ pub fn read_mid(bytes: &[u8]) -> Vec<(u64, u8, u8, u8)> {
     let mut out = Vec::new();
     for event in track {
         tick += u64::from(event.delta.as_int());
-        if let TrackEventKind::Midi { channel, message: MidiMessage::Controller { controller, value } } = event.kind {
+        if let TrackEventKind::Midi { channel, message: MidiMessage::Controller { controller, value } } =
+            event.kind
+        {
             out.push((tick, channel.as_int(), controller.as_int(), value.as_int()));
         }
     }

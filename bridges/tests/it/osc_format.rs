@@ -54,7 +54,8 @@ fn observation_message_carries_the_seven_original_arguments() {
         .with(Field::WaterTempC, 14.2)
         .with(Field::PressureHpa, 1015.3)
         .with(Field::TideFt, 0.0);
-    let packets = round_trip(&encoder(OscFormat::Observation, NullPolicy::Skip, false), &observation(full), 0);
+    let packets =
+        round_trip(&encoder(OscFormat::Observation, NullPolicy::Skip, false), &observation(full), 0);
     assert_eq!(
         messages(&packets),
         vec![(
@@ -75,11 +76,20 @@ fn observation_message_carries_the_seven_original_arguments() {
 #[test]
 fn observation_message_uses_the_sentinels_for_nulls_whatever_the_policy() {
     for policy in [NullPolicy::Skip, NullPolicy::Nil, NullPolicy::Nan, NullPolicy::Sentinel(-5.0)] {
-        let packets =
-            round_trip(&encoder(OscFormat::Observation, policy, false), &observation(Measurements::default()), 0);
+        let packets = round_trip(
+            &encoder(OscFormat::Observation, policy, false),
+            &observation(Measurements::default()),
+            0,
+        );
         assert_eq!(
             messages(&packets)[0].1[2..],
-            [OscType::Float(-1.0), OscType::Float(-1.0), OscType::Int(-1), OscType::Float(-999.0), OscType::Float(-1.0)]
+            [
+                OscType::Float(-1.0),
+                OscType::Float(-1.0),
+                OscType::Int(-1),
+                OscType::Float(-999.0),
+                OscType::Float(-1.0)
+            ]
         );
     }
 }
@@ -97,7 +107,13 @@ fn fields_format_sends_value_norm_time_and_age_and_skips_nulls() {
             ("/buoy/46026/waveHeightM/norm".to_owned(), vec![OscType::Float(0.25)]),
             (
                 "/buoy/46026/time".to_owned(),
-                vec![OscType::Int(2026), OscType::Int(11), OscType::Int(28), OscType::Int(6), OscType::Int(40)]
+                vec![
+                    OscType::Int(2026),
+                    OscType::Int(11),
+                    OscType::Int(28),
+                    OscType::Int(6),
+                    OscType::Int(40)
+                ]
             ),
             ("/buoy/46026/age".to_owned(), vec![OscType::Float(90.0)]),
         ]
@@ -111,7 +127,13 @@ fn both_format_sends_observation_first_then_fields() {
     let addrs: Vec<String> = messages(&packets).into_iter().map(|(addr, _)| addr).collect();
     assert_eq!(
         addrs,
-        ["/observation", "/buoy/46026/tideFt", "/buoy/46026/tideFt/norm", "/buoy/46026/time", "/buoy/46026/age"]
+        [
+            "/observation",
+            "/buoy/46026/tideFt",
+            "/buoy/46026/tideFt/norm",
+            "/buoy/46026/time",
+            "/buoy/46026/age"
+        ]
     );
     // tideFt -1 ft over -5..10 ft: x = 4/15.
     assert_eq!(messages(&packets)[2].1, vec![OscType::Float(4.0 / 15.0)]);
@@ -129,7 +151,10 @@ fn null_messages(policy: NullPolicy) -> Vec<(String, Vec<OscType>)> {
 fn null_policy_nil_sends_the_osc_nil_type() {
     assert_eq!(
         null_messages(NullPolicy::Nil),
-        vec![("/buoy/46026/gustMps".into(), vec![OscType::Nil]), ("/buoy/46026/gustMps/norm".into(), vec![OscType::Nil])]
+        vec![
+            ("/buoy/46026/gustMps".into(), vec![OscType::Nil]),
+            ("/buoy/46026/gustMps/norm".into(), vec![OscType::Nil])
+        ]
     );
 }
 
@@ -171,10 +196,14 @@ fn bundle_wraps_one_observation_with_the_immediate_timetag() {
 
 #[test]
 fn map_prefix_and_range_change_the_fields_messages() {
-    let map = Map::from_toml("[osc]\nprefix = \"/sea/b\"\n[fields.waveHeightM]\nmax = 4\ncurve = \"exp\"\ninvert = true\n", "t")
-        .expect("valid map");
+    let map = Map::from_toml(
+        "[osc]\nprefix = \"/sea/b\"\n[fields.waveHeightM]\nmax = 4\ncurve = \"exp\"\ninvert = true\n",
+        "t",
+    )
+    .expect("valid map");
     let encoder = OscEncoder { format: OscFormat::Fields, null_policy: NullPolicy::Skip, bundle: false, map };
-    let packets = round_trip(&encoder, &observation(Measurements::default().with(Field::WaveHeightM, 2.0)), 0);
+    let packets =
+        round_trip(&encoder, &observation(Measurements::default().with(Field::WaveHeightM, 2.0)), 0);
     let all = messages(&packets);
     assert_eq!(all[0], ("/sea/b/46026/waveHeightM".into(), vec![OscType::Float(2.0)]));
     // x = 0.5; exp: (10^0.5 - 1) / 9; inverted.

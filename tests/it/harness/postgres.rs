@@ -38,6 +38,9 @@ pub struct Cluster {
     pub port: u16,
     /// Temp dir holding the data directory and `postgres.log`.
     pub dir: PathBuf,
+    /// The `postgres` process and its watchdog. Never waited on: they outlive
+    /// this process by design (the watchdog stops postgres once we are gone).
+    processes: Option<(Child, Child)>,
 }
 
 impl Cluster {
@@ -172,7 +175,7 @@ fn start_server() -> Cluster {
     let mut last_log = String::new();
     for _attempt in 0..3 {
         let port = super::free_port();
-        let cluster = Cluster { port, dir: dir.clone() };
+        let mut cluster = Cluster { port, dir: dir.clone(), processes: None };
         let log = std::fs::File::create(dir.join("postgres.log")).expect("creating postgres.log");
         let mut server = pg_command("postgres", user, &dir)
             .arg("-D")
@@ -186,13 +189,17 @@ fn start_server() -> Cluster {
             .stderr(log)
             .spawn()
             .expect("starting postgres");
-        spawn_watchdog(server.id(), &dir);
+        let mut watchdog = spawn_watchdog(server.id(), &dir);
         match wait_until_ready(&mut server, port) {
             Ok(()) => {
                 tracing::debug!(port, elapsed_ms = started.elapsed().as_millis() as u64, "test postgres up");
+                cluster.processes = Some((server, watchdog));
                 return cluster;
             }
             Err(reason) => {
+                // The watchdog first: it would remove the directory the next attempt reuses.
+                let _ = watchdog.kill();
+                let _ = watchdog.wait();
                 let _ = server.kill();
                 let _ = server.wait();
                 last_log = format!("{reason}\n{}", cluster.log());
@@ -206,7 +213,7 @@ fn start_server() -> Cluster {
 ///
 /// Runs as the current user (so it may signal both processes), detached from
 /// our stdio so that nothing waits on it.
-fn spawn_watchdog(postgres_pid: u32, dir: &Path) {
+fn spawn_watchdog(postgres_pid: u32, dir: &Path) -> Child {
     let script = r#"
         while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 0.5; done
         kill -INT "$2" 2>/dev/null
@@ -224,7 +231,7 @@ fn spawn_watchdog(postgres_pid: u32, dir: &Path) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("starting the postgres watchdog");
+        .expect("starting the postgres watchdog")
 }
 
 /// Waits until postgres accepts a TCP connection and answers a startup packet.

@@ -1,0 +1,255 @@
+//! Sources end to end, each through `app::run` to a real UDP receiver:
+//! replay of a real NDBC file, Redis (a throw-away `redis-server`), the SSE
+//! stream and the WebSocket of a small in-test gateway that records the
+//! reconnect's Last-Event-ID.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use buoycast::sources::ndbc::parse;
+use buoycast_bridges::app;
+use futures::{SinkExt, StreamExt};
+use rosc::OscType;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::harness::{args, fixture, message, OscReceiver, RedisServer};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_of_an_ndbc_file_delivers_every_observation_oldest_first() {
+    let path = fixture("realtime2/41002.txt");
+    let station = parse::station_from_file_name("41002.txt");
+    let expected = parse::parse(&std::fs::read(&path).expect("read"), station.as_ref())
+        .expect("an NDBC file")
+        .observations;
+    let receiver = OscReceiver::bind().await;
+    let addr = receiver.addr().to_string();
+    let collect = tokio::spawn(async move { receiver.drain(Duration::from_secs(2)).await });
+    // ~45 days of 10-minute rows in about two seconds.
+    let flags = [
+        "--replay",
+        path.to_str().expect("utf-8 path"),
+        "--speed",
+        "2000000",
+        "--osc",
+        &addr,
+        "--osc-format",
+        "observation",
+    ];
+    let stats = tokio::time::timeout(
+        Duration::from_secs(30),
+        app::run_with_stats(args(&flags), CancellationToken::new()),
+    )
+    .await
+    .expect("a replay ends by itself")
+    .expect("runs");
+    assert_eq!(stats.n_items, expected.len() as u64);
+    assert_eq!(stats.n_dropped, 0);
+    let packets = collect.await.expect("receiver");
+    assert_eq!(packets.len(), expected.len(), "every observation delivered");
+    let times: Vec<String> = packets
+        .iter()
+        .map(|p| match &message(p).args[1] {
+            OscType::String(t) => t.clone(),
+            other => panic!("timestamp is a string, got {other:?}"),
+        })
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted, "oldest first");
+    let oldest = expected.iter().map(|o| o.observed_at).min().expect("rows");
+    assert_eq!(times[0], buoycast::observation::format_time(&oldest));
+    assert!(packets.iter().all(|p| message(p).args[0] == OscType::String("41002".into())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_source_forwards_an_original_seven_field_message() {
+    let redis_server = RedisServer::start().await;
+    let receiver = OscReceiver::bind().await;
+    let addr = receiver.addr().to_string();
+    let shutdown = CancellationToken::new();
+    let flags =
+        ["--redis", &redis_server.url, "--osc", &addr, "--osc-format", "observation", "--station", "46026"];
+    let bridge = tokio::spawn(app::run(args(&flags), shutdown.clone()));
+    let client = redis::Client::open(redis_server.url.as_str()).expect("url");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
+    for _ in 0..100 {
+        let subscribers: Vec<(String, u64)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg("observations:new")
+            .query_async(&mut conn)
+            .await
+            .expect("numsub");
+        if subscribers.first().is_some_and(|(_, n)| *n > 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let publish = |payload: &'static str| {
+        let mut conn = conn.clone();
+        async move {
+            let _: u64 = redis::cmd("PUBLISH")
+                .arg("observations:new")
+                .arg(payload)
+                .query_async(&mut conn)
+                .await
+                .expect("publish");
+        }
+    };
+    publish(r#"{"stationId":"46042","timestamp":"2026-11-28T06:30:00Z","waveHeightM":9.9}"#).await;
+    publish("not json").await;
+    publish(r#"{"stationId":"46026","timestamp":"2026-11-28T06:40:00Z","waveHeightM":1.2,"windSpeedMps":5.1,"windDirDeg":270,"waterTempC":null,"pressureHpa":1015.3}"#).await;
+    let packet = receiver.next(Duration::from_secs(5)).await.expect("forwarded");
+    assert_eq!(
+        message(&packet).args,
+        vec![
+            OscType::String("46026".into()),
+            OscType::String("2026-11-28T06:40:00Z".into()),
+            OscType::Float(1.2),
+            OscType::Float(5.1),
+            OscType::Int(270),
+            OscType::Float(-999.0),
+            OscType::Float(1015.3),
+        ]
+    );
+    assert!(receiver.next(Duration::from_millis(300)).await.is_none(), "the other station is filtered out");
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), bridge)
+        .await
+        .expect("stops in time")
+        .expect("task")
+        .expect("exit ok");
+}
+
+fn observation_json(id: &str, wave: f64) -> String {
+    format!(
+        r#"{{"id":"{id}","stationId":"46026","timestamp":"2026-11-28T06:40:00Z","windDirDeg":null,"windSpeedMps":null,"gustMps":null,"waveHeightM":{wave},"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":null,"airTempC":null,"waterTempC":null,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}}"#
+    )
+}
+
+/// Serves two SSE connections: the first sends ids 1-0 and 2-0 then drops;
+/// the second records its request and sends 3-0. Returns the request heads.
+async fn sse_gateway(listener: TcpListener, heads: Arc<Mutex<Vec<String>>>) {
+    for connection in 0..2 {
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        let mut buf = vec![0u8; 4096];
+        let mut head = Vec::new();
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.expect("read");
+            head.extend_from_slice(&buf[..n]);
+        }
+        heads.lock().expect("lock").push(String::from_utf8_lossy(&head).into_owned());
+        let mut body = String::from(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
+        );
+        body.push_str("retry: 50\n\nevent: connection\ndata: {\"status\":\"connected\",\"timestamp\":\"2026-11-28T06:50:00.123Z\"}\n\n");
+        let events: &[(&str, f64)] =
+            if connection == 0 { &[("1-0", 1.0), ("2-0", 2.0)] } else { &[("3-0", 3.0)] };
+        for (id, wave) in events {
+            body.push_str(&format!(
+                "id: {id}\r\nevent: observation\r\ndata: {}\r\n\r\n: keepalive\n\n",
+                observation_json(id, *wave)
+            ));
+        }
+        stream.write_all(body.as_bytes()).await.expect("write");
+        if connection == 0 {
+            stream.shutdown().await.expect("close");
+        } else {
+            // Hold the second connection open like a live stream.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+    }
+}
+
+fn waves(packets: &[rosc::OscPacket]) -> Vec<OscType> {
+    packets.iter().map(|p| message(p).args[2].clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_source_reconnects_with_last_event_id_and_loses_nothing() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let source = format!("http://{}", listener.local_addr().expect("addr"));
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let gateway = tokio::spawn(sse_gateway(listener, heads.clone()));
+    let receiver = OscReceiver::bind().await;
+    let addr = receiver.addr().to_string();
+    let shutdown = CancellationToken::new();
+    let flags = ["--source", &source, "--station", "46026", "--osc", &addr, "--osc-format", "observation"];
+    let bridge = tokio::spawn(app::run(args(&flags), shutdown.clone()));
+    let mut packets = Vec::new();
+    while packets.len() < 3 {
+        packets.push(receiver.next(Duration::from_secs(10)).await.expect("an observation"));
+    }
+    assert_eq!(waves(&packets), vec![OscType::Float(1.0), OscType::Float(2.0), OscType::Float(3.0)]);
+    let heads = heads.lock().expect("lock").clone();
+    assert_eq!(heads.len(), 2);
+    assert!(heads[0].starts_with("GET /v1/observations/stream?station=46026 HTTP/1.1"), "{}", heads[0]);
+    assert!(!heads[0].to_lowercase().contains("last-event-id"), "{}", heads[0]);
+    assert!(heads[1].to_lowercase().contains("last-event-id: 2-0"), "{}", heads[1]);
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), bridge)
+        .await
+        .expect("stops in time")
+        .expect("task")
+        .expect("exit ok");
+    gateway.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_source_reconnects_with_last_event_id_query() {
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let source = format!("http://{}", listener.local_addr().expect("addr"));
+    let uris = Arc::new(Mutex::new(Vec::new()));
+    let seen = uris.clone();
+    let gateway = tokio::spawn(async move {
+        for connection in 0..2 {
+            let (stream, _) = listener.accept().await.expect("accept");
+            let seen = seen.clone();
+            let mut socket =
+                tokio_tungstenite::accept_hdr_async(stream, move |request: &Request, response: Response| {
+                    seen.lock().expect("lock").push(request.uri().to_string());
+                    Ok(response)
+                })
+                .await
+                .expect("handshake");
+            socket
+                .send(Message::text(r#"{"event":"connection","data":{"status":"connected"}}"#))
+                .await
+                .expect("send");
+            let (id, wave) = if connection == 0 { ("7-0", 7.0) } else { ("8-0", 8.0) };
+            let frame =
+                format!(r#"{{"event":"observation","id":"{id}","data":{}}}"#, observation_json(id, wave));
+            socket.send(Message::text(frame)).await.expect("send");
+            if connection == 0 {
+                let _ = socket.close(None).await;
+            } else {
+                while socket.next().await.is_some() {}
+            }
+        }
+    });
+    let receiver = OscReceiver::bind().await;
+    let addr = receiver.addr().to_string();
+    let shutdown = CancellationToken::new();
+    let flags = ["--source", &source, "--ws", "--osc", &addr, "--osc-format", "observation"];
+    let bridge = tokio::spawn(app::run(args(&flags), shutdown.clone()));
+    let mut packets = Vec::new();
+    while packets.len() < 2 {
+        packets.push(receiver.next(Duration::from_secs(10)).await.expect("an observation"));
+    }
+    assert_eq!(waves(&packets), vec![OscType::Float(7.0), OscType::Float(8.0)]);
+    let uris = uris.lock().expect("lock").clone();
+    assert_eq!(
+        uris,
+        vec!["/v1/observations/ws".to_owned(), "/v1/observations/ws?last_event_id=7-0".to_owned()]
+    );
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), bridge)
+        .await
+        .expect("stops in time")
+        .expect("task")
+        .expect("exit ok");
+    gateway.abort();
+}

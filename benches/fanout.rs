@@ -155,6 +155,7 @@ struct Figures {
     idle_kib_per_conn: f64,
     after_kib_per_conn: f64,
     cpu_us_per_delivery: f64,
+    cpu_us_per_connect: f64,
 }
 
 fn main() -> ExitCode {
@@ -218,7 +219,7 @@ fn main() -> ExitCode {
 
 fn print_header() {
     println!(
-        "| {:<8} | {:>7} | {:>6} | {:>4} | {:>9} | {:>9} | {:>8} | {:>9} | {:>9} | {:>9} | {:>6} | {:>8} | {:>10} | {:>11} | {:>10} |",
+        "| {:<8} | {:>7} | {:>6} | {:>4} | {:>9} | {:>9} | {:>8} | {:>9} | {:>9} | {:>9} | {:>6} | {:>8} | {:>10} | {:>11} | {:>10} | {:>9} |",
         "run",
         "clients",
         "events",
@@ -233,10 +234,11 @@ fn print_header() {
         "base MiB",
         "KiB/c idle",
         "KiB/c after",
-        "CPU µs/dlv"
+        "CPU µs/dlv",
+        "µs/conn"
     );
     println!(
-        "|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|",
+        "|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|",
         "-".repeat(10),
         "-".repeat(9),
         "-".repeat(8),
@@ -251,7 +253,8 @@ fn print_header() {
         "-".repeat(10),
         "-".repeat(12),
         "-".repeat(13),
-        "-".repeat(12)
+        "-".repeat(12),
+        "-".repeat(11)
     );
 }
 
@@ -261,7 +264,7 @@ fn print_row(label: &str, f: &Figures) {
         lost = format!("{lost}*");
     }
     println!(
-        "| {:<8} | {:>7} | {:>6} | {:>4.1} | {:>6.1} ms | {:>6.1} ms | {:>5.0} ms | {:>6.1} ms | {:>6.1} ms | {:>6.1} ms | {:>6} | {:>8.1} | {:>10.2} | {:>11.2} | {:>10.2} |",
+        "| {:<8} | {:>7} | {:>6} | {:>4.1} | {:>6.1} ms | {:>6.1} ms | {:>5.0} ms | {:>6.1} ms | {:>6.1} ms | {:>6.1} ms | {:>6} | {:>8.1} | {:>10.2} | {:>11.2} | {:>10.2} | {:>9.1} |",
         label,
         f.clients,
         f.events,
@@ -276,7 +279,8 @@ fn print_row(label: &str, f: &Figures) {
         f.baseline_mib,
         f.idle_kib_per_conn,
         f.after_kib_per_conn,
-        f.cpu_us_per_delivery
+        f.cpu_us_per_delivery,
+        f.cpu_us_per_connect
     );
     if f.lagged > 0 || f.connect_failed > 0 {
         println!("  * {} client(s) failed to connect, {} were told `lagged`", f.connect_failed, f.lagged);
@@ -339,6 +343,7 @@ fn median_of(rows: &[Figures]) -> Figures {
         idle_kib_per_conn: med(rows, |f| f.idle_kib_per_conn),
         after_kib_per_conn: med(rows, |f| f.after_kib_per_conn),
         cpu_us_per_delivery: med(rows, |f| f.cpu_us_per_delivery),
+        cpu_us_per_connect: med(rows, |f| f.cpu_us_per_connect),
     }
 }
 
@@ -560,6 +565,32 @@ fn load_average() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// With `BUOYCAST_BENCH_PERF=PREFIX`, records the gateway with `perf record`
+/// into `PREFIX-{clients}.data` (for finding bottlenecks; it costs CPU).
+fn start_profiler(pid: u32, clients: usize) -> AnyResult<Option<Owned>> {
+    let Ok(prefix) = std::env::var("BUOYCAST_BENCH_PERF") else { return Ok(None) };
+    let child = Command::new("perf")
+        .args(["record", "-q", "-F", "999", "-g", "-p", &pid.to_string(), "-o"])
+        .arg(format!("{prefix}-{clients}.data"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot spawn perf: {e}"))?;
+    Ok(Some(Owned { child, what: "perf" }))
+}
+
+/// Lets `perf record` write its file (SIGINT to our own child), then reaps it.
+fn stop_profiler(mut profiler: Owned) {
+    let _ = Command::new("kill").arg("-INT").arg(profiler.pid().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = profiler.child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A synthetic observation with the fields a typical NDBC buoy reports.
 fn observation(n: usize) -> AnyResult<Observation> {
     let base = chrono::DateTime::parse_from_rfc3339("2024-06-01T00:00:00Z")
@@ -611,6 +642,7 @@ async fn run_once(plan: &Plan, clients: usize) -> AnyResult<Figures> {
     let (redis, redis_port) = start_redis(dir.path())?;
     let (mut gateway, port, gateway_log) = start_gateway(dir.path(), redis_port, clients)?;
     let pid = gateway.pid();
+    let profiler = start_profiler(pid, clients)?;
 
     // Warm the bus connection and the hub before anyone listens.
     let bus = Bus::redis(&format!("redis://127.0.0.1:{redis_port}"), RedisBusOptions::default())
@@ -638,6 +670,7 @@ async fn run_once(plan: &Plan, clients: usize) -> AnyResult<Figures> {
         )));
     }
     tokio::task::yield_now().await;
+    let connect_ticks = cpu_ticks(pid)?;
     let started = Instant::now();
     go_tx.send_replace(true);
     let connect_deadline = started + CONNECT_TIMEOUT + Duration::from_secs(5);
@@ -648,6 +681,7 @@ async fn run_once(plan: &Plan, clients: usize) -> AnyResult<Figures> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let all_in = started.elapsed();
+    let connect_ticks = cpu_ticks(pid)?.saturating_sub(connect_ticks);
     gateway.check_alive(&gateway_log)?;
     tokio::time::sleep(SETTLE).await;
     let idle = rss_bytes(pid)?;
@@ -676,6 +710,9 @@ async fn run_once(plan: &Plan, clients: usize) -> AnyResult<Figures> {
     let mut reports = Vec::with_capacity(clients);
     for task in tasks {
         reports.push(task.await.map_err(|e| format!("client task: {e}"))?);
+    }
+    if let Some(profiler) = profiler {
+        stop_profiler(profiler);
     }
     drop(gateway);
     drop(redis);
@@ -722,6 +759,7 @@ async fn run_once(plan: &Plan, clients: usize) -> AnyResult<Figures> {
         idle_kib_per_conn: per_conn_kib(idle),
         after_kib_per_conn: per_conn_kib(after),
         cpu_us_per_delivery: cpu_secs * 1e6 / deliveries,
+        cpu_us_per_connect: connect_ticks as f64 / clock_ticks() * 1e6 / clients as f64,
     })
 }
 

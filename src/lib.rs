@@ -6,6 +6,7 @@
 //! - [`sources::ndbc`]: the NDBC file parsers (pure), and later the fetcher.
 //! - `store`: PostgreSQL and SQLite persistence (feature `server`).
 //! - `bus`: Redis Pub/Sub and in-process fan-in with catch-up ids (feature `server`).
+//! - `worker`: NDBC fetching, ingest, the outbox publisher, backfill (feature `server`).
 //! - `config`, `telemetry`, `shutdown`, `server`, `cli`: the service side (feature `server`).
 //!
 //! Without the default `server` feature this crate is only the schema and the
@@ -29,3 +30,5 @@ pub mod shutdown;
 pub mod store;
 #[cfg(feature = "server")]
 pub mod telemetry;
+#[cfg(feature = "server")]
+pub mod worker;

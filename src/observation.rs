@@ -134,6 +134,34 @@ impl Field {
         }
     }
 
+    /// The physically possible range of a reading, bounds included.
+    ///
+    /// Generous on purpose (record storms, polar air, the Bay of Fundy): a
+    /// value outside it is not weather but a misread line, e.g. a row that
+    /// dropped a middle column so that every later value shifted one field.
+    pub const fn valid_range(self) -> (f64, f64) {
+        match self {
+            Field::WindDirDeg | Field::MeanWaveDirDeg => (0.0, 360.0),
+            Field::WindSpeedMps => (0.0, 100.0),
+            Field::GustMps => (0.0, 120.0),
+            Field::WaveHeightM => (0.0, 40.0),
+            Field::DominantPeriodS | Field::AveragePeriodS => (0.0, 40.0),
+            Field::PressureHpa => (800.0, 1100.0),
+            Field::AirTempC => (-70.0, 60.0),
+            Field::WaterTempC => (-5.0, 45.0),
+            Field::DewpointC => (-80.0, 50.0),
+            Field::VisibilityNmi => (0.0, 100.0),
+            Field::PressureTendencyHpa => (-30.0, 30.0),
+            Field::TideFt => (-50.0, 50.0),
+        }
+    }
+
+    /// Whether `value` lies in [`Field::valid_range`].
+    pub fn is_plausible(self, value: f64) -> bool {
+        let (min, max) = self.valid_range();
+        (min..=max).contains(&value)
+    }
+
     /// Looks a field up by its camelCase name.
     pub fn from_name(name: &str) -> Option<Field> {
         Field::ALL.into_iter().find(|field| field.name() == name)
@@ -510,6 +538,19 @@ impl ObservationEvent {
     pub fn write_stream_json(&self, out: &mut Vec<u8>, fields: FieldSet) {
         self.observation.write_json_inner(out, TimeKey::Timestamp, self.id.as_deref(), fields);
     }
+}
+
+/// Parses a stream id `"{ms}-{seq}"` (both decimal, no sign, no spaces).
+///
+/// The gateway validates `Last-Event-ID` with it; tuples compare in stream order.
+pub fn parse_stream_id(s: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = s.split_once('-')?;
+    let digits =
+        |part: &str| !part.is_empty() && part.len() <= 20 && part.bytes().all(|b| b.is_ascii_digit());
+    if !digits(ms) || !digits(seq) {
+        return None;
+    }
+    Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
 /// Parses an RFC 3339 time into UTC.

@@ -179,10 +179,15 @@ pub async fn run_with_stats(args: Args, shutdown: CancellationToken) -> anyhow::
 fn open_midi(args: &Args) -> anyhow::Result<MidiOutputs> {
     let mut ports = Vec::new();
     for name in &args.midi {
-        ports.push(midi::open_port(PortSpec::Named(name.clone()))?);
+        ports.push(
+            midi::open_port(PortSpec::Named(name.clone())).with_context(|| format!("--midi {name:?}"))?,
+        );
     }
     if let Some(name) = &args.midi_virtual {
-        ports.push(midi::open_port(PortSpec::Virtual(name.clone()))?);
+        ports.push(
+            midi::open_port(PortSpec::Virtual(name.clone()))
+                .with_context(|| format!("--midi-virtual {name:?}"))?,
+        );
     }
     Ok(MidiOutputs { ports, file: args.midi_file.as_deref().map(MidiFileWriter::new) })
 }

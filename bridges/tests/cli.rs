@@ -1,6 +1,6 @@
 //! The `bridge` binary's command line: every SPEC 5 flag is documented in
-//! `--help`, bad values are refused naming the flag, and the unbuilt work
-//! says "not implemented yet" instead of faking success.
+//! `--help`, bad values are refused naming the flag, a replay ends by itself
+//! and SIGINT ends a live bridge with exit 0 and a complete .mid file.
 
 use std::process::Command;
 
@@ -39,10 +39,119 @@ fn help_lists_every_spec_flag() {
 }
 
 #[test]
-fn unbuilt_paths_fail_with_not_implemented_yet() {
-    let run = bridge().args(["--osc", "127.0.0.1:57120"]).output().expect("bridge runs");
+fn no_output_is_refused_not_faked() {
+    let run = bridge().args(["--source", "http://127.0.0.1:9"]).output().expect("bridge runs");
     assert!(!run.status.success());
-    assert!(String::from_utf8_lossy(&run.stderr).contains("not implemented yet"));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("no output: give --osc"), "{run:?}");
+}
+
+#[test]
+fn list_midi_lists_ports_or_says_why_it_cannot() {
+    let run = bridge().arg("--list-midi").output().expect("bridge runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    if cfg!(feature = "jack") {
+        // JACK: ports when a JACK server runs, else the same clear error.
+        assert!(
+            (run.status.success() && stdout.starts_with("MIDI output ports (JACK)"))
+                || stderr.contains("--list-midi: cannot open the MIDI system (JACK)"),
+            "{stdout}{stderr}"
+        );
+    } else if std::path::Path::new("/dev/snd/seq").exists() || !cfg!(target_os = "linux") {
+        assert!(run.status.success(), "{stderr}");
+        assert!(stdout.starts_with("MIDI output ports"), "{stdout}");
+    } else {
+        // No ALSA sequencer on this machine (containers, CI): a clear error, not an empty success.
+        assert!(!run.status.success());
+        assert!(stderr.contains("--list-midi: cannot open the MIDI system"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_bad_map_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let map = dir.path().join("bad.toml");
+    std::fs::write(&map, "[fields.waveHeightM]\nmin = 0\ncc = 200\n").expect("write");
+    let run = bridge().args(["--osc", "127.0.0.1:9", "--map"]).arg(&map).output().expect("bridge runs");
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("bad.toml:3: waveHeightM: cc 200 is outside 0..=119"), "{stderr}");
+}
+
+fn fixture(relative: &str) -> std::path::PathBuf {
+    let root = match std::env::var_os("BUOYCAST_FIXTURES") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/ndbc"),
+    };
+    root.join(relative)
+}
+
+/// Every CC (absolute tick, status, controller, value) of a .mid file, after checking its header.
+fn midi_ccs(path: &std::path::Path) -> Vec<(u64, u8, u8)> {
+    let bytes = std::fs::read(path).expect("the .mid file exists");
+    let smf = midly::Smf::parse(&bytes).expect("a complete SMF");
+    assert_eq!(smf.header.format, midly::Format::SingleTrack);
+    assert_eq!(smf.header.timing, midly::Timing::Metrical(480.into()));
+    let mut tick = 0;
+    let mut out = Vec::new();
+    for event in &smf.tracks[0] {
+        tick += u64::from(event.delta.as_int());
+        if let midly::TrackEventKind::Midi {
+            message: midly::MidiMessage::Controller { controller, value },
+            ..
+        } = event.kind
+        {
+            out.push((tick, controller.as_int(), value.as_int()));
+        }
+    }
+    out
+}
+
+#[test]
+fn replay_to_a_midi_file_ends_by_itself_with_exit_0() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mid = dir.path().join("waves.mid");
+    let file = fixture("realtime2/41002.txt");
+    // 41002.txt: 2018-06-17 .. 2018-08-01 in 10-minute rows; at 3,600,000x an hour of data is 1 ms.
+    let run = bridge()
+        .args(["--replay"])
+        .arg(&file)
+        .args(["--speed", "3600000", "--midi-file"])
+        .arg(&mid)
+        .output()
+        .expect("bridge runs");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let ccs = midi_ccs(&mid);
+    assert!(!ccs.is_empty());
+    assert_eq!(ccs[0].0, 0, "the first observation is at the start");
+    // 45 days of data at 3,600,000x last 1.08 s of media time: 1037 ticks at 960 a second.
+    let last = ccs.last().expect("ccs").0;
+    assert!((900..=1100).contains(&last), "last CC at tick {last}");
+    assert!(ccs
+        .iter()
+        .all(|(_, cc, _)| [20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 85, 86].contains(cc)));
+}
+
+#[cfg(unix)]
+#[test]
+fn sigint_stops_a_live_bridge_and_writes_a_complete_midi_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mid = dir.path().join("live.mid");
+    // A gateway that is not there: the source keeps retrying until the signal.
+    let mut child = bridge()
+        .args(["--source", "http://127.0.0.1:9", "--midi-file"])
+        .arg(&mid)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("bridge starts");
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let started = std::time::Instant::now();
+    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    assert!(killed.success());
+    let status = child.wait().expect("bridge exits");
+    assert!(status.success(), "exit 0 on SIGINT: {status:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(midi_ccs(&mid).is_empty(), "no observation came, but the file is complete");
 }
 
 #[test]

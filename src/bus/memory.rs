@@ -6,10 +6,11 @@
 //! the clock goes back. Nothing survives the process: after a restart every
 //! old id answers [`Replay::Reset`]. It is deliberately not a cross-process bus.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -17,7 +18,7 @@ use super::{
     decode_notice, format_stream_id, now_ms, older_than_retention, parse_stream_id, BusNotice, InvalidLog,
     Replay, DEFAULT_RETENTION,
 };
-use crate::observation::{Observation, ObservationEvent};
+use crate::observation::{Observation, ObservationEvent, StationId};
 
 /// Settings of the in-process bus.
 #[derive(Debug, Clone)]
@@ -73,6 +74,33 @@ struct State {
     /// The newest id evicted from the ring, if any: an `after_id` at or
     /// beyond it loses nothing.
     last_evicted: Option<(u64, u64)>,
+    /// The id of each observation key (station, time) in the ring, for
+    /// [`MemoryBus::publish_once`].
+    by_key: HashMap<(StationId, DateTime<Utc>), Arc<ObservationEvent>>,
+}
+
+impl State {
+    /// Appends an event to the ring, evicting the oldest at `capacity`.
+    fn push(&mut self, id: (u64, u64), event: Arc<ObservationEvent>, capacity: usize) {
+        if capacity == 0 {
+            self.last_evicted = Some(id);
+            return;
+        }
+        if self.ring.len() >= capacity {
+            if let Some((evicted, old)) = self.ring.pop_front() {
+                self.last_evicted = Some(evicted);
+                let key = (old.observation.station_id.clone(), old.observation.observed_at);
+                if self.by_key.get(&key).is_some_and(|indexed| Arc::ptr_eq(indexed, &old)) {
+                    self.by_key.remove(&key);
+                }
+            }
+        }
+        self.by_key.insert(
+            (event.observation.station_id.clone(), event.observation.observed_at),
+            Arc::clone(&event),
+        );
+        self.ring.push_back((id, event));
+    }
 }
 
 impl MemoryBus {
@@ -82,6 +110,7 @@ impl MemoryBus {
             ring: VecDeque::with_capacity(options.capacity.min(4096)),
             last_id: None,
             last_evicted: None,
+            by_key: HashMap::new(),
         };
         MemoryBus { options, state: Mutex::new(state), live_tx }
     }
@@ -105,21 +134,43 @@ impl MemoryBus {
             let id_text = format_stream_id(id);
             let event =
                 Arc::new(ObservationEvent { id: Some(id_text.clone()), observation: observation.clone() });
-            if self.options.capacity > 0 {
-                if state.ring.len() >= self.options.capacity {
-                    if let Some((evicted, _)) = state.ring.pop_front() {
-                        state.last_evicted = Some(evicted);
-                    }
-                }
-                state.ring.push_back((id, Arc::clone(&event)));
-            } else {
-                state.last_evicted = Some(id);
-            }
+            state.push(id, Arc::clone(&event), self.options.capacity);
             // No receiver is fine: nobody is listening yet.
             let _ = self.live_tx.send(Message::Event(event));
             ids.push(id_text);
         }
         ids
+    }
+
+    /// [`MemoryBus::publish`] skipping observations whose key is already in
+    /// the ring buffer (their earlier id is returned instead).
+    pub(super) fn publish_once(&self, events: &[Observation]) -> Vec<String> {
+        let mut ids = Vec::with_capacity(events.len());
+        for observation in events {
+            let key = (observation.station_id.clone(), observation.observed_at);
+            let existing = self.lock().by_key.get(&key).and_then(|event| event.id.clone());
+            match existing {
+                Some(id) => ids.push(id),
+                None => ids.extend(self.publish(std::slice::from_ref(observation))),
+            }
+        }
+        ids
+    }
+
+    /// Fills the ring buffer with already published events (start-up of the
+    /// embedded mode); later ids are greater than the largest seeded one.
+    pub(super) fn seed(&self, events: Vec<ObservationEvent>) {
+        let mut state = self.lock();
+        for event in events {
+            let Some(id) = event.id.as_deref().and_then(parse_stream_id) else {
+                continue;
+            };
+            if state.last_id.is_some_and(|last| id <= last) {
+                continue;
+            }
+            state.last_id = Some(id);
+            state.push(id, Arc::new(event), self.options.capacity);
+        }
     }
 
     pub(super) fn publish_raw(&self, payload: &[u8]) {

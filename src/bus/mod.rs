@@ -140,6 +140,17 @@ impl Bus {
         Bus { backend: Backend::Memory(Arc::new(memory::MemoryBus::new(options))) }
     }
 
+    /// An in-process bus whose catch-up buffer starts with `seed` (events
+    /// with ids, e.g. the rows the store says were published within the
+    /// retention window), so that `Last-Event-ID` catch-up survives a restart
+    /// of the embedded mode. Events without an id, or not in increasing id
+    /// order, are skipped; new ids are greater than the largest seeded one.
+    pub fn memory_seeded(options: MemoryBusOptions, seed: Vec<ObservationEvent>) -> Bus {
+        let bus = memory::MemoryBus::new(options);
+        bus.seed(seed);
+        Bus { backend: Backend::Memory(Arc::new(bus)) }
+    }
+
     /// `"redis"` or `"memory"`, for logs and metrics labels.
     pub fn backend_name(&self) -> &'static str {
         match &self.backend {
@@ -160,6 +171,24 @@ impl Bus {
         match &self.backend {
             Backend::Redis(bus) => bus.publish(events).await,
             Backend::Memory(bus) => Ok(bus.publish(events)),
+        }
+    }
+
+    /// [`Bus::publish`], but idempotent per observation (the worker's outbox
+    /// uses it): an observation (`stationId`, `timestamp`) published before
+    /// within the retention window is not published again; its earlier id is
+    /// returned in its place. So a retry after an ambiguous failure (a lost
+    /// reply, a crash between publishing and marking the row) never reaches
+    /// subscribers twice.
+    ///
+    /// Redis: a mark `buoycast:pub:{stationId}:{timestamp}` holding the id,
+    /// set by the publish script itself (expires with the retention window).
+    /// In-process: the ring buffer is searched for the key (a restarted
+    /// process starts from what [`Bus::memory_seeded`] gave it).
+    pub async fn publish_once(&self, events: &[Observation]) -> Result<Vec<String>, Error> {
+        match &self.backend {
+            Backend::Redis(bus) => bus.publish_once(events).await,
+            Backend::Memory(bus) => Ok(bus.publish_once(events)),
         }
     }
 
@@ -209,18 +238,7 @@ impl Bus {
     }
 }
 
-/// Parses a stream id `"{ms}-{seq}"` (both decimal, no sign, no spaces).
-///
-/// The gateway validates `Last-Event-ID` with it; tuples compare in stream order.
-pub fn parse_stream_id(s: &str) -> Option<(u64, u64)> {
-    let (ms, seq) = s.split_once('-')?;
-    let digits =
-        |part: &str| !part.is_empty() && part.len() <= 20 && part.bytes().all(|b| b.is_ascii_digit());
-    if !digits(ms) || !digits(seq) {
-        return None;
-    }
-    Some((ms.parse().ok()?, seq.parse().ok()?))
-}
+pub use crate::observation::parse_stream_id;
 
 /// Formats a stream id as Redis does.
 fn format_stream_id((ms, seq): (u64, u64)) -> String {

@@ -45,6 +45,37 @@ pcall(redis.call, 'XTRIM', key, 'MINID', '~', ARGV[3])
 return ids
 "#;
 
+/// [`PUBLISH_LUA`] made idempotent per observation, for the worker's outbox:
+/// ARGV[4] is a time-to-live in seconds and ARGV[5..] are pairs (mark key,
+/// payload). The mark key is `buoycast:pub:{stationId}:{timestamp}`; when it
+/// exists the observation was published before (a lost reply, a crash between
+/// publishing and marking the row, two workers draining the same row) and its
+/// stored id is returned without XADD or PUBLISH; otherwise the observation is
+/// published and the mark set to its id (`SET … EX ttl`). The script runs
+/// atomically, so GET-then-SET here is the same as `SET NX`.
+const PUBLISH_ONCE_LUA: &str = r#"
+local key = KEYS[1]
+local ids = {}
+for i = 5, #ARGV, 2 do
+  local mark = ARGV[i]
+  local payload = ARGV[i + 1]
+  local existing = redis.call('GET', mark)
+  if existing then
+    ids[#ids + 1] = existing
+  else
+    local id = redis.call('XADD', key, 'MAXLEN', '~', ARGV[1], '*', 'd', payload)
+    redis.call('PUBLISH', ARGV[2], '{"id":"' .. id .. '",' .. string.sub(payload, 2))
+    redis.call('SET', mark, id, 'EX', ARGV[4])
+    ids[#ids + 1] = id
+  end
+end
+pcall(redis.call, 'XTRIM', key, 'MINID', '~', ARGV[3])
+return ids
+"#;
+
+/// The prefix of the idempotency marks of [`PUBLISH_ONCE_LUA`].
+pub(super) const PUBLISHED_MARK_PREFIX: &str = "buoycast:pub:";
+
 /// Returns `false` when KEYS[1] does not exist, else
 /// `{last-generated-id, first retained id or "", entries from ARGV[1] (inclusive), at most ARGV[2]}`,
 /// all read atomically so the placement decision and the entries agree.
@@ -118,6 +149,8 @@ pub(super) struct RedisBus {
     manager: OnceCell<ConnectionManager>,
     /// [`PUBLISH_LUA`], invoked by SHA (EVALSHA, falling back to EVAL).
     publish_script: Script,
+    /// [`PUBLISH_ONCE_LUA`].
+    publish_once_script: Script,
     /// [`READ_LUA`].
     read_script: Script,
 }
@@ -133,6 +166,7 @@ impl RedisBus {
             url_redacted,
             manager: OnceCell::new(),
             publish_script: Script::new(PUBLISH_LUA),
+            publish_once_script: Script::new(PUBLISH_ONCE_LUA),
             read_script: Script::new(READ_LUA),
         })
     }
@@ -163,6 +197,14 @@ impl RedisBus {
     }
 
     pub(super) async fn publish(&self, events: &[Observation]) -> Result<Vec<String>, Error> {
+        self.publish_with(events, false).await
+    }
+
+    pub(super) async fn publish_once(&self, events: &[Observation]) -> Result<Vec<String>, Error> {
+        self.publish_with(events, true).await
+    }
+
+    async fn publish_with(&self, events: &[Observation], once: bool) -> Result<Vec<String>, Error> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
@@ -172,9 +214,16 @@ impl RedisBus {
         let mut ids = Vec::with_capacity(events.len());
         let mut payload = Vec::with_capacity(400);
         for chunk in events.chunks(self.options.batch_size.max(1)) {
-            let mut invocation = self.publish_script.prepare_invoke();
+            let script = if once { &self.publish_once_script } else { &self.publish_script };
+            let mut invocation = script.prepare_invoke();
             invocation.key(LOG_KEY).arg(self.options.max_len).arg(CHANNEL).arg(&min_id);
+            if once {
+                invocation.arg(self.options.retention.as_secs().max(1));
+            }
             for observation in chunk {
+                if once {
+                    invocation.arg(published_mark(observation));
+                }
                 payload.clear();
                 // The bus JSON without `id`; the script splices the id in.
                 observation.write_json(&mut payload, TimeKey::Timestamp);
@@ -304,6 +353,15 @@ impl RedisBus {
         tokio::spawn(subscription.run(shutdown));
         notice_rx
     }
+}
+
+/// The idempotency mark of one observation: `buoycast:pub:{stationId}:{timestamp}`.
+fn published_mark(observation: &Observation) -> String {
+    format!(
+        "{PUBLISHED_MARK_PREFIX}{}:{}",
+        observation.station_id,
+        crate::observation::format_time(&observation.observed_at)
+    )
 }
 
 /// Whether `error` is the first command on a connection that died while idle

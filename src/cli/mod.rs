@@ -125,17 +125,33 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             drop(store);
             Ok(())
         }
-        Command::Run | Command::Serve => {
-            if matches!(command, Command::Run) {
-                tracing::warn!("the ingest worker is not implemented yet: serving only what reaches the bus");
-            }
+        Command::Run => {
+            let shutdown = crate::shutdown::on_signal();
+            let listener = crate::server::listener::bind(config.listen)
+                .with_context(|| format!("binding {} (config key `listen`)", config.listen))?;
+            run_all(listener, config, shutdown).await
+        }
+        Command::Serve => {
             let shutdown = crate::shutdown::on_signal();
             let listener = crate::server::listener::bind(config.listen)
                 .with_context(|| format!("binding {} (config key `listen`)", config.listen))?;
             serve(listener, config, shutdown).await
         }
-        Command::Worker => anyhow::bail!("`buoycast worker` is not implemented yet"),
-        Command::Backfill { .. } => anyhow::bail!("`buoycast backfill` is not implemented yet"),
+        Command::Worker => {
+            let shutdown = crate::shutdown::on_signal();
+            // Operators scrape the worker too: /health and /metrics on `listen`.
+            let listener = match crate::server::listener::bind(config.listen) {
+                Ok(listener) => Some(listener),
+                Err(error) => {
+                    tracing::warn!(listen = %config.listen, error = %error, "cannot bind `listen`; the worker runs without /health and /metrics");
+                    None
+                }
+            };
+            run_worker(listener, config, shutdown).await
+        }
+        Command::Backfill { stations, days, publish } => {
+            run_backfill(&config, &stations, days, publish).await
+        }
         Command::Parse { file } => {
             parse::run(&file)?;
             Ok(())
@@ -147,7 +163,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 /// `shutdown` is cancelled. Tests call this with port 0.
 pub async fn serve(listener: TcpListener, config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
-    let bus = open_bus(&config)?;
+    let bus = open_bus_seeded(&config, &store).await?;
     let addr = listener.local_addr().context("reading the listener's address")?;
     tracing::info!(%addr, store = store.backend(), bus = bus.backend_name(), "gateway listening");
     crate::server::serve(listener, store, bus, config, shutdown).await;
@@ -184,4 +200,153 @@ pub fn open_bus(config: &Config) -> anyhow::Result<Bus> {
             Ok(Bus::memory(options))
         }
     }
+}
+
+/// [`open_bus`], and when that is the in-process bus, its catch-up buffer
+/// seeded from the store with the observations published within the
+/// retention window (SPEC 4.3: `Last-Event-ID` catch-up holds across restarts
+/// of the embedded mode; Redis keeps its own log).
+pub async fn open_bus_seeded(config: &Config, store: &Store) -> anyhow::Result<Bus> {
+    if config.redis_url.is_some() {
+        return open_bus(config);
+    }
+    let options = crate::bus::MemoryBusOptions { retention: config.retention(), ..Default::default() };
+    let retention = chrono::Duration::from_std(config.retention()).unwrap_or(chrono::Duration::days(1));
+    let since = chrono::Utc::now() - retention;
+    let seed = store
+        .published_since(since, options.capacity)
+        .await
+        .context("reading recently published observations to seed the in-process bus")?;
+    tracing::info!(n_events = seed.len(), "in-process bus seeded from the store");
+    Ok(Bus::memory_seeded(options, seed))
+}
+
+/// `buoycast run`: the worker and the gateway in one process on `listener`,
+/// sharing the store, the bus and the metrics registry (one `/metrics`),
+/// until `shutdown` is cancelled. Tests call this with port 0.
+pub async fn run_all(
+    listener: TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let bus = open_bus_seeded(&config, &store).await?;
+    let addr = listener.local_addr().context("reading the listener's address")?;
+    let options = crate::worker::WorkerOptions::from_config(&config);
+    let gateway = crate::server::Gateway::new(store.clone(), bus.clone(), config, shutdown.clone());
+    let worker = crate::worker::Worker::new(store, bus.clone(), options, &gateway.state.metrics.registry)
+        .context("starting the worker")?;
+    tracing::info!(%addr, bus = bus.backend_name(), "worker and gateway starting");
+    let worker_task = tokio::spawn(worker.run(shutdown.clone()));
+    gateway.run(listener).await;
+    shutdown.cancel();
+    if tokio::time::timeout(crate::shutdown::DEADLINE, worker_task).await.is_err() {
+        tracing::warn!("the worker did not stop within the shutdown deadline");
+    }
+    Ok(())
+}
+
+/// `buoycast worker`: the worker only, with `/health` and `/metrics` served
+/// on `listener` when there is one, until `shutdown` is cancelled.
+pub async fn run_worker(
+    listener: Option<TcpListener>,
+    config: Config,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let bus = open_bus(&config)?;
+    if bus.backend_name() == "memory" {
+        tracing::warn!("no REDIS_URL: this worker publishes on an in-process bus nobody else can read");
+    }
+    let registry = prometheus::Registry::new();
+    let worker =
+        crate::worker::Worker::new(store, bus, crate::worker::WorkerOptions::from_config(&config), &registry)
+            .context("starting the worker")?;
+    let endpoint = listener.map(|listener| {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let app = worker_endpoints(registry);
+            let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+            if let Err(error) = served {
+                tracing::warn!(error = %error, "the worker's /metrics endpoint stopped");
+            }
+        })
+    });
+    worker.run(shutdown).await;
+    if let Some(endpoint) = endpoint {
+        let _ = tokio::time::timeout(crate::shutdown::DEADLINE, endpoint).await;
+    }
+    Ok(())
+}
+
+/// The worker-only process's `/health` and `/metrics`.
+fn worker_endpoints(registry: prometheus::Registry) -> axum::Router {
+    use axum::routing::get;
+    let metrics = move || {
+        let registry = registry.clone();
+        async move {
+            let mut buffer = Vec::new();
+            let encoded =
+                prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &registry.gather(), &mut buffer);
+            if let Err(error) = encoded {
+                tracing::warn!(error = %error, "encoding metrics");
+            }
+            ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], buffer)
+        }
+    };
+    axum::Router::new()
+        .route(
+            "/health",
+            get(|| async {
+                axum::Json(serde_json::json!({
+                    "status": "ok",
+                    "role": "worker",
+                    "timestamp": crate::observation::format_time(&chrono::Utc::now()),
+                }))
+            }),
+        )
+        .route("/metrics", get(metrics))
+}
+
+/// `buoycast backfill`: loads the chosen stations' realtime2 history.
+async fn run_backfill(config: &Config, stations: &[String], days: u32, publish: bool) -> anyhow::Result<()> {
+    let stations = stations
+        .iter()
+        .map(|id| crate::observation::StationId::parse(id))
+        .collect::<Result<Vec<_>, _>>()
+        .context("reading --stations")?;
+    let store = open_store(config).await?;
+    // With the in-process bus, publishing here would reach nobody: the rows
+    // stay in the outbox and the embedded `buoycast run` publishes them.
+    let bus = if publish && config.redis_url.is_some() { Some(open_bus(config)?) } else { None };
+    if publish && bus.is_none() {
+        tracing::info!("no REDIS_URL: backfilled rows wait in the outbox for `buoycast run` to publish them");
+    }
+    let options = crate::worker::backfill::BackfillOptions {
+        realtime_base: config.ndbc.realtime_base.clone(),
+        stations,
+        days,
+        publish,
+        concurrency: 4,
+        request_timeout: std::time::Duration::from_secs(60),
+        progress: true,
+    };
+    let report = crate::worker::backfill::backfill(&store, bus.as_ref(), &options)
+        .await
+        .context("backfilling (rerun to resume: nothing is stored twice)")?;
+    eprintln!(
+        "backfill: {} stations loaded, {} failed, {} rows read, {} inserted, {} published, {} bad lines",
+        report.stations_done,
+        report.failures.len(),
+        report.rows_read,
+        report.rows_inserted,
+        report.rows_published,
+        report.bad_lines
+    );
+    if !report.failures.is_empty() {
+        let names: Vec<String> =
+            report.failures.iter().map(|(id, reason)| format!("{id} ({reason})")).collect();
+        anyhow::bail!("backfill failed for {}", names.join(", "));
+    }
+    Ok(())
 }

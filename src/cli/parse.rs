@@ -9,7 +9,7 @@
 //! HTML page), cannot be read, or has no station id.
 //!
 //! Built for throughput: one `fs::read`, rows streamed from the parser
-//! straight into a large output buffer, stdout locked once, and [`write_row`]:
+//! straight into a large output buffer, stdout locked once, and [`RowWriter`]:
 //! the same bytes as [`Observation::write_json`] with the `observedAt` key,
 //! but with the station prefix and the day cached and NDBC's short decimals
 //! formatted without ryu (which otherwise takes a third of the run). It
@@ -107,16 +107,46 @@ pub fn run_with_station(path: &Path, station: Option<&StationId>) -> anyhow::Res
     }
 }
 
+/// Longest row [`RowWriter`] can write, plus slack for padded copies: the
+/// prefix (at most 46 bytes), the time (21), 14 keys (at most 23 each) and
+/// 14 numbers (at most 24 each) stay well below it.
+const ROW_MAX: usize = 1024;
+
+/// Width of the padded copies (every key, `null` included, fits).
+const PAD: usize = 32;
+
 /// Writes observations as `buoycast parse` prints them, caching what rows
 /// share.
-#[derive(Debug, Default)]
+///
+/// A row is assembled in a fixed buffer with fixed-width copies (keys are
+/// stored padded to [`PAD`] bytes, so each is one unaligned 32-byte move
+/// instead of a `memcpy` call), then appended to the output in one go.
 pub struct RowWriter {
-    /// `{"stationId":"…","observedAt":"` for the station of the last row.
-    prefix: Vec<u8>,
+    /// The row being assembled.
+    row: [u8; ROW_MAX],
+    /// Bytes of `row` in use.
+    len: usize,
+    /// `{"stationId":"…","observedAt":"` for the station of the last row, padded.
+    prefix: [u8; 64],
+    /// Bytes of `prefix` in use.
+    prefix_len: usize,
     /// The station `prefix` was built for.
     prefix_station: Option<StationId>,
     /// The day of the last row and its `YYYY-MM-DDT` text.
     day: Option<(NaiveDate, [u8; 11])>,
+}
+
+impl Default for RowWriter {
+    fn default() -> Self {
+        RowWriter {
+            row: [0; ROW_MAX],
+            len: 0,
+            prefix: [0; 64],
+            prefix_len: 0,
+            prefix_station: None,
+            day: None,
+        }
+    }
 }
 
 impl RowWriter {
@@ -126,20 +156,26 @@ impl RowWriter {
     pub fn write_row(&mut self, out: &mut Vec<u8>, observation: &Observation) {
         let time = observation.observed_at.naive_utc();
         let year = time.year();
-        if time.nanosecond() != 0 || !(0..=9999).contains(&year) {
-            // Rare forms (fractional seconds, far years): the schema's writer.
+        let id = observation.station_id.as_str().as_bytes();
+        if time.nanosecond() != 0 || !(0..=9999).contains(&year) || id.len() > 16 {
+            // Forms the parser never makes (fractional seconds, far years): the schema's writer.
             observation.write_json(out, TimeKey::ObservedAt);
             return;
         }
         if self.prefix_station.as_ref() != Some(&observation.station_id) {
-            self.prefix.clear();
-            self.prefix.extend_from_slice(b"{\"stationId\":\"");
             // Station ids are validated alphanumerics: no escaping needed.
-            self.prefix.extend_from_slice(observation.station_id.as_str().as_bytes());
-            self.prefix.extend_from_slice(b"\",\"observedAt\":\"");
+            let mut prefix = Vec::with_capacity(64);
+            prefix.extend_from_slice(b"{\"stationId\":\"");
+            prefix.extend_from_slice(id);
+            prefix.extend_from_slice(b"\",\"observedAt\":\"");
+            self.prefix[..prefix.len()].copy_from_slice(&prefix);
+            self.prefix_len = prefix.len();
             self.prefix_station = Some(observation.station_id.clone());
         }
-        out.extend_from_slice(&self.prefix);
+        self.len = 0;
+        let prefix = self.prefix;
+        self.put_fixed(&prefix);
+        self.len = self.prefix_len;
         let date = time.date();
         let day_text = match self.day {
             Some((day, text)) if day == date => text,
@@ -152,91 +188,170 @@ impl RowWriter {
                 text
             }
         };
-        out.extend_from_slice(&day_text);
+        self.put_fixed(&day_text);
         let mut clock = *b"00:00:00Z\"";
         put_digits(&mut clock[0..2], time.hour());
         put_digits(&mut clock[3..5], time.minute());
         put_digits(&mut clock[6..8], time.second());
-        out.extend_from_slice(&clock);
-        let mut ibuf = itoa::Buffer::new();
-        let mut fbuf = ryu::Buffer::new();
+        self.put_fixed(&clock);
         for field in Field::ALL {
-            out.extend_from_slice(KEYS[field.index()].as_bytes());
             match observation.measurements.get(field) {
-                None => out.extend_from_slice(b"null"),
-                Some(value) if field.is_integer() => {
-                    out.extend_from_slice(ibuf.format(value.round() as i64).as_bytes());
+                None => {
+                    let (key, len) = &KEYS_NULL[field.index()];
+                    self.put_padded(key, *len);
                 }
-                Some(value) => write_f64(out, value, &mut fbuf),
+                Some(value) => {
+                    let (key, len) = &KEYS[field.index()];
+                    self.put_padded(key, *len);
+                    if field.is_integer() {
+                        let value = value.round() as i64;
+                        if value < 0 {
+                            self.put_fixed(b"-");
+                        }
+                        self.put_uint(value.unsigned_abs());
+                    } else {
+                        self.put_f64(value);
+                    }
+                }
             }
         }
-        out.push(b'}');
+        self.put_fixed(b"}");
+        out.extend_from_slice(&self.row[..self.len]);
     }
-}
 
-/// `,"windDirDeg":` and so on, in `Field::ALL` order.
-const KEYS: [&str; 14] = [
-    ",\"windDirDeg\":",
-    ",\"windSpeedMps\":",
-    ",\"gustMps\":",
-    ",\"waveHeightM\":",
-    ",\"dominantPeriodS\":",
-    ",\"averagePeriodS\":",
-    ",\"meanWaveDirDeg\":",
-    ",\"pressureHpa\":",
-    ",\"airTempC\":",
-    ",\"waterTempC\":",
-    ",\"dewpointC\":",
-    ",\"visibilityNmi\":",
-    ",\"pressureTendencyHpa\":",
-    ",\"tideFt\":",
-];
-
-/// Writes `value` into `slot` as zero-padded decimal digits.
-fn put_digits(slot: &mut [u8], mut value: u32) {
-    for byte in slot.iter_mut().rev() {
-        *byte = b'0' + (value % 10) as u8;
-        value /= 10;
+    #[inline(always)]
+    fn put_fixed<const N: usize>(&mut self, chunk: &[u8; N]) {
+        self.row[self.len..self.len + N].copy_from_slice(chunk);
+        self.len += N;
     }
-}
 
-/// Exact powers of ten for the short-decimal path.
-const POW10: [f64; 5] = [1.0, 10.0, 100.0, 1_000.0, 10_000.0];
+    /// Copies all of `chunk` but keeps only `len` bytes of it.
+    #[inline(always)]
+    fn put_padded(&mut self, chunk: &[u8; PAD], len: usize) {
+        self.row[self.len..self.len + PAD].copy_from_slice(chunk);
+        self.len += len;
+    }
 
-/// Writes a finite `value` exactly as `ryu::Buffer::format_finite` would.
-///
-/// NDBC values have at most a few decimals: for 1e-3 <= |v| < 1e9 the
-/// shortest round-tripping form has k <= 4 decimals when `r / 10^k == v` for
-/// the integer `r` nearest `v * 10^k` (that division is correctly rounded,
-/// so it is exactly "the decimal r·10^-k parses to v"), and the first such k
-/// is the shortest form, which is what ryu prints, in plain notation at this
-/// magnitude. Anything else goes to ryu.
-pub fn write_f64(out: &mut Vec<u8>, value: f64, fbuf: &mut ryu::Buffer) {
-    let magnitude = value.abs();
-    if (1e-3..1e9).contains(&magnitude) {
-        for (decimals, scale) in POW10.iter().enumerate() {
-            // Truncating `x + 0.5` rounds a positive x to nearest.
-            let rounded = (magnitude * scale + 0.5) as u64;
-            if rounded as f64 / scale == magnitude {
-                if value < 0.0 {
-                    out.push(b'-');
+    /// Decimal digits of `value`.
+    #[inline(always)]
+    fn put_uint(&mut self, value: u64) {
+        let mut n_digits = 1;
+        let mut rest = value / 10;
+        while rest != 0 {
+            n_digits += 1;
+            rest /= 10;
+        }
+        put_digits_u64(&mut self.row[self.len..self.len + n_digits], value);
+        self.len += n_digits;
+    }
+
+    /// Writes a finite `value` exactly as `ryu::Buffer::format_finite` would.
+    ///
+    /// NDBC values have at most a few decimals. For 1e-3 <= |v| < 1e9, take
+    /// the integer `r` nearest `v * 10^k` (k = 2, else 4): if `r / 10^k == v`
+    /// (that division is correctly rounded, so this says exactly "the decimal
+    /// r·10^-k parses to v"), then dropping r's trailing zeros gives the
+    /// shortest round-tripping decimal, which is what ryu prints, in plain
+    /// notation at this magnitude. (Two decimals with at most 4 places that
+    /// both parse to v are equal: doubles below 1e9 are less than 1e-6 apart.)
+    /// Anything else goes to ryu.
+    fn put_f64(&mut self, value: f64) {
+        let magnitude = value.abs();
+        if (1e-3..1e9).contains(&magnitude) {
+            for (mut decimals, scale) in [(2usize, 100.0f64), (4, 10_000.0)] {
+                // Truncating `x + 0.5` rounds a positive x to nearest.
+                // (Through i64: one instruction each way, and the value is below 2^53.)
+                let mut rounded = (magnitude * scale + 0.5) as i64 as u64;
+                if rounded as i64 as f64 / scale != magnitude {
+                    continue;
                 }
-                let unit = *scale as u64;
-                let mut ibuf = itoa::Buffer::new();
-                out.extend_from_slice(ibuf.format(rounded / unit).as_bytes());
-                out.push(b'.');
+                let whole = rounded / scale as u64;
+                rounded %= scale as u64;
+                while decimals > 0 && rounded % 10 == 0 {
+                    rounded /= 10;
+                    decimals -= 1;
+                }
+                if value < 0.0 {
+                    self.put_fixed(b"-");
+                }
+                self.put_uint(whole);
                 if decimals == 0 {
-                    out.push(b'0');
+                    self.put_fixed(b".0");
                 } else {
-                    let mut fraction = [b'0'; 4];
-                    put_digits(&mut fraction[..decimals], (rounded % unit) as u32);
-                    out.extend_from_slice(&fraction[..decimals]);
+                    self.put_fixed(b".");
+                    put_digits_u64(&mut self.row[self.len..self.len + decimals], rounded);
+                    self.len += decimals;
                 }
                 return;
             }
         }
+        let mut fbuf = ryu::Buffer::new();
+        let text = fbuf.format_finite(value).as_bytes();
+        self.row[self.len..self.len + text.len()].copy_from_slice(text);
+        self.len += text.len();
     }
-    out.extend_from_slice(fbuf.format_finite(value).as_bytes());
+}
+
+/// `text` padded to [`PAD`] bytes, and its length.
+const fn pad(text: &str) -> ([u8; PAD], usize) {
+    let bytes = text.as_bytes();
+    let mut out = [b' '; PAD];
+    let mut i = 0;
+    while i < bytes.len() {
+        out[i] = bytes[i];
+        i += 1;
+    }
+    (out, bytes.len())
+}
+
+/// `,"windDirDeg":` and so on, in `Field::ALL` order.
+const KEYS: [([u8; PAD], usize); 14] = [
+    pad(",\"windDirDeg\":"),
+    pad(",\"windSpeedMps\":"),
+    pad(",\"gustMps\":"),
+    pad(",\"waveHeightM\":"),
+    pad(",\"dominantPeriodS\":"),
+    pad(",\"averagePeriodS\":"),
+    pad(",\"meanWaveDirDeg\":"),
+    pad(",\"pressureHpa\":"),
+    pad(",\"airTempC\":"),
+    pad(",\"waterTempC\":"),
+    pad(",\"dewpointC\":"),
+    pad(",\"visibilityNmi\":"),
+    pad(",\"pressureTendencyHpa\":"),
+    pad(",\"tideFt\":"),
+];
+
+/// The same keys followed by `null`.
+const KEYS_NULL: [([u8; PAD], usize); 14] = [
+    pad(",\"windDirDeg\":null"),
+    pad(",\"windSpeedMps\":null"),
+    pad(",\"gustMps\":null"),
+    pad(",\"waveHeightM\":null"),
+    pad(",\"dominantPeriodS\":null"),
+    pad(",\"averagePeriodS\":null"),
+    pad(",\"meanWaveDirDeg\":null"),
+    pad(",\"pressureHpa\":null"),
+    pad(",\"airTempC\":null"),
+    pad(",\"waterTempC\":null"),
+    pad(",\"dewpointC\":null"),
+    pad(",\"visibilityNmi\":null"),
+    pad(",\"pressureTendencyHpa\":null"),
+    pad(",\"tideFt\":null"),
+];
+
+/// Writes `value` into `slot` as zero-padded decimal digits.
+fn put_digits(slot: &mut [u8], value: u32) {
+    put_digits_u64(slot, u64::from(value));
+}
+
+/// Writes `value` into `slot` as zero-padded decimal digits.
+#[inline(always)]
+fn put_digits_u64(slot: &mut [u8], mut value: u64) {
+    for byte in slot.iter_mut().rev() {
+        *byte = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
 }
 
 #[cfg(test)]
@@ -249,9 +364,9 @@ mod tests {
     }
 
     fn ours(value: f64) -> String {
-        let mut out = Vec::new();
-        write_f64(&mut out, value, &mut ryu::Buffer::new());
-        String::from_utf8(out).expect("ASCII")
+        let mut writer = RowWriter::default();
+        writer.put_f64(value);
+        String::from_utf8(writer.row[..writer.len].to_vec()).expect("ASCII")
     }
 
     proptest! {
@@ -267,6 +382,24 @@ mod tests {
             prop_assume!(value.is_finite());
             prop_assert_eq!(ours(value), ryu_text(value));
         }
+    }
+
+    #[test]
+    fn longest_rows_fit_and_match_the_schema_writer() {
+        use crate::observation::Measurements;
+        let mut measurements = Measurements::default();
+        for field in Field::ALL {
+            measurements.set(field, Some(-1.7976931348623157e308));
+        }
+        let observation = Observation {
+            station_id: StationId::parse("abcdefghijklmnop").expect("16 characters is valid"),
+            observed_at: chrono::DateTime::from_timestamp(253_402_300_799, 0).expect("9999-12-31"),
+            measurements,
+        };
+        let (mut fast, mut reference) = (Vec::new(), Vec::new());
+        RowWriter::default().write_row(&mut fast, &observation);
+        observation.write_json(&mut reference, TimeKey::ObservedAt);
+        assert_eq!(String::from_utf8_lossy(&fast), String::from_utf8_lossy(&reference));
     }
 
     #[test]

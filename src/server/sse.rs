@@ -121,8 +121,9 @@ pub async fn stream(
 
 /// Encodes one frame as SSE text, counting it.
 fn encode(frame: &Frame, fields: FieldSet, metrics: &Metrics) -> Bytes {
-    let (event_type, bytes) = match frame {
-        Frame::Connection => ("connection", Bytes::from(connection_frame())),
+    let sent = &metrics.sse_sent;
+    let (counter, bytes) = match frame {
+        Frame::Connection => (&sent.connection, Bytes::from(connection_frame())),
         Frame::Live(shared) => {
             metrics.sse_broadcast_latency.observe(shared.received_at.elapsed().as_secs_f64() * 1000.0);
             let bytes = if fields == FieldSet::ALL {
@@ -130,11 +131,11 @@ fn encode(frame: &Frame, fields: FieldSet, metrics: &Metrics) -> Bytes {
             } else {
                 Bytes::from(super::fanout::encode_sse(&shared.event, fields))
             };
-            ("observation", bytes)
+            (&sent.observation, bytes)
         }
-        Frame::Replayed(event) => ("observation", Bytes::from(super::fanout::encode_sse(event, fields))),
+        Frame::Replayed(event) => (&sent.observation, Bytes::from(super::fanout::encode_sse(event, fields))),
         Frame::Reset => (
-            "reset",
+            &sent.reset,
             Bytes::from_static(
                 b"event: reset\ndata: {\"reason\":\"cannot resume from that id; refetch history over REST\"}\n\n",
             ),
@@ -142,7 +143,7 @@ fn encode(frame: &Frame, fields: FieldSet, metrics: &Metrics) -> Bytes {
         Frame::Lagged { skipped } => {
             metrics.stream_lagged.with_label_values(&["sse"]).inc();
             (
-            "lagged",
+            &sent.lagged,
             Bytes::from(format!(
                 "event: lagged\ndata: {{\"reason\":\"client too slow; reconnect to catch up\",\"skipped\":{skipped}}}\n\n"
             )),
@@ -150,7 +151,7 @@ fn encode(frame: &Frame, fields: FieldSet, metrics: &Metrics) -> Bytes {
         }
         Frame::Keepalive => return Bytes::from_static(b": keepalive\n\n"),
     };
-    metrics.sse_events_sent.with_label_values(&[event_type]).inc();
+    counter.inc();
     bytes
 }
 

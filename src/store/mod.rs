@@ -21,9 +21,15 @@
 //! - Measurements round-trip bit for bit; a missing one stays `None`.
 //! - Error messages never contain a password: URLs in them are redacted.
 //!
-//! It deliberately is not a cache, a job queue or an outbox; the worker adds
-//! those (with their own migrations) on top of these tables.
+//! - New rows go to the transactional outbox (`pending`) unless inserted
+//!   with [`Delivery::Silent`] (backfill); the worker publishes them and marks
+//!   them with their bus id through [`Store::drain_outbox`] (`outbox.rs`).
+//! - The worker's per-source schedule and leases live in `ingest.rs`.
+//!
+//! It deliberately is not a cache or a job queue.
 
+mod ingest;
+mod outbox;
 mod postgres;
 mod sqlite;
 
@@ -38,8 +44,19 @@ use serde::{Serialize, Serializer};
 use crate::observation::{format_time, Field, Observation, StationId};
 use crate::station::Station;
 
+pub use ingest::{ClaimedSource, SourceUpdate};
+pub use outbox::Drained;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+
+/// Whether the rows an upsert inserts are to be published on the bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Into the outbox (`pending`): the worker publishes them, each once.
+    Outbox,
+    /// Stored only, never published (backfill without `--publish`).
+    Silent,
+}
 
 /// A connected store: a pool of connections to one database.
 ///
@@ -216,15 +233,26 @@ impl Store {
     /// rows are never changed, so re-upserting a file returns nothing. Runs in
     /// one transaction (all or nothing), in batches, and creates a bare
     /// `stations` row for each station not known yet.
+    ///
+    /// The inserted rows enter the outbox (see [`Delivery::Outbox`]).
     pub async fn upsert_observations(&self, rows: &[Observation]) -> Result<Vec<Observation>, Error> {
+        self.upsert_observations_with(rows, Delivery::Outbox).await
+    }
+
+    /// [`Store::upsert_observations`], choosing whether the new rows are to be published.
+    pub async fn upsert_observations_with(
+        &self,
+        rows: &[Observation],
+        delivery: Delivery,
+    ) -> Result<Vec<Observation>, Error> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
         let started = std::time::Instant::now();
         let batch = Batch::new(rows);
         let new_rows = match self {
-            Store::Postgres(store) => store.upsert_observations(batch).await?,
-            Store::Sqlite(store) => store.upsert_observations(batch).await?,
+            Store::Postgres(store) => store.upsert_observations(batch, delivery).await?,
+            Store::Sqlite(store) => store.upsert_observations(batch, delivery).await?,
         };
         tracing::debug!(
             backend = self.backend(),

@@ -17,7 +17,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::{
-    offset, redact, stored_station_id, Batch, Error, HistoryQuery, Page, PageQuery, StationSummary,
+    offset, redact, stored_station_id, Batch, Delivery, Error, HistoryQuery, Page, PageQuery, StationSummary,
     StoreOptions, OBSERVATION_COLUMNS, PG_CHUNK_ROWS, STATION_COLUMNS,
 };
 use crate::observation::{Field, Measurements, Observation, StationId, N_FIELDS};
@@ -33,18 +33,28 @@ pub struct PgStore {
     pool: PgPool,
 }
 
-/// `INSERT … SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::float8[] …)`.
-static INSERT_OBSERVATIONS: LazyLock<String> = LazyLock::new(|| {
+/// `INSERT … SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::float8[] …)`;
+/// new rows take the column defaults: into the outbox (`pending`), with the next `seq`.
+static INSERT_OBSERVATIONS: LazyLock<String> = LazyLock::new(|| insert_observations(Delivery::Outbox));
+
+/// The same, with `pending = false`: stored, never published.
+static INSERT_OBSERVATIONS_SILENT: LazyLock<String> = LazyLock::new(|| insert_observations(Delivery::Silent));
+
+fn insert_observations(delivery: Delivery) -> String {
     let mut arrays = String::from("$1::text[], $2::timestamptz[]");
     for n in 0..N_FIELDS {
         arrays.push_str(&format!(", ${}::float8[]", n + 3));
     }
+    let (pending_column, pending_value) = match delivery {
+        Delivery::Outbox => ("", ""),
+        Delivery::Silent => (", pending", ", false"),
+    };
     format!(
-        "INSERT INTO observations ({columns}) SELECT * FROM UNNEST({arrays}) \
+        "INSERT INTO observations ({columns}{pending_column}) SELECT *{pending_value} FROM UNNEST({arrays}) \
          ON CONFLICT (station_id, observed_at) DO NOTHING RETURNING station_id, observed_at",
         columns = *OBSERVATION_COLUMNS,
     )
-});
+}
 
 /// Station summaries: a page of stations, each joined with its newest
 /// observation through the primary-key index (one index probe per station).
@@ -90,7 +100,15 @@ impl PgStore {
         self.pool.close().await;
     }
 
-    pub(super) async fn upsert_observations(&self, mut batch: Batch) -> Result<Vec<Observation>, Error> {
+    pub(super) async fn upsert_observations(
+        &self,
+        mut batch: Batch,
+        delivery: Delivery,
+    ) -> Result<Vec<Observation>, Error> {
+        let insert: &str = match delivery {
+            Delivery::Outbox => &INSERT_OBSERVATIONS,
+            Delivery::Silent => &INSERT_OBSERVATIONS_SILENT,
+        };
         let operation = "upserting observations";
         let mut tx = self.pool.begin().await.map_err(Error::query(operation))?;
         let station_ids: Vec<&str> = batch.stations.iter().map(StationId::as_str).collect();
@@ -103,7 +121,7 @@ impl PgStore {
         for chunk in batch.chunks(PG_CHUNK_ROWS) {
             let ids: Vec<&str> = chunk.iter().map(|row| row.station_id.as_str()).collect();
             let times: Vec<DateTime<Utc>> = chunk.iter().map(|row| row.observed_at).collect();
-            let mut query = sqlx::query(&INSERT_OBSERVATIONS).bind(ids).bind(times);
+            let mut query = sqlx::query(insert).bind(ids).bind(times);
             for field in Field::ALL {
                 let column: Vec<Option<f64>> = chunk.iter().map(|row| row.measurements.get(field)).collect();
                 query = query.bind(column);
@@ -235,7 +253,7 @@ impl PgStore {
 }
 
 /// Reads the observation columns starting at column `first`.
-fn read_observation(row: &PgRow, first: usize) -> Result<Observation, Error> {
+pub(super) fn read_observation(row: &PgRow, first: usize) -> Result<Observation, Error> {
     let operation = "decoding an observation";
     let station_id: String = row.try_get(first).map_err(Error::query(operation))?;
     let observed_at: DateTime<Utc> = row.try_get(first + 1).map_err(Error::query(operation))?;

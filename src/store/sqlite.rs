@@ -2,7 +2,9 @@
 //! no service to run (SPEC 1).
 //!
 //! The file is opened in WAL mode (readers never block the writer), with a
-//! busy timeout and foreign keys on. Write transactions start with
+//! busy timeout, foreign keys on, and `synchronous = NORMAL` (safe against
+//! corruption in WAL mode; a power cut may lose the last commits, which the
+//! next fetch of the same NDBC files restores). Write transactions start with
 //! `BEGIN IMMEDIATE`, so two writers queue on the busy timeout instead of
 //! failing when a read transaction would have to be upgraded. Times are
 //! INTEGER unix microseconds (see the migration).
@@ -19,8 +21,8 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{
-    offset, stored_station_id, Batch, Error, HistoryQuery, Page, PageQuery, StationSummary, StoreOptions,
-    OBSERVATION_COLUMNS, SQLITE_CHUNK_ROWS, STATION_COLUMNS,
+    offset, stored_station_id, Batch, Delivery, Error, HistoryQuery, Page, PageQuery, StationSummary,
+    StoreOptions, OBSERVATION_COLUMNS, SQLITE_CHUNK_ROWS, STATION_COLUMNS,
 };
 use crate::observation::{Field, Measurements, Observation, StationId};
 use crate::station::Station;
@@ -83,7 +85,11 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
-    pub(super) async fn upsert_observations(&self, mut batch: Batch) -> Result<Vec<Observation>, Error> {
+    pub(super) async fn upsert_observations(
+        &self,
+        mut batch: Batch,
+        delivery: Delivery,
+    ) -> Result<Vec<Observation>, Error> {
         let operation = "upserting observations";
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(Error::query(operation))?;
         for chunk in batch.stations.chunks(STATION_CHUNK_ROWS) {
@@ -95,14 +101,28 @@ impl SqliteStore {
             insert.build().execute(&mut *tx).await.map_err(Error::query(operation))?;
         }
         let mut inserted = Vec::new();
+        let pending = i64::from(delivery == Delivery::Outbox);
         for chunk in batch.chunks(SQLITE_CHUNK_ROWS) {
-            let mut insert =
-                QueryBuilder::<Sqlite>::new(format!("INSERT INTO observations ({}) ", *OBSERVATION_COLUMNS));
+            // Reserve one insertion number per candidate row (gaps are fine).
+            let n_rows = i64::try_from(chunk.len()).unwrap_or(i64::MAX);
+            let last: i64 =
+                sqlx::query_scalar("UPDATE observation_seq SET last = last + ? WHERE id = 1 RETURNING last")
+                    .bind(n_rows)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(Error::query(operation))?;
+            let mut seq = last - n_rows;
+            let mut insert = QueryBuilder::<Sqlite>::new(format!(
+                "INSERT INTO observations ({}, seq, pending) ",
+                *OBSERVATION_COLUMNS
+            ));
             insert.push_values(chunk, |mut values, row| {
+                seq += 1;
                 values.push_bind(row.station_id.as_str()).push_bind(row.observed_at.timestamp_micros());
                 for field in Field::ALL {
                     values.push_bind(row.measurements.get(field));
                 }
+                values.push_bind(seq).push_bind(pending);
             });
             insert
                 .push(" ON CONFLICT (station_id, observed_at) DO NOTHING RETURNING station_id, observed_at");
@@ -253,13 +273,13 @@ fn summaries_sql(stations_select: &str) -> String {
 }
 
 /// A stored time (unix microseconds) as a `DateTime<Utc>`.
-fn time_from_micros(micros: i64) -> Result<DateTime<Utc>, Error> {
+pub(super) fn time_from_micros(micros: i64) -> Result<DateTime<Utc>, Error> {
     DateTime::<Utc>::from_timestamp_micros(micros)
         .ok_or_else(|| Error::Corrupt { what: "time", value: micros.to_string() })
 }
 
 /// Reads the observation columns starting at column `first`.
-fn read_observation(row: &SqliteRow, first: usize) -> Result<Observation, Error> {
+pub(super) fn read_observation(row: &SqliteRow, first: usize) -> Result<Observation, Error> {
     let operation = "decoding an observation";
     let station_id: String = row.try_get(first).map_err(Error::query(operation))?;
     let micros: i64 = row.try_get(first + 1).map_err(Error::query(operation))?;

@@ -5,11 +5,14 @@
 
 mod harness;
 
+mod audio_clients;
 mod bus;
 mod cli;
+mod dashboard;
 mod parse;
 mod rest;
 mod server;
 mod store;
 mod stream;
+mod worker;
 mod ws;

@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::process::Command;
 
+use buoycast::cli::parse::RowWriter;
 use buoycast::observation::{Field, Observation, StationId, TimeKey};
 use buoycast::sources::ndbc::parse::{parse, station_from_file_name, FileError, LineErrorKind, Parsed};
 use buoycast::sources::ndbc::stations::parse_active_stations;
@@ -410,6 +411,38 @@ fn active_stations_xml() {
 }
 
 // ---- `buoycast parse` ----
+
+#[test]
+fn cli_row_writer_equals_the_schema_writer_on_every_fixture_row() {
+    let files = [
+        "realtime2/41002.txt",
+        "realtime2/44013.txt",
+        "realtime2/TPLM2.txt",
+        "realtime2/46097.txt",
+        "realtime2/22101.drift",
+        "historical/46035h1990.txt",
+        "historical/46035h1997.txt",
+        "historical/46035h1998.txt",
+        "historical/46035h1999.txt",
+        "historical/46035h2000.txt",
+        "historical/tplm2h2020.txt",
+        "historical/tplm212022.txt",
+        "historical/46097h201908qc.txt",
+        "latest_obs/latest_obs.txt",
+    ];
+    let mut n_rows = 0;
+    for file in files {
+        let mut writer = RowWriter::default();
+        for observation in parse_fixture(file).expect("stdmet").observations {
+            let (mut fast, mut reference) = (Vec::new(), Vec::new());
+            writer.write_row(&mut fast, &observation);
+            observation.write_json(&mut reference, TimeKey::ObservedAt);
+            assert_eq!(String::from_utf8_lossy(&fast), String::from_utf8_lossy(&reference), "{file}");
+            n_rows += 1;
+        }
+    }
+    assert_eq!(n_rows, 6560 + 6508 + 1094 + 1500 + 1084 + 300 + 300 + 120 + 300 + 48 + 500 + 744 + 288 + 840);
+}
 
 struct Output {
     code: Option<i32>,

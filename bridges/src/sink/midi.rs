@@ -326,7 +326,13 @@ fn port_thread(
                 return;
             }
         },
-        PortSpec::Named(_) => None,
+        PortSpec::Named(_) => match midi_output() {
+            Ok(_) => None,
+            Err(error) => {
+                let _ = ready_tx.send(Err(error));
+                return;
+            }
+        },
     };
     let _ = ready_tx.send(Ok(()));
     let mut next_poll = std::time::Instant::now();

@@ -123,6 +123,9 @@ pub async fn load_station(source: &str, station: &StationId) -> Result<Vec<Obser
                 if let Some(time) = object.remove("observedAt") {
                     object.insert("timestamp".to_owned(), time);
                 }
+                if !object.contains_key("stationId") {
+                    object.insert("stationId".to_owned(), serde_json::Value::String(station.to_string()));
+                }
             }
             match ObservationEvent::decode_bus(row.to_string().as_bytes()) {
                 Ok(event) => observations.push(event.observation),

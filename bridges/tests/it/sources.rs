@@ -197,6 +197,7 @@ async fn sse_source_reconnects_with_last_event_id_and_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::result_large_err)] // tungstenite's handshake callback type, not ours
 async fn websocket_source_reconnects_with_last_event_id_query() {
     use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
     use tokio_tungstenite::tungstenite::Message;
@@ -251,5 +252,93 @@ async fn websocket_source_reconnects_with_last_event_id_query() {
         .expect("stops in time")
         .expect("task")
         .expect("exit ok");
+    gateway.abort();
+}
+
+/// A REST gateway that serves a station's history in pages of 2 (its own
+/// cap, whatever the bridge asks), oldest first, and records the requests.
+async fn rest_gateway(listener: TcpListener, requests: Arc<Mutex<Vec<String>>>) {
+    let rows = [("2026-11-28T06:00:00Z", 1.0), ("2026-11-28T06:10:00Z", 2.0), ("2026-11-28T06:20:00Z", 3.0)];
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else { return };
+        let mut buf = vec![0u8; 4096];
+        let mut head = Vec::new();
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.expect("read");
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let target = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
+        requests.lock().expect("lock").push(target.clone());
+        let page: usize = target
+            .split(['?', '&'])
+            .find_map(|pair| pair.strip_prefix("page="))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(1);
+        let data: Vec<String> = rows
+            .iter()
+            .skip((page - 1) * 2)
+            .take(2)
+            .map(|(time, wave)| {
+                format!(r#"{{"stationId":"46026","observedAt":"{time}","waveHeightM":{wave},"windSpeedMps":null}}"#)
+            })
+            .collect();
+        let body = format!(r#"{{"data":[{}],"meta":{{"page":{page},"limit":2,"total":3}}}}"#, data.join(","));
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(response.as_bytes()).await.expect("write");
+        let _ = stream.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_of_a_station_pages_through_the_rest_api_oldest_first() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let source = format!("http://{}", listener.local_addr().expect("addr"));
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let gateway = tokio::spawn(rest_gateway(listener, requests.clone()));
+    let receiver = OscReceiver::bind().await;
+    let addr = receiver.addr().to_string();
+    // 10-minute gaps at 600x: 1 s apart.
+    let flags = [
+        "--replay",
+        "46026",
+        "--source",
+        &source,
+        "--speed",
+        "600",
+        "--osc",
+        &addr,
+        "--osc-format",
+        "observation",
+    ];
+    let started = std::time::Instant::now();
+    let stats = tokio::time::timeout(
+        Duration::from_secs(20),
+        app::run_with_stats(args(&flags), CancellationToken::new()),
+    )
+    .await
+    .expect("the replay ends by itself")
+    .expect("runs");
+    let elapsed = started.elapsed();
+    assert_eq!(stats.n_items, 3);
+    assert!(elapsed >= Duration::from_millis(1900), "gaps divided by the speed: {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(6), "{elapsed:?}");
+    let packets = receiver.drain(Duration::from_millis(300)).await;
+    assert_eq!(waves(&packets), vec![OscType::Float(1.0), OscType::Float(2.0), OscType::Float(3.0)]);
+    assert_eq!(message(&packets[0]).args[1], OscType::String("2026-11-28T06:00:00Z".into()));
+    let requests = requests.lock().expect("lock").clone();
+    assert_eq!(
+        requests,
+        vec![
+            "/v1/observations/by-station/46026?page=1&limit=1000".to_owned(),
+            "/v1/observations/by-station/46026?page=2&limit=1000".to_owned()
+        ]
+    );
     gateway.abort();
 }

@@ -66,7 +66,7 @@ impl TestApp {
         let addr = listener.local_addr().expect("listener address");
         let shutdown = CancellationToken::new();
         let store = buoycast::cli::open_store(&config).await.expect("store opens");
-        let bus = buoycast::cli::open_bus(&config).expect("bus opens");
+        let bus = buoycast::cli::open_bus_seeded(&config, &store).await.expect("bus opens");
         let task = tokio::spawn(buoycast::server::serve(
             listener,
             store.clone(),

@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod fixtures;
+pub mod ndbc_server;
 pub mod postgres;
 pub mod redis;
 pub mod sse;

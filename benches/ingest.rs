@@ -1,0 +1,3 @@
+//! Ingest benchmark (work in progress): see the final version.
+
+fn main() {}

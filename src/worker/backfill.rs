@@ -1,0 +1,159 @@
+//! `buoycast backfill` (SPEC 3): load the 45-day realtime2 history of chosen
+//! stations into the store, with a progress bar (stations done, rows
+//! inserted, rate; hidden when stderr is not a terminal).
+//!
+//! It is resumable: upserts are idempotent, so running it again after an
+//! interruption stores only what is missing. Backfilled rows are stored with
+//! [`Delivery::Silent`] (never published, and never picked up by a worker's
+//! outbox later) unless `publish` is set, in which case they enter the
+//! outbox and are published here, oldest first.
+//!
+//! `days` keeps the rows within that many days of the newest row of each
+//! file (for live NDBC files that is "the last `days` days"; realtime2 files
+//! hold 45). It deliberately does not read the historical (yearly) archives.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::fetch::{Fetched, Fetcher, Validators};
+use super::metrics::WorkerMetrics;
+use super::outbox::{self, PublishPolicy};
+use super::schedule::station_url;
+use crate::bus::Bus;
+use crate::observation::StationId;
+use crate::sources::ndbc::parse;
+use crate::store::{Delivery, Store};
+
+/// What to backfill.
+#[derive(Debug, Clone)]
+pub struct BackfillOptions {
+    /// `ndbc.realtime_base`.
+    pub realtime_base: String,
+    /// The stations.
+    pub stations: Vec<StationId>,
+    /// Keep rows within this many days of each file's newest row.
+    pub days: u32,
+    /// Publish the new rows (else stored silently).
+    pub publish: bool,
+    /// Stations fetched at once.
+    pub concurrency: usize,
+    /// Bound on one request.
+    pub request_timeout: Duration,
+    /// Show a progress bar (only drawn when stderr is a terminal).
+    pub progress: bool,
+}
+
+/// What a backfill did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackfillReport {
+    /// Stations loaded.
+    pub stations_done: usize,
+    /// Stations that failed (fetch or unusable file), with why.
+    pub failures: Vec<(StationId, String)>,
+    /// Rows in the files within the window.
+    pub rows_read: usize,
+    /// New rows stored.
+    pub rows_inserted: usize,
+    /// Rows published (with `publish`).
+    pub rows_published: usize,
+    /// Bad lines skipped.
+    pub bad_lines: usize,
+}
+
+/// Runs a backfill. `bus` is used only with `options.publish`. An `Err` is
+/// the store failing (rerun to resume); station failures are in the report.
+pub async fn backfill(
+    store: &Store,
+    bus: Option<&Bus>,
+    options: &BackfillOptions,
+) -> Result<BackfillReport, super::Error> {
+    let fetcher = Fetcher::new(options.request_timeout, Duration::from_secs(10))?;
+    let bar = if options.progress && std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(options.stations.len() as u64);
+        let style = ProgressStyle::with_template("{bar:30} {pos}/{len} stations, {msg} [{elapsed_precise}]")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let delivery = if options.publish { Delivery::Outbox } else { Delivery::Silent };
+    let started = Instant::now();
+    let mut report = BackfillReport::default();
+    let mut loads = futures::stream::iter(options.stations.iter().cloned())
+        .map(|station| {
+            let fetcher = &fetcher;
+            async move {
+                let url = station_url(&options.realtime_base, &station);
+                let loaded = load_station(fetcher, &url, &station, options.days).await;
+                (station, url, loaded)
+            }
+        })
+        .buffer_unordered(options.concurrency.max(1));
+    while let Some((station, url, loaded)) = loads.next().await {
+        match loaded {
+            Ok((rows, bad_lines)) => {
+                report.rows_read += rows.len();
+                report.bad_lines += bad_lines;
+                let inserted = store.upsert_observations_with(&rows, delivery).await?;
+                report.rows_inserted += inserted.len();
+                report.stations_done += 1;
+                tracing::info!(
+                    station = %station,
+                    n_rows = rows.len(),
+                    n_inserted = inserted.len(),
+                    n_bad_lines = bad_lines,
+                    "station backfilled"
+                );
+            }
+            Err(reason) => {
+                tracing::warn!(station = %station, url = %url, error = %reason, "backfill of a station failed");
+                report.failures.push((station, reason));
+            }
+        }
+        bar.inc(1);
+        let rate = report.rows_inserted as f64 / started.elapsed().as_secs_f64().max(0.001);
+        bar.set_message(format!("{} rows inserted, {rate:.0} rows/s", report.rows_inserted));
+    }
+    drop(loads);
+    bar.finish_and_clear();
+    if options.publish {
+        if let Some(bus) = bus {
+            let metrics = WorkerMetrics::register(&prometheus::Registry::new())?;
+            let drained = outbox::drain(store, bus, PublishPolicy::default(), &metrics).await?;
+            report.rows_published = drained.published;
+            if let Some(error) = drained.failed {
+                tracing::warn!(error = %error, "some backfilled rows are not published yet; a running worker will publish them");
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Fetches and parses one station's file: its rows within `days` of its
+/// newest row, and the number of bad lines.
+async fn load_station(
+    fetcher: &Fetcher,
+    url: &str,
+    station: &StationId,
+    days: u32,
+) -> Result<(Vec<crate::observation::Observation>, usize), String> {
+    let body = match fetcher.get(url, &Validators::default()).await.map_err(|error| error.to_string())? {
+        Fetched::Modified { body, .. } => body,
+        Fetched::NotModified => return Err("unexpected 304 to an unconditional request".to_owned()),
+    };
+    let (complete, cut) = super::complete_lines(&body);
+    let parsed = parse::parse(complete, Some(station)).map_err(|error| format!("unusable file: {error}"))?;
+    let newest = parsed.observations.iter().map(|row| row.observed_at).max();
+    let rows = match newest {
+        Some(newest) => {
+            let from = newest - chrono::Duration::days(i64::from(days));
+            parsed.observations.into_iter().filter(|row| row.observed_at > from).collect()
+        }
+        None => Vec::new(),
+    };
+    Ok((rows, parsed.errors.len() + usize::from(cut)))
+}

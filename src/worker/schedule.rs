@@ -1,0 +1,118 @@
+//! What the worker polls and when: the [`Source`]s (the all-stations
+//! `latest_obs.txt`, the `activestations.xml` metadata, and one realtime2
+//! file per configured station), their keys in the store's `ingest_sources`
+//! table, their URLs, and the retry delay after failures (exponential
+//! backoff with full jitter, capped).
+//!
+//! It deliberately does no I/O: leases and due times live in the store
+//! (`store/ingest.rs`), fetching in `fetch.rs`.
+
+use std::time::Duration;
+
+use rand::Rng;
+
+use crate::config::NdbcConfig;
+use crate::observation::StationId;
+
+/// One thing the worker polls.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// `ndbc.latest_obs_url`: the newest row of every station in one file.
+    LatestObs,
+    /// `ndbc.stations_url`: station metadata (refreshed daily).
+    Stations,
+    /// `{ndbc.realtime_base}/{ID}.txt`: one station's 45-day file.
+    Station(StationId),
+}
+
+impl Source {
+    /// Its key in `ingest_sources`: `latest_obs`, `stations`, `station:{id}`.
+    pub fn key(&self) -> String {
+        match self {
+            Source::LatestObs => "latest_obs".to_owned(),
+            Source::Stations => "stations".to_owned(),
+            Source::Station(id) => format!("station:{id}"),
+        }
+    }
+
+    /// The source a key names, if any.
+    pub fn from_key(key: &str) -> Option<Source> {
+        match key {
+            "latest_obs" => Some(Source::LatestObs),
+            "stations" => Some(Source::Stations),
+            _ => key.strip_prefix("station:").and_then(|id| StationId::parse(id).ok()).map(Source::Station),
+        }
+    }
+
+    /// The label in metrics and logs: `latest_obs`, `stations` or the station id.
+    pub fn label(&self) -> &str {
+        match self {
+            Source::LatestObs => "latest_obs",
+            Source::Stations => "stations",
+            Source::Station(id) => id.as_str(),
+        }
+    }
+
+    /// Where to fetch it. Realtime file names are the upper-case id (`TPLM2.txt`).
+    pub fn url(&self, ndbc: &NdbcConfig) -> String {
+        match self {
+            Source::LatestObs => ndbc.latest_obs_url.clone(),
+            Source::Stations => ndbc.stations_url.clone(),
+            Source::Station(id) => station_url(&ndbc.realtime_base, id),
+        }
+    }
+}
+
+/// `{base}/{ID}.txt` with the id in upper case.
+pub fn station_url(realtime_base: &str, id: &StationId) -> String {
+    format!("{}/{}.txt", realtime_base.trim_end_matches('/'), id.as_str().to_ascii_uppercase())
+}
+
+/// The delay before retrying after `failures` failures in a row (at least 1):
+/// "full jitter", a uniform draw from zero to `min(cap, base * 2^(failures-1))`.
+pub fn backoff(failures: u32, base: Duration, cap: Duration) -> Duration {
+    let exponent = failures.saturating_sub(1).min(30);
+    let ceiling = base.saturating_mul(1u32 << exponent).min(cap);
+    let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+    if ceiling_ms == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_millis(rand::rng().random_range(0..=ceiling_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_and_urls_use_upper_case_ids() {
+        let tplm2 = Source::Station(StationId::parse("TPLM2").expect("valid id"));
+        for source in [Source::LatestObs, Source::Stations, tplm2.clone()] {
+            assert_eq!(Source::from_key(&source.key()), Some(source.clone()));
+        }
+        assert_eq!(tplm2.key(), "station:tplm2");
+        assert_eq!(tplm2.label(), "tplm2");
+        assert_eq!(
+            station_url("https://www.ndbc.noaa.gov/data/realtime2/", &StationId::parse("tplm2").expect("id")),
+            "https://www.ndbc.noaa.gov/data/realtime2/TPLM2.txt"
+        );
+        assert_eq!(Source::from_key("station:not valid!"), None);
+        assert_eq!(Source::from_key("other"), None);
+    }
+
+    #[test]
+    fn backoff_is_capped_and_jittered_below_the_exponential_ceiling() {
+        let base = Duration::from_secs(1);
+        let cap = Duration::from_secs(60);
+        for failures in 1u32..40 {
+            let ceiling = base.saturating_mul(1u32 << failures.saturating_sub(1).min(30)).min(cap);
+            for _ in 0..20 {
+                assert!(backoff(failures, base, cap) <= ceiling, "failures {failures}");
+            }
+        }
+        // Draws spread over the range rather than sitting at one value.
+        let draws: std::collections::HashSet<Duration> = (0..50).map(|_| backoff(10, base, cap)).collect();
+        assert!(draws.len() > 10, "{draws:?}");
+        assert_eq!(backoff(3, Duration::ZERO, cap), Duration::ZERO);
+    }
+}

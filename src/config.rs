@@ -124,6 +124,21 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The dashboard page.
+    #[serde(default)]
+    pub dashboard: DashboardConfig,
+}
+
+/// The dashboard page (`GET /`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardConfig {
+    /// A slippy-map tile URL template with `{z}`, `{x}` and `{y}`, e.g.
+    /// `https://tile.openstreetmap.org/{z}/{x}/{y}.png`. Unset: stations are
+    /// drawn on a plain lat/lon plot and the page makes no outside request.
+    pub tile_url: Option<String>,
+    /// Attribution shown under the map, as the tile server's terms require.
+    pub tile_attribution: Option<String>,
 }
 
 /// NDBC source URLs (tests point them at a local server).
@@ -255,6 +270,8 @@ const ENV_KEYS: &[(&str, &str, EnvKind)] = &[
     ("BUOYCAST_CORS_ORIGINS", "cors.origins", EnvKind::List),
     ("BUOYCAST_RATE_LIMIT", "rate_limit.history_per_minute", EnvKind::Int),
     ("BUOYCAST_LOG_FORMAT", "log.format", EnvKind::Str),
+    ("BUOYCAST_DASHBOARD_TILE_URL", "dashboard.tile_url", EnvKind::Str),
+    ("BUOYCAST_DASHBOARD_TILE_ATTRIBUTION", "dashboard.tile_attribution", EnvKind::Str),
 ];
 
 impl Config {
@@ -393,6 +410,18 @@ impl Config {
                     "cors.origins",
                     None,
                     format!("{origin:?} is not an origin"),
+                ));
+            }
+        }
+        if let Some(template) = &self.dashboard.tile_url {
+            let ok = url::Url::parse(template)
+                .is_ok_and(|url| url.scheme() == "http" || url.scheme() == "https")
+                && ["{z}", "{x}", "{y}"].iter().all(|part| template.contains(part));
+            if !ok {
+                return Err(ConfigError::invalid(
+                    "dashboard.tile_url",
+                    None,
+                    format!("{template:?} is not an http(s) URL template with {{z}}, {{x}} and {{y}}"),
                 ));
             }
         }

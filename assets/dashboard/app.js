@@ -9,6 +9,11 @@
 (() => {
   // ---- Configuration -------------------------------------------------------
 
+  /** A slippy-map tile URL template, when the gateway has one (dashboard.tile_url). */
+  const TILE_URL = document.querySelector('meta[name="buoycast-tile-url"]')?.content || '';
+  const TILE_ATTRIBUTION = document.querySelector('meta[name="buoycast-tile-attribution"]')?.content || '';
+  const TILE = 256;
+
   /** Measurements shown on a card: [key, label, unit, decimals, prominent]. */
   const FIELDS = [
     ['waveHeightM', 'Wave', 'm', 1, true],
@@ -372,6 +377,10 @@
       return;
     }
     const focus = placed.filter(visible).length ? placed.filter(visible) : placed;
+    if (TILE_URL) {
+      renderTileMap(plot, placed, focus);
+      return;
+    }
     let latMin = Math.min(...focus.map((s) => s.lat)), latMax = Math.max(...focus.map((s) => s.lat));
     let lonMin = Math.min(...focus.map((s) => s.lon)), lonMax = Math.max(...focus.map((s) => s.lon));
     const grow = (min, max, least) => {
@@ -437,6 +446,66 @@
     }
     const shown = placed.filter(visible).length;
     el.plotCaption.textContent = `${shown} of ${placed.length} placed · lat/lon`;
+  }
+
+  // ---- Tile map (only when the gateway is configured with a tile server) ----
+
+
+  // Web Mercator: world pixel coordinates at zoom z.
+  function mercX(lon, z) { return ((lon + 180) / 360) * TILE * 2 ** z; }
+  function mercY(lat, z) {
+    const clamped = Math.max(-85.05, Math.min(85.05, lat)) * Math.PI / 180;
+    return ((1 - Math.log(Math.tan(clamped) + 1 / Math.cos(clamped)) / Math.PI) / 2) * TILE * 2 ** z;
+  }
+
+  function renderTileMap(plot, placed, focus) {
+    const lats = focus.map((s) => s.lat), lons = focus.map((s) => s.lon);
+    const latMin = Math.min(...lats), latMax = Math.max(...lats);
+    const lonMin = Math.min(...lons), lonMax = Math.max(...lons);
+    // The deepest zoom at which the stations (plus a margin) fit about 2 x 1.5 tiles.
+    let z = 1;
+    for (let zoom = 12; zoom >= 1; zoom--) {
+      const w = mercX(lonMax, zoom) - mercX(lonMin, zoom), h = mercY(latMin, zoom) - mercY(latMax, zoom);
+      if (w <= TILE * 2 && h <= TILE * 1.5) { z = zoom; break; }
+    }
+    const cx = (mercX(lonMin, z) + mercX(lonMax, z)) / 2, cy = (mercY(latMin, z) + mercY(latMax, z)) / 2;
+    const vbW = TILE * 2.6, vbH = TILE * 1.8;
+    const x0 = cx - vbW / 2, y0 = cy - vbH / 2;
+    plot.setAttribute('viewBox', `0 0 ${vbW.toFixed(1)} ${vbH.toFixed(1)}`);
+    const n = 2 ** z;
+    const tiles = svg('g', { class: 'tiles' });
+    for (let ty = Math.floor(y0 / TILE); ty <= Math.floor((y0 + vbH) / TILE); ty++) {
+      if (ty < 0 || ty >= n) continue;
+      for (let tx = Math.floor(x0 / TILE); tx <= Math.floor((x0 + vbW) / TILE); tx++) {
+        const wrapped = ((tx % n) + n) % n;
+        const href = TILE_URL.replace('{z}', z).replace('{x}', wrapped).replace('{y}', ty);
+        tiles.append(svg('image', { href, x: tx * TILE - x0, y: ty * TILE - y0, width: TILE, height: TILE, preserveAspectRatio: 'none' }));
+      }
+    }
+    plot.append(tiles);
+    const unit = vbW / 360;
+    const labelled = placed.filter(visible).length <= 12;
+    for (const station of placed) {
+      const px = mercX(station.lon, z) - x0, py = mercY(station.lat, z) - y0;
+      if (px < 0 || py < 0 || px > vbW || py > vbH) continue;
+      const group = svg('g', { 'data-pin': station.id });
+      const ring = svg('circle', { class: 'ring', cx: px, cy: py, r: 3 * unit });
+      const pin = svg('circle', { class: `pin ${visible(station) ? 'in' : 'out'}`, cx: px, cy: py, r: 3.6 * unit });
+      const title = svg('title');
+      title.textContent = `${station.id}${station.name ? ` · ${station.name}` : ''} (${station.lat.toFixed(2)}, ${station.lon.toFixed(2)})`;
+      pin.append(title);
+      group.append(ring, pin);
+      if (labelled && visible(station)) {
+        const label = svg('text', { class: 'pin-label', x: px + 5 * unit, y: py + 3.5 * unit, 'font-size': 10 * unit, 'stroke-width': 3 * unit });
+        label.textContent = station.id;
+        group.append(label);
+      }
+      plot.append(group);
+    }
+    const note = svg('text', { class: 'grid-label', x: vbW - 4 * unit, y: vbH - 4 * unit, 'text-anchor': 'end', 'font-size': 8 * unit });
+    note.textContent = TILE_ATTRIBUTION;
+    plot.append(note);
+    el.plotCaption.textContent = `${placed.filter(visible).length} of ${placed.length} placed · map`;
   }
 
   function flashPin(id) {

@@ -9,8 +9,12 @@
 
 use std::sync::LazyLock;
 
+use axum::extract::State;
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use crate::config::DashboardConfig;
 
 /// The page skeleton.
 const HTML: &str = include_str!("../../assets/dashboard/index.html");
@@ -40,19 +44,54 @@ pub fn page() -> &'static str {
     PAGE.as_str()
 }
 
+/// The page and its policy for this configuration: with a tile server, the
+/// page learns its URL template from a `<meta>` tag and the policy lets
+/// images (and only images) come from that one origin.
+pub fn page_for(dashboard: &DashboardConfig) -> (String, String) {
+    let Some(template) = &dashboard.tile_url else {
+        return (page().to_owned(), CONTENT_SECURITY_POLICY.to_owned());
+    };
+    let origin = url::Url::parse(template).map(|url| url.origin().ascii_serialization()).unwrap_or_default();
+    let attribution = dashboard.tile_attribution.clone().unwrap_or_else(|| format!("Map tiles: {origin}"));
+    let meta = format!(
+        "<head>\n  <meta name=\"buoycast-tile-url\" content=\"{}\">\n  <meta name=\"buoycast-tile-attribution\" content=\"{}\">",
+        escape_attribute(template),
+        escape_attribute(&attribution)
+    );
+    let page = page().replacen("<head>", &meta, 1);
+    let policy = CONTENT_SECURITY_POLICY.replace("img-src data:", &format!("img-src data: {origin}"));
+    (page, policy)
+}
+
+/// Escapes a value for a double-quoted HTML attribute.
+fn escape_attribute(value: &str) -> String {
+    value
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\'', "&#39;")
+}
+
 /// The page.
-pub async fn index() -> Response {
+pub async fn index(State(state): State<AppState>) -> Response {
+    let (page, policy) = if state.config.dashboard.tile_url.is_some() {
+        page_for(&state.config.dashboard)
+    } else {
+        (page().to_owned(), CONTENT_SECURITY_POLICY.to_owned())
+    };
+    let policy = HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-            (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY)),
+            (header::CONTENT_SECURITY_POLICY, policy),
             (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
             // An `?access_token=` in the page URL must not leak through links.
             (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
             (HeaderName::from_static("x-frame-options"), HeaderValue::from_static("DENY")),
         ],
-        page(),
+        page,
     )
         .into_response()
 }
@@ -70,6 +109,24 @@ mod tests {
         assert!(
             page.len() == HTML.len() - STYLE_MARKER.len() - SCRIPT_MARKER.len() + STYLE.len() + SCRIPT.len()
         );
+    }
+
+    #[test]
+    fn a_tile_server_is_announced_to_the_page_and_allowed_for_images_only() {
+        let config = DashboardConfig {
+            tile_url: Some("https://tiles.example.org/{z}/{x}/{y}.png?key=a&b=\"c\"".into()),
+            tile_attribution: Some("© Example <maps>".into()),
+        };
+        let (page, policy) = page_for(&config);
+        assert!(
+            page.contains(r#"content="https://tiles.example.org/{z}/{x}/{y}.png?key=a&amp;b=&quot;c&quot;""#)
+        );
+        assert!(page.contains("© Example &lt;maps&gt;"));
+        assert!(policy.contains("img-src data: https://tiles.example.org;"), "{policy}");
+        assert!(policy.contains("connect-src 'self'"), "{policy}");
+        let (plain, plain_policy) = page_for(&DashboardConfig::default());
+        assert!(!plain.contains("buoycast-tile-url"));
+        assert_eq!(plain_policy, CONTENT_SECURITY_POLICY);
     }
 
     #[test]

@@ -566,3 +566,56 @@ async fn dashboard_filter_token_keyboard_audio_and_phone_layout() {
     browser.assert_clean().await;
     browser.close().await;
 }
+
+/// A 1×1 ocean-blue PNG: every tile the local tile server serves.
+const TILE_PNG: &[u8] = &[137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0, 144, 119, 83, 222, 0, 0, 0, 12, 73, 68, 65, 84, 120, 156, 99, 208, 136, 234, 1, 0, 1, 188, 1, 15, 132, 46, 116, 142, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130];
+
+/// A slippy-map tile server on 127.0.0.1 that counts the tiles it serves.
+async fn tile_server() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::routing::get;
+    let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&served);
+    let router = axum::Router::new().route(
+        "/{z}/{x}/{file}",
+        get(move || {
+            let counter = Arc::clone(&counter);
+            async move {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                ([(axum::http::header::CONTENT_TYPE, "image/png")], TILE_PNG)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the tile server");
+    let addr = listener.local_addr().expect("tile server address");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (addr, served)
+}
+
+#[tokio::test]
+async fn a_configured_tile_server_puts_the_stations_on_a_map() {
+    let (tiles, served) = tile_server().await;
+    let template = format!("http://{tiles}/{{z}}/{{x}}/{{y}}.png");
+    let app = TestApp::spawn(Backends {
+        env: vec![
+            ("BUOYCAST_DASHBOARD_TILE_URL".into(), template),
+            ("BUOYCAST_DASHBOARD_TILE_ATTRIBUTION".into(), "Test tiles".into()),
+        ],
+        ..Backends::default()
+    })
+    .await;
+    seed(&app.store).await;
+    let mut browser = Browser::launch().await;
+    browser.open(&app.url("/")).await;
+    browser.wait_state("connected", Duration::from_secs(10)).await;
+    browser.wait_text("#plot-caption", "map").await;
+    browser.wait_text("#plot", "Test tiles").await;
+    let tile_requests: Vec<String> =
+        browser.requests().await.into_iter().filter(|url| url.contains(&tiles.to_string())).collect();
+    assert!(!tile_requests.is_empty(), "the page asked the tile server for tiles");
+    assert!(tile_requests.iter().all(|url| url.ends_with(".png")), "{tile_requests:?}");
+    assert!(served.load(std::sync::atomic::Ordering::SeqCst) > 0, "the tile server served tiles");
+    assert!(browser.attr("[data-pin=\"46026\"] .pin", "cx").await.is_some(), "the stations are pinned on the map");
+    browser.screenshot("dashboard-map.png").await;
+    browser.assert_clean().await;
+    browser.close().await;
+}

@@ -48,9 +48,16 @@ pub struct OscReceiver {
 }
 
 impl OscReceiver {
-    /// Binds 127.0.0.1 on a free port.
+    /// Binds 127.0.0.1 on a free port, with a 4 MiB receive buffer so a
+    /// busy test machine does not lose datagrams in the kernel.
     pub async fn bind() -> OscReceiver {
-        OscReceiver { socket: UdpSocket::bind("127.0.0.1:0").await.expect("bind udp") }
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).expect("socket");
+        let _ = socket.set_recv_buffer_size(4 << 20);
+        socket.set_nonblocking(true).expect("nonblocking");
+        let addr: SocketAddr = ([127, 0, 0, 1], 0).into();
+        socket.bind(&addr.into()).expect("bind udp");
+        let std_socket: std::net::UdpSocket = socket.into();
+        OscReceiver { socket: UdpSocket::from_std(std_socket).expect("tokio socket") }
     }
 
     /// `127.0.0.1:PORT`.

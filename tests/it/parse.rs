@@ -530,3 +530,19 @@ fn cli_html_page_fails_clearly() {
     assert_ne!(missing.code, Some(0));
     assert!(missing.stderr.contains("absent.txt"), "{}", missing.stderr);
 }
+
+/// Regression (found by the `ndbc_parse` fuzz target): a row that lost a
+/// middle column slides its later values into the wrong fields. Such a row
+/// is refused whole as out of range instead of storing a pressure of 8 hPa.
+#[test]
+fn r_fuzz_shifted_row_is_refused_not_stored_shifted() {
+    let text = "YYYY MM DD hh WD   WSPD GST  WVHT  DPD   APD  MWD  BAR    ATMP  WTMP  DEWP  VIS  TIDE\n\
+                2000 08 01 03  75 12.3 14.1  1.60  5.00  4.90 999  999.6   8.1   9.1 999.0 99.0 99.00\n\
+                2000 08 01 04  77 12.7 14.8  1.63  5.00  999  999.2   8.0   9.1 999.0 99.0 99.00\n";
+    let station = buoycast::observation::StationId::parse("46035").expect("valid id");
+    let parsed = buoycast::sources::ndbc::parse::parse(text.as_bytes(), Some(&station)).expect("an NDBC file");
+    assert_eq!(parsed.observations.len(), 1, "only the whole row is kept");
+    assert_eq!(parsed.errors.len(), 1);
+    let error = parsed.errors[0].to_string();
+    assert!(error.contains("line 3") && error.contains("out of range for column APD"), "{error}");
+}

@@ -104,6 +104,18 @@ pub enum LineErrorKind {
         /// The offending token (truncated when long).
         value: String,
     },
+    /// A reading outside what the sea and the air can do (see
+    /// [`Field::valid_range`]): in practice a row that lost a middle column,
+    /// so that its later values slid into the wrong fields.
+    #[error("{value} is out of range for column {column} ({} to {})", field.valid_range().0, field.valid_range().1)]
+    OutOfRange {
+        /// The header's name for the column (`WSPD`, `BAR`, …).
+        column: &'static str,
+        /// The token as written (truncated when long).
+        value: String,
+        /// The field it would have filled.
+        field: Field,
+    },
     /// A date or time token that is not a number in its range.
     #[error("malformed {} {value:?} (column {column})", date_label(column))]
     BadDateField {
@@ -542,6 +554,9 @@ impl RowParser {
                         value: shorten(token, 40),
                     })?;
                     if value != field.sentinel() {
+                        if !field.is_plausible(value) {
+                            return Err(LineErrorKind::OutOfRange { column: name, value: shorten(token, 40), field });
+                        }
                         // Directions are whole degrees; round only the rare `123.0` form.
                         let value =
                             if field.is_integer() && token.contains(&b'.') { value.round() } else { value };

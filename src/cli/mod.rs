@@ -68,15 +68,26 @@ pub enum Command {
     Parse {
         /// An NDBC standard-meteorological file (realtime2, historical or latest_obs.txt).
         file: PathBuf,
+        /// The station, for a file with no STN column whose name is not an
+        /// NDBC file name (41002.txt, 46035h1990.txt).
+        #[arg(long, value_name = "ID")]
+        station: Option<String>,
     },
 }
 
 /// Parses the command line and runs it; the process's exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Parse { file }) = &cli.command {
+    if let Some(Command::Parse { file, station }) = &cli.command {
         // Pure and synchronous: no config, runtime or logs needed.
-        return match parse::run(file) {
+        let station = match station.as_deref().map(crate::observation::StationId::parse).transpose() {
+            Ok(station) => station,
+            Err(error) => {
+                eprintln!("buoycast parse: --station: {error}");
+                return ExitCode::from(2);
+            }
+        };
+        return match parse::run_with_station(file, station.as_ref()) {
             Ok(code) => code,
             Err(error) => {
                 eprintln!("buoycast parse: {error:#}");
@@ -152,8 +163,9 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Backfill { stations, days, publish } => {
             run_backfill(&config, &stations, days, publish).await
         }
-        Command::Parse { file } => {
-            parse::run(&file)?;
+        Command::Parse { file, station } => {
+            let station = station.as_deref().map(crate::observation::StationId::parse).transpose()?;
+            parse::run_with_station(&file, station.as_ref())?;
             Ok(())
         }
     }

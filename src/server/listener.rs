@@ -75,10 +75,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
-        // A child token per connection: its select polls the cancellation on
-        // every wake, and polling the shared root token takes its mutex, which
-        // thousands of connections on every worker would contend for.
-        let shutdown = shutdown.child_token();
+        let shutdown = shutdown.clone();
         tracker.spawn(serve_connection(stream, peer, router, settings, shutdown));
     }
 }

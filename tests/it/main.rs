@@ -6,6 +6,7 @@
 mod harness;
 
 mod audio_clients;
+mod bridge;
 mod bus;
 mod cli;
 mod dashboard;

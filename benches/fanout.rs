@@ -129,7 +129,7 @@ impl Plan {
             runs: number("runs", 3)?.max(1),
             sources,
         };
-        if plan.clients.iter().any(|n| *n == 0) {
+        if plan.clients.contains(&0) {
             return Err("clients: counts must be positive".to_owned());
         }
         Ok(plan)

@@ -364,9 +364,17 @@ impl Config {
         }
         if let Some(url) = &self.redis_url {
             let url = url.expose();
-            if !(url.starts_with("redis://")
-                || url.starts_with("rediss://")
-                || url.starts_with("redis+unix://"))
+            if ![
+                "redis://",
+                "rediss://",
+                "redis+unix://",
+                "redis+sentinel://",
+                "rediss+sentinel://",
+                "redis+cluster://",
+                "rediss+cluster://",
+            ]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
             {
                 return Err(ConfigError::invalid(
                     "redis_url",

@@ -19,6 +19,7 @@
 
 mod memory;
 mod redis;
+mod topology;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -181,7 +182,7 @@ impl Bus {
     /// reply, a crash between publishing and marking the row) never reaches
     /// subscribers twice.
     ///
-    /// Redis: a mark `buoycast:pub:{stationId}:{timestamp}` holding the id,
+    /// Redis: a mark `{observations:log}:pub:<stationId>:<timestamp>` holding the id,
     /// set by the publish script itself (expires with the retention window).
     /// In-process: the ring buffer is searched for the key (a restarted
     /// process starts from what [`Bus::memory_seeded`] gave it).

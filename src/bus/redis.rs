@@ -3,8 +3,9 @@
 //! a dedicated Pub/Sub connection that reconnects by itself, and replay from
 //! the stream with XRANGE (SPEC 4.3).
 //!
-//! Commands go through a lazily opened [`ConnectionManager`] (multiplexed,
-//! reconnects on the next command after a failure); each subscription owns
+//! Commands go through a lazily opened [`Commands`] handle (one server: a
+//! multiplexed `ConnectionManager` that reconnects on the next command after a
+//! failure; Sentinel and Cluster: see [`super::topology`]); each subscription owns
 //! its own Pub/Sub connection and task. A silently dead server is noticed by
 //! a periodic PING on the Pub/Sub connection.
 //!
@@ -15,11 +16,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink, PubSubStream};
+use redis::aio::{PubSubSink, PubSubStream};
 use redis::{Script, Value};
 use tokio::sync::{mpsc, OnceCell};
 use tokio_util::sync::CancellationToken;
 
+use super::topology::{Commands, Topology};
 use super::{
     decode_notice, format_stream_id, now_ms, older_than_retention, parse_stream_id, redact_url, BusNotice,
     Error, InvalidLog, Replay, CHANNEL, DEFAULT_RETENTION, LOG_KEY,
@@ -46,8 +48,10 @@ return ids
 "#;
 
 /// [`PUBLISH_LUA`] made idempotent per observation, for the worker's outbox:
-/// ARGV[4] is a time-to-live in seconds and ARGV[5..] are pairs (mark key,
-/// payload). The mark key is `buoycast:pub:{stationId}:{timestamp}`; when it
+/// ARGV[4] is a time-to-live in seconds, ARGV[5..] the payloads and KEYS[2..]
+/// their mark keys, `{observations:log}:pub:<stationId>:<timestamp>` (declared
+/// as keys and hash-tagged so that in a Redis Cluster they live in the slot of
+/// `observations:log`, where the script runs). When a mark
 /// exists the observation was published before (a lost reply, a crash between
 /// publishing and marking the row, two workers draining the same row) and its
 /// stored id is returned without XADD or PUBLISH; otherwise the observation is
@@ -56,9 +60,9 @@ return ids
 const PUBLISH_ONCE_LUA: &str = r#"
 local key = KEYS[1]
 local ids = {}
-for i = 5, #ARGV, 2 do
-  local mark = ARGV[i]
-  local payload = ARGV[i + 1]
+for i = 5, #ARGV do
+  local mark = KEYS[i - 3]
+  local payload = ARGV[i]
   local existing = redis.call('GET', mark)
   if existing then
     ids[#ids + 1] = existing
@@ -74,7 +78,7 @@ return ids
 "#;
 
 /// The prefix of the idempotency marks of [`PUBLISH_ONCE_LUA`].
-pub(super) const PUBLISHED_MARK_PREFIX: &str = "buoycast:pub:";
+pub(super) const PUBLISHED_MARK_PREFIX: &str = "{observations:log}:pub:";
 
 /// Returns `false` when KEYS[1] does not exist, else
 /// `{last-generated-id, first retained id or "", entries from ARGV[1] (inclusive), at most ARGV[2]}`,
@@ -141,12 +145,12 @@ impl Default for RedisBusOptions {
 pub(super) struct RedisBus {
     /// Settings.
     options: RedisBusOptions,
-    /// Opens connections; cheap to clone.
-    client: redis::Client,
+    /// Where connections go (one server, the Sentinel master, a Cluster).
+    topology: Arc<Topology>,
     /// The URL with its password redacted, for errors and logs.
     url_redacted: String,
     /// Command connection, opened on first use, re-opened by itself afterwards.
-    manager: OnceCell<ConnectionManager>,
+    manager: OnceCell<Commands>,
     /// [`PUBLISH_LUA`], invoked by SHA (EVALSHA, falling back to EVAL).
     publish_script: Script,
     /// [`PUBLISH_ONCE_LUA`].
@@ -158,11 +162,11 @@ pub(super) struct RedisBus {
 impl RedisBus {
     pub(super) fn new(url: &str, options: RedisBusOptions) -> Result<RedisBus, Error> {
         let url_redacted = redact_url(url);
-        let client = redis::Client::open(url)
+        let topology = Topology::parse(url, &options)
             .map_err(|source| Error::InvalidUrl { url: url_redacted.clone(), source })?;
         Ok(RedisBus {
             options,
-            client,
+            topology: Arc::new(topology),
             url_redacted,
             manager: OnceCell::new(),
             publish_script: Script::new(PUBLISH_LUA),
@@ -176,19 +180,12 @@ impl RedisBus {
     }
 
     /// The command connection, opening it on first use.
-    async fn connection(&self) -> Result<ConnectionManager, Error> {
+    async fn connection(&self) -> Result<Commands, Error> {
         let manager = self
             .manager
             .get_or_try_init(|| async {
-                // One retry after about a second: callers (the worker's publish
-                // retries, the subscription loop) have their own backoff.
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(self.options.connect_timeout)
-                    .set_response_timeout(self.options.response_timeout)
-                    .set_number_of_retries(1)
-                    .set_factor(2)
-                    .set_max_delay(1000);
-                ConnectionManager::new_with_config(self.client.clone(), config)
+                self.topology
+                    .commands(&self.options)
                     .await
                     .map_err(|source| Error::Connect { url: self.url_redacted.clone(), source })
             })
@@ -222,7 +219,7 @@ impl RedisBus {
             }
             for observation in chunk {
                 if once {
-                    invocation.arg(published_mark(observation));
+                    invocation.key(published_mark(observation));
                 }
                 payload.clear();
                 // The bus JSON without `id`; the script splices the id in.
@@ -244,6 +241,8 @@ impl RedisBus {
                     detail: format!("{} ids for {} observations", chunk_ids.len(), chunk.len()),
                 });
             }
+            // Sentinel: on a replica too before it counts as published (WAIT).
+            conn.replicate(self.options.response_timeout / 2).await?;
             ids.extend(chunk_ids);
         }
         Ok(ids)
@@ -344,7 +343,7 @@ impl RedisBus {
     pub(super) fn subscribe(this: &Arc<RedisBus>, shutdown: CancellationToken) -> mpsc::Receiver<BusNotice> {
         let (notice_tx, notice_rx) = mpsc::channel(this.options.subscriber_queue.max(1));
         let subscription = Subscription {
-            client: this.client.clone(),
+            topology: this.topology.clone(),
             options: this.options.clone(),
             url_redacted: this.url_redacted.clone(),
             notice_tx,
@@ -355,7 +354,7 @@ impl RedisBus {
     }
 }
 
-/// The idempotency mark of one observation: `buoycast:pub:{stationId}:{timestamp}`.
+/// The idempotency mark of one observation: `{observations:log}:pub:<stationId>:<timestamp>`.
 fn published_mark(observation: &Observation) -> String {
     format!(
         "{PUBLISHED_MARK_PREFIX}{}:{}",
@@ -420,7 +419,7 @@ enum SessionEnd {
 /// One subscription's task state.
 struct Subscription {
     /// Opens the Pub/Sub connections.
-    client: redis::Client,
+    topology: Arc<Topology>,
     /// Timeouts and backoff.
     options: RedisBusOptions,
     /// For logs.
@@ -483,7 +482,7 @@ impl Subscription {
     /// Opens a Pub/Sub connection and subscribes to the channel, within the timeouts.
     async fn open(&self) -> Result<(PubSubSink, PubSubStream), String> {
         let connect = self.options.connect_timeout;
-        let pubsub = tokio::time::timeout(connect, self.client.get_async_pubsub())
+        let pubsub = tokio::time::timeout(connect, self.topology.pubsub())
             .await
             .map_err(|_| format!("no connection within {connect:?}"))?
             .map_err(|error| error.to_string())?;

@@ -162,13 +162,17 @@ impl Feed {
                         continue;
                     }
                     let after = after.clone();
+                    // Boxed: the bus read is a large future, and inline it would
+                    // make every live client's `next()` state (kept for the
+                    // whole connection) as large as a catch-up's.
+                    let page = Box::pin(read_page(&self.hub, &self.bus, &after));
                     let outcome = tokio::select! {
                         () = self.shutdown.cancelled() => {
                             self.phase = Phase::Closed;
                             return None;
                         }
                         _ = self.keepalive.tick() => return Some(Frame::Keepalive),
-                        outcome = read_page(&self.hub, &self.bus, &after) => outcome,
+                        outcome = page => outcome,
                     };
                     match outcome {
                         PageOutcome::Events(events) => {

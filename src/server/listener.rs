@@ -75,7 +75,10 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
-        let shutdown = shutdown.clone();
+        // A child token per connection: its select polls the cancellation on
+        // every wake, and polling the shared root token takes its mutex, which
+        // thousands of connections on every worker would contend for.
+        let shutdown = shutdown.child_token();
         tracker.spawn(serve_connection(stream, peer, router, settings, shutdown));
     }
 }

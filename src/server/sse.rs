@@ -49,6 +49,24 @@ impl StreamRequest {
         Ok(StreamRequest { filter, last_event_id })
     }
 
+    /// Admits the stream and builds its feed; the permit holds its slot.
+    pub fn open(
+        self,
+        state: &AppState,
+        transport: &'static str,
+    ) -> Result<(Feed, tokio::sync::OwnedSemaphorePermit), ApiError> {
+        let permit = self.admit(state, transport)?;
+        let feed = Feed::new(
+            &state.hub,
+            state.bus.clone(),
+            self.filter,
+            self.last_event_id,
+            state.config.keepalive_interval(),
+            state.shutdown.child_token(),
+        );
+        Ok((feed, permit))
+    }
+
     /// Admits a stream or refuses it: bus down (503, unless this is a
     /// reconnect), or the connection cap reached (503 + Retry-After).
     pub fn admit(
@@ -89,17 +107,9 @@ pub async fn stream(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let request = StreamRequest::parse(query.as_deref(), &headers)?;
-    let permit = request.admit(&state, "sse")?;
+    let (feed, permit) = request.open(&state, "sse")?;
     state.metrics.sse_connections.inc();
     let guard = SseGuard { metrics: Arc::clone(&state.metrics), opened: Instant::now() };
-    let feed = Feed::new(
-        &state.hub,
-        state.bus.clone(),
-        request.filter,
-        request.last_event_id,
-        state.config.keepalive_interval(),
-        state.shutdown.child_token(),
-    );
     let metrics = Arc::clone(&state.metrics);
     let body = futures::stream::unfold(
         (feed, guard, permit, metrics),

@@ -33,15 +33,7 @@ pub async fn stream(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let request = StreamRequest::parse(query.as_deref(), &headers)?;
-    let permit = request.admit(&state, "ws")?;
-    let feed = Feed::new(
-        &state.hub,
-        state.bus.clone(),
-        request.filter,
-        request.last_event_id,
-        state.config.keepalive_interval(),
-        state.shutdown.child_token(),
-    );
+    let (feed, permit) = request.open(&state, "ws")?;
     let metrics = Arc::clone(&state.metrics);
     let token = state.tracker.token();
     Ok(upgrade.on_upgrade(move |socket| async move {

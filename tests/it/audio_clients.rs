@@ -27,7 +27,7 @@ use crate::harness::app::{Backends, TestApp};
 use crate::harness::fixtures;
 
 /// How long any one expected line may take.
-const WAIT: Duration = Duration::from_secs(30);
+const WAIT: Duration = Duration::from_secs(60);
 
 /// The repository root.
 fn repo() -> &'static Path {

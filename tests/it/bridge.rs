@@ -46,7 +46,9 @@ async fn next_observation(socket: &UdpSocket) -> (String, String) {
         for message in messages {
             if message.addr == "/observation" {
                 match (&message.args[0], &message.args[1]) {
-                    (OscType::String(station), OscType::String(time)) => return (station.clone(), time.clone()),
+                    (OscType::String(station), OscType::String(time)) => {
+                        return (station.clone(), time.clone())
+                    }
                     other => panic!("unexpected /observation args {other:?}"),
                 }
             }
@@ -80,7 +82,9 @@ async fn bridge_follows_the_gateway_across_a_restart_without_loss() {
         .expect("bridge starts");
     wait_for_stream_client(&app).await;
 
-    let expected = |n: i64| ("46026".to_owned(), buoycast::observation::format_time(&observation("46026", n).observed_at));
+    let expected = |n: i64| {
+        ("46026".to_owned(), buoycast::observation::format_time(&observation("46026", n).observed_at))
+    };
     app.bus.publish(&(1..=3).map(|n| observation("46026", n)).collect::<Vec<_>>()).await.expect("publish");
     for n in 1..=3 {
         assert_eq!(next_observation(&receiver).await, expected(n));
@@ -90,9 +94,14 @@ async fn bridge_follows_the_gateway_across_a_restart_without_loss() {
     let addr = app.addr;
     app.stop().await;
     let worker_bus = buoycast::bus::Bus::redis(&redis.url(), Default::default()).expect("bus");
-    worker_bus.publish(&[observation("46026", 4), observation("46026", 5)]).await.expect("publish while down");
+    worker_bus
+        .publish(&[observation("46026", 4), observation("46026", 5)])
+        .await
+        .expect("publish while down");
 
-    let app = TestApp::spawn(Backends { redis_url: Some(redis.url()), listen: Some(addr), ..Backends::default() }).await;
+    let app =
+        TestApp::spawn(Backends { redis_url: Some(redis.url()), listen: Some(addr), ..Backends::default() })
+            .await;
     wait_for_stream_client(&app).await;
     for n in 4..=5 {
         assert_eq!(next_observation(&receiver).await, expected(n), "missed events replayed in order");

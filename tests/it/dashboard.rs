@@ -568,7 +568,11 @@ async fn dashboard_filter_token_keyboard_audio_and_phone_layout() {
 }
 
 /// A 1×1 ocean-blue PNG: every tile the local tile server serves.
-const TILE_PNG: &[u8] = &[137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0, 144, 119, 83, 222, 0, 0, 0, 12, 73, 68, 65, 84, 120, 156, 99, 208, 136, 234, 1, 0, 1, 188, 1, 15, 132, 46, 116, 142, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130];
+const TILE_PNG: &[u8] = &[
+    137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0, 144,
+    119, 83, 222, 0, 0, 0, 12, 73, 68, 65, 84, 120, 156, 99, 208, 136, 234, 1, 0, 1, 188, 1, 15, 132, 46,
+    116, 142, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130,
+];
 
 /// A slippy-map tile server on 127.0.0.1 that counts the tiles it serves.
 async fn tile_server() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
@@ -614,7 +618,10 @@ async fn a_configured_tile_server_puts_the_stations_on_a_map() {
     assert!(!tile_requests.is_empty(), "the page asked the tile server for tiles");
     assert!(tile_requests.iter().all(|url| url.ends_with(".png")), "{tile_requests:?}");
     assert!(served.load(std::sync::atomic::Ordering::SeqCst) > 0, "the tile server served tiles");
-    assert!(browser.attr("[data-pin=\"46026\"] .pin", "cx").await.is_some(), "the stations are pinned on the map");
+    assert!(
+        browser.attr("[data-pin=\"46026\"] .pin", "cx").await.is_some(),
+        "the stations are pinned on the map"
+    );
     browser.screenshot("dashboard-map.png").await;
     browser.assert_clean().await;
     browser.close().await;

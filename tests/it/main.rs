@@ -11,6 +11,7 @@ mod bus;
 mod cli;
 mod dashboard;
 mod parse;
+mod redis_topology;
 mod rest;
 mod server;
 mod store;

@@ -540,7 +540,8 @@ fn r_fuzz_shifted_row_is_refused_not_stored_shifted() {
                 2000 08 01 03  75 12.3 14.1  1.60  5.00  4.90 999  999.6   8.1   9.1 999.0 99.0 99.00\n\
                 2000 08 01 04  77 12.7 14.8  1.63  5.00  999  999.2   8.0   9.1 999.0 99.0 99.00\n";
     let station = buoycast::observation::StationId::parse("46035").expect("valid id");
-    let parsed = buoycast::sources::ndbc::parse::parse(text.as_bytes(), Some(&station)).expect("an NDBC file");
+    let parsed =
+        buoycast::sources::ndbc::parse::parse(text.as_bytes(), Some(&station)).expect("an NDBC file");
     assert_eq!(parsed.observations.len(), 1, "only the whole row is kept");
     assert_eq!(parsed.errors.len(), 1);
     let error = parsed.errors[0].to_string();

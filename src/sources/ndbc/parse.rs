@@ -555,7 +555,11 @@ impl RowParser {
                     })?;
                     if value != field.sentinel() {
                         if !field.is_plausible(value) {
-                            return Err(LineErrorKind::OutOfRange { column: name, value: shorten(token, 40), field });
+                            return Err(LineErrorKind::OutOfRange {
+                                column: name,
+                                value: shorten(token, 40),
+                                field,
+                            });
                         }
                         // Directions are whole degrees; round only the rare `123.0` form.
                         let value =

@@ -12,6 +12,7 @@ pub mod fixtures;
 pub mod ndbc_server;
 pub mod postgres;
 pub mod redis;
+pub mod redis_topology;
 pub mod sse;
 
 /// Installs a tracing subscriber when `TEST_LOG` is set, once per process.

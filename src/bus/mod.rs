@@ -264,6 +264,7 @@ fn older_than_retention(id: (u64, u64), retention: Duration) -> bool {
 
 /// `url` with any password replaced by `***`, safe for logs and errors.
 pub fn redact_url(url: &str) -> String {
+    let url = &topology::mask_query_secrets(url);
     match ::url::Url::parse(url) {
         Ok(mut parsed) => {
             if parsed.password().is_some() && parsed.set_password(Some("***")).is_err() {
@@ -347,5 +348,13 @@ mod tests {
         assert_eq!(redact_url("redis://user:s3cret@host"), "redis://user:***@host");
         assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
         assert!(!redact_url("not a url://x:s3cret@host").contains("s3cret"));
+        assert_eq!(
+            redact_url("redis+sentinel://:s3cret@h1,h2:26380/m?sentinel_password=s3cret&db=1"),
+            "redis+sentinel://***@h1,h2:26380/m?sentinel_password=***&db=1"
+        );
+        assert_eq!(
+            redact_url("redis+sentinel://h1/m?sentinel_password=s3cret"),
+            "redis+sentinel://h1/m?sentinel_password=***"
+        );
     }
 }

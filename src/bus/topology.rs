@@ -29,6 +29,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection, PubSub};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{
     AsyncConnectionConfig, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, Pipeline, RedisConnectionInfo,
@@ -359,7 +360,16 @@ impl ConnectionLike for Commands {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Commands::Single(connection) => connection.req_packed_command(cmd),
-            Commands::Cluster(connection) => connection.req_packed_command(cmd),
+            // The crate sends SCRIPT LOAD (after a NOSCRIPT) to every node, which
+            // fails while any node is down; every bus script runs on the node of
+            // `observations:log`, so load it there only.
+            Commands::Cluster(connection) => {
+                if is_script_load(cmd) {
+                    Box::pin(async move { connection.route_command(cmd, log_route()).await })
+                } else {
+                    connection.req_packed_command(cmd)
+                }
+            }
             Commands::Sentinel(sentinel) => Box::pin(sentinel.command(cmd)),
         }
     }
@@ -433,6 +443,60 @@ impl Commands {
         }
         Ok(())
     }
+}
+
+/// `url` with the value of every `sentinel_password=` query parameter replaced by `***`.
+pub(super) fn mask_query_secrets(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("sentinel_password") => format!("{key}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", pairs.join("&"))
+}
+
+/// Whether `cmd` is `SCRIPT LOAD …`.
+fn is_script_load(cmd: &Cmd) -> bool {
+    let mut args = cmd.args_iter().map(|arg| match arg {
+        redis::Arg::Simple(bytes) => bytes,
+        redis::Arg::Cursor => b"".as_slice(),
+    });
+    matches!((args.next(), args.next()), (Some(script), Some(load))
+        if script.eq_ignore_ascii_case(b"SCRIPT") && load.eq_ignore_ascii_case(b"LOAD"))
+}
+
+/// The primary of the slot of `observations:log` (where every bus script runs).
+fn log_route() -> RoutingInfo {
+    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
+        key_slot(super::LOG_KEY.as_bytes()),
+        SlotAddr::Master,
+    )))
+}
+
+/// The cluster slot of `key`: CRC16 (XMODEM) of the key, or of its hash tag
+/// (the text between the first `{` and the next `}`, when not empty), mod 16384.
+fn key_slot(key: &[u8]) -> u16 {
+    let hashed = key
+        .iter()
+        .position(|byte| *byte == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            rest.iter().position(|byte| *byte == b'}').filter(|close| *close > 0).map(|close| &rest[..close])
+        })
+        .unwrap_or(key);
+    let mut crc: u16 = 0;
+    for byte in hashed {
+        crc ^= u16::from(*byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+        }
+    }
+    crc % 16384
 }
 
 /// Whether `error` means the master connection is no good any more: lost,
@@ -624,6 +688,17 @@ mod tests {
         // the marks it touches must hash to the same slot (hash tag = the log key).
         let prefix = super::super::redis::PUBLISHED_MARK_PREFIX;
         assert!(prefix.starts_with(&format!("{{{}}}", super::super::LOG_KEY)), "{prefix}");
+    }
+
+    #[test]
+    fn key_slots_are_the_cluster_hash_slots() {
+        // Values from the Redis Cluster specification and `CLUSTER KEYSLOT`.
+        assert_eq!(key_slot(b"123456789"), 0x31C3);
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        // An empty tag does not count: the whole key is hashed.
+        assert_ne!(key_slot(b"foo{}{bar}"), key_slot(b"bar"));
+        assert_eq!(key_slot(b"{observations:log}:pub:41002:x"), key_slot(b"observations:log"));
     }
 
     #[test]

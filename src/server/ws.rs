@@ -85,9 +85,10 @@ fn text(bytes: Bytes) -> Message {
 }
 
 fn encode(frame: &Frame, fields: FieldSet, metrics: &Metrics) -> Message {
-    let (event_type, message) = match frame {
+    let sent = &metrics.ws_sent;
+    let (counter, message) = match frame {
         Frame::Connection => (
-            "connection",
+            &sent.connection,
             text(Bytes::from(format!("{{\"event\":\"connection\",\"data\":{}}}", super::connection_data()))),
         ),
         Frame::Live(shared) => {
@@ -96,11 +97,11 @@ fn encode(frame: &Frame, fields: FieldSet, metrics: &Metrics) -> Message {
             } else {
                 Bytes::from(super::fanout::encode_ws(&shared.event, fields))
             };
-            ("observation", text(bytes))
+            (&sent.observation, text(bytes))
         }
-        Frame::Replayed(event) => ("observation", text(Bytes::from(super::fanout::encode_ws(event, fields)))),
+        Frame::Replayed(event) => (&sent.observation, text(Bytes::from(super::fanout::encode_ws(event, fields)))),
         Frame::Reset => (
-            "reset",
+            &sent.reset,
             text(Bytes::from_static(
                 b"{\"event\":\"reset\",\"data\":{\"reason\":\"cannot resume from that id; refetch history over REST\"}}",
             )),
@@ -108,7 +109,7 @@ fn encode(frame: &Frame, fields: FieldSet, metrics: &Metrics) -> Message {
         Frame::Lagged { skipped } => {
             metrics.stream_lagged.with_label_values(&["ws"]).inc();
             (
-            "lagged",
+            &sent.lagged,
             text(Bytes::from(format!(
                 "{{\"event\":\"lagged\",\"data\":{{\"reason\":\"client too slow; reconnect to catch up\",\"skipped\":{skipped}}}}}"
             ))),
@@ -116,6 +117,6 @@ fn encode(frame: &Frame, fields: FieldSet, metrics: &Metrics) -> Message {
         }
         Frame::Keepalive => return Message::Ping(Bytes::from_static(b"keepalive")),
     };
-    metrics.ws_events_sent.with_label_values(&[event_type]).inc();
+    counter.inc();
     message
 }

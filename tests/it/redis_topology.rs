@@ -61,7 +61,9 @@ async fn subscribed(bus: &Bus, shutdown: &CancellationToken) -> Receiver<BusNoti
 
 fn ids_of(replay: Replay) -> Vec<String> {
     match replay {
-        Replay::Events(events) => events.into_iter().map(|event| event.id.expect("logged events have ids")).collect(),
+        Replay::Events(events) => {
+            events.into_iter().map(|event| event.id.expect("logged events have ids")).collect()
+        }
         Replay::Reset => panic!("expected events, got Reset"),
     }
 }

@@ -64,7 +64,9 @@ impl Node {
             match node.wait_ready() {
                 Ok(()) => return node,
                 Err(reason) if attempt < 5 && reason.contains("in use") => continue,
-                Err(reason) => panic!("{name} did not start: {reason}\n--- {name} log ---\n{}", node.log_text()),
+                Err(reason) => {
+                    panic!("{name} did not start: {reason}\n--- {name} log ---\n{}", node.log_text())
+                }
             }
         }
         unreachable!("the loop returns or panics")
@@ -213,10 +215,13 @@ impl SentinelSetup {
                 redis::Value::Array(parts) => parts.get(1).and_then(text),
                 _ => None,
             });
-            let role = query_async(self.replica.port, &redis::cmd("ROLE")).await.ok().and_then(|reply| match reply {
-                redis::Value::Array(parts) => parts.first().and_then(text),
-                _ => None,
-            });
+            let role =
+                query_async(self.replica.port, &redis::cmd("ROLE")).await.ok().and_then(
+                    |reply| match reply {
+                        redis::Value::Array(parts) => parts.first().and_then(text),
+                        _ => None,
+                    },
+                );
             if named == Some(self.replica.port.to_string()) && role.as_deref() == Some("master") {
                 return;
             }

@@ -67,6 +67,9 @@ struct Plan {
     runs: usize,
     /// Number of loopback source addresses.
     sources: u8,
+    /// Soak mode: run this many minutes with one event a second and report
+    /// RSS and latency over time (0: the usual fan-out runs).
+    soak_minutes: usize,
 }
 
 impl Plan {
@@ -78,6 +81,7 @@ impl Plan {
             ("interval-ms", "BUOYCAST_BENCH_INTERVAL_MS"),
             ("runs", "BUOYCAST_BENCH_RUNS"),
             ("sources", "BUOYCAST_BENCH_SOURCES"),
+            ("soak-minutes", "BUOYCAST_BENCH_SOAK_MINUTES"),
         ] {
             if let Ok(value) = std::env::var(var) {
                 values.insert(key, value);
@@ -93,7 +97,7 @@ impl Plan {
                 None => (arg, None),
             };
             if let Some(known) =
-                ["clients", "events", "interval-ms", "runs", "sources"].into_iter().find(|k| *k == key)
+                ["clients", "events", "interval-ms", "runs", "sources", "soak-minutes"].into_iter().find(|k| *k == key)
             {
                 let value = match inline {
                     Some(value) => value,
@@ -122,12 +126,15 @@ impl Plan {
             None => vec![1000, 5000, 10_000],
         };
         let sources = number("sources", 8)?.clamp(1, 250) as u8;
+        let soak_minutes = number("soak-minutes", 0)?;
+        let clients = if soak_minutes > 0 && !values.contains_key("clients") { vec![1000] } else { clients };
         let plan = Plan {
             clients,
             events: number("events", 50)?.max(1),
             interval: Duration::from_millis(number("interval-ms", 100)? as u64),
             runs: number("runs", 3)?.max(1),
             sources,
+            soak_minutes,
         };
         if plan.clients.contains(&0) {
             return Err("clients: counts must be positive".to_owned());
@@ -177,6 +184,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if plan.soak_minutes > 0 {
+        let clients = plan.clients.first().copied().unwrap_or(1000);
+        return match runtime.block_on(soak(&plan, clients)) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(error) => {
+                eprintln!("fanout bench: soak failed: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     eprintln!(
         "fanout bench: clients {:?}, {} events every {:?}, {} run(s) each, {} source address(es), {} cores",
         plan.clients,
@@ -761,6 +779,120 @@ async fn run_once(plan: &Plan, clients: usize) -> AnyResult<Figures> {
         cpu_us_per_delivery: cpu_secs * 1e6 / deliveries,
         cpu_us_per_connect: connect_ticks as f64 / clock_ticks() * 1e6 / clients as f64,
     })
+}
+
+/// Soak: `clients` clients, one event a second for `plan.soak_minutes`
+/// minutes; prints the gateway's RSS and the delivery latency per window and
+/// says whether memory stayed flat. `Ok(false)` when events were lost or
+/// memory grew.
+async fn soak(plan: &Plan, clients: usize) -> AnyResult<bool> {
+    const WINDOW: usize = 30;
+    let total = plan.soak_minutes * 60;
+    eprintln!("fanout bench: soak, {clients} clients, 1 event/s for {} min", plan.soak_minutes);
+    let dir =
+        tempfile::Builder::new().prefix("buoycast-soak-").tempdir().map_err(|e| format!("tempdir: {e}"))?;
+    let (redis, redis_port) = start_redis(dir.path())?;
+    let (mut gateway, port, gateway_log) = start_gateway(dir.path(), redis_port, clients)?;
+    let pid = gateway.pid();
+    let bus = Bus::redis(&format!("redis://127.0.0.1:{redis_port}"), RedisBusOptions::default())
+        .map_err(|e| e.to_string())?;
+    bus.publish(&[observation(0)?]).await.map_err(|e| format!("warm-up publish: {e}"))?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let baseline = rss_bytes(pid)?;
+    let target = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let progress = Arc::new(Progress::default());
+    let stop = CancellationToken::new();
+    let (go_tx, go_rx) = watch::channel(false);
+    let mut tasks = Vec::with_capacity(clients);
+    for index in 0..clients {
+        let source = (plan.sources > 1)
+            .then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (index % plan.sources as usize) as u8)));
+        tasks.push(tokio::spawn(client(target, source, go_rx.clone(), Arc::clone(&progress), total, stop.clone())));
+    }
+    go_tx.send_replace(true);
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    while progress.connected.load(Ordering::Acquire) + progress.failed.load(Ordering::Acquire) < clients
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let connected = progress.connected.load(Ordering::Acquire);
+    println!("soak: {connected}/{clients} clients connected; baseline RSS {:.1} MiB", baseline as f64 / 1048576.0);
+    println!("{:>8} {:>10} {:>12}", "t (s)", "RSS MiB", "KiB/conn");
+    let mut sent: Vec<((u64, u64), Instant)> = Vec::with_capacity(total);
+    let mut rss_samples: Vec<(usize, u64)> = Vec::new();
+    let schedule = tokio::time::Instant::now();
+    for n in 1..=total {
+        tokio::time::sleep_until(schedule + Duration::from_secs(n as u64 - 1)).await;
+        let at = Instant::now();
+        let ids = bus.publish(&[observation(n)?]).await.map_err(|e| format!("publish {n}: {e}"))?;
+        let id = ids.first().and_then(|id| parse_stream_id(id)).ok_or("publish returned no parsable id")?;
+        sent.push((id, at));
+        if n % WINDOW == 0 || n == total {
+            let rss = rss_bytes(pid)?;
+            rss_samples.push((n, rss));
+            println!(
+                "{:>8} {:>10.1} {:>12.2}",
+                n,
+                rss as f64 / 1048576.0,
+                (rss as f64 - baseline as f64) / clients as f64 / 1024.0
+            );
+            gateway.check_alive(&gateway_log)?;
+        }
+    }
+    let drain_deadline = Instant::now() + DRAIN_GRACE;
+    while progress.finished.load(Ordering::Acquire) < connected && Instant::now() < drain_deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.cancel();
+    let mut reports = Vec::with_capacity(clients);
+    for task in tasks {
+        reports.push(task.await.map_err(|e| format!("client task: {e}"))?);
+    }
+    drop(gateway);
+    drop(redis);
+
+    // Latency per window of published events.
+    let index: std::collections::HashMap<(u64, u64), (usize, Instant)> =
+        sent.iter().enumerate().map(|(i, (id, at))| (*id, (i, *at))).collect();
+    let n_windows = total.div_ceil(WINDOW);
+    let mut windows: Vec<Vec<Duration>> = vec![Vec::new(); n_windows];
+    for report in &reports {
+        for (id, at) in &report.events {
+            if let Some((i, sent_at)) = index.get(id) {
+                windows[i / WINDOW].push(at.saturating_duration_since(*sent_at));
+            }
+        }
+    }
+    println!("{:>8} {:>10} {:>10} {:>10} {:>8}", "window", "p50 ms", "p99 ms", "max ms", "lost");
+    let mut lost_total = 0usize;
+    for (w, latencies) in windows.iter_mut().enumerate() {
+        latencies.sort_unstable();
+        let expected = connected * WINDOW.min(total - w * WINDOW);
+        let lost = expected.saturating_sub(latencies.len());
+        lost_total += lost;
+        println!(
+            "{:>8} {:>10.1} {:>10.1} {:>10.1} {:>8}",
+            format!("{}s", (w + 1) * WINDOW),
+            ms(percentile(latencies, 50.0)),
+            ms(percentile(latencies, 99.0)),
+            ms(latencies.last().copied().unwrap_or_default()),
+            lost
+        );
+    }
+    // Flat memory: the last sample within 5 % (or 1 MiB) of the one a quarter in.
+    let quarter = rss_samples.get(rss_samples.len() / 4).map(|s| s.1).unwrap_or(baseline);
+    let last = rss_samples.last().map(|s| s.1).unwrap_or(baseline);
+    let growth = last as f64 - quarter as f64;
+    let flat = growth <= (quarter as f64 * 0.05).max(1048576.0);
+    println!(
+        "soak: RSS {:.1} MiB a quarter in, {:.1} MiB at the end ({:+.1} %): {}; lost {lost_total}",
+        quarter as f64 / 1048576.0,
+        last as f64 / 1048576.0,
+        growth / quarter as f64 * 100.0,
+        if flat { "flat" } else { "GROWING" }
+    );
+    Ok(flat && lost_total == 0)
 }
 
 fn ms(duration: Duration) -> f64 {

@@ -90,10 +90,49 @@ pub fn redact_url(raw: &str) -> String {
                     return "***".to_owned();
                 }
             }
+            if parsed.query_pairs().any(|(key, _)| is_secret_param(&key)) {
+                let pairs: Vec<(String, String)> = parsed
+                    .query_pairs()
+                    .map(|(key, value)| {
+                        let value = if is_secret_param(&key) { "***".to_owned() } else { value.into_owned() };
+                        (key.into_owned(), value)
+                    })
+                    .collect();
+                parsed.query_pairs_mut().clear().extend_pairs(pairs);
+            }
             parsed.to_string()
         }
-        Err(_) => "***".to_owned(),
+        // Multi-host URLs (`redis+sentinel://h1:26379,h2:26379/m`) are not
+        // WHATWG URLs: mask by hand. Anything without a scheme may be a token.
+        Err(_) => {
+            let (base, query) = match raw.split_once('?') {
+                Some((base, query)) => (base, Some(query)),
+                None => (raw, None),
+            };
+            let Some(scheme_end) = base.find("://") else { return "***".to_owned() };
+            let mut out = match base.rfind('@') {
+                Some(at) if at > scheme_end => format!("{}://***@{}", &base[..scheme_end], &base[at + 1..]),
+                _ => base.to_owned(),
+            };
+            if let Some(query) = query {
+                let pairs: Vec<String> = query
+                    .split('&')
+                    .map(|pair| match pair.split_once('=') {
+                        Some((key, _)) if is_secret_param(key) => format!("{key}=***"),
+                        _ => pair.to_owned(),
+                    })
+                    .collect();
+                out.push('?');
+                out.push_str(&pairs.join("&"));
+            }
+            out
+        }
     }
+}
+
+/// Query parameters that carry a secret (`?password=`, `?sentinel_password=`).
+fn is_secret_param(key: &str) -> bool {
+    key.eq_ignore_ascii_case("password") || key.eq_ignore_ascii_case("sentinel_password")
 }
 
 /// The whole configuration.
@@ -645,5 +684,8 @@ mod tests {
         assert_eq!(redact_url("redis://:pw@h:6379"), "redis://:***@h:6379");
         assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
         assert_eq!(redact_url("plain-token"), "***");
+        let sentinel = redact_url("redis+sentinel://h1:26379,h2:26379/m?sentinel_password=pw2&db=1");
+        assert_eq!(sentinel, "redis+sentinel://h1:26379,h2:26379/m?sentinel_password=***&db=1");
+        assert_eq!(redact_url("redis+sentinel://:pw@h1,h2/m"), "redis+sentinel://:***@h1,h2/m");
     }
 }

@@ -511,6 +511,13 @@ impl ObservationEvent {
                         field: field.name(),
                         reason: format!("{n} is not a finite number"),
                     })?;
+                    if !field.is_plausible(v) {
+                        let (min, max) = field.valid_range();
+                        return Err(SchemaError::BadValue {
+                            field: field.name(),
+                            reason: format!("{n} is outside {min}..={max} {}", field.unit()),
+                        });
+                    }
                     measurements.set(field, Some(if field.is_integer() { v.round() } else { v }));
                 }
                 Some(other) => {
@@ -618,7 +625,7 @@ mod tests {
 
     #[test]
     fn bad_bus_messages_are_typed_errors() {
-        let cases: [(&[u8], &str); 7] = [
+        let cases: [(&[u8], &str); 8] = [
             (b"not json", "not valid JSON"),
             (b"[1,2]", "not a JSON object"),
             (br#"{"timestamp":"2026-11-28T06:40:00Z"}"#, "lacks stationId"),
@@ -629,11 +636,22 @@ mod tests {
                 br#"{"stationId":"46026","timestamp":"2026-11-28T06:40:00Z","waveHeightM":"1.2"}"#,
                 "waveHeightM",
             ),
+            (br#"{"stationId":"46026","timestamp":"2026-11-28T06:40:00Z","waveHeightM":6.6e31}"#, "outside"),
         ];
         for (payload, expected) in cases {
             let error = ObservationEvent::decode_bus(payload).expect_err("must be rejected");
             assert!(error.to_string().contains(expected), "{error} should mention {expected}");
         }
+    }
+
+    /// Regression (found by the `bus_decode` fuzz target): a decoded value
+    /// must survive its own encoding bit for bit.
+    #[test]
+    fn r_fuzz_values_round_trip_exactly_through_the_bus() {
+        let msg = br#"{"stationId":"46026","timestamp":"2026-11-28T06:40:00.005Z","pressureHpa":1016.3000000000001,"waveHeightM":3.0000000000000004}"#;
+        let event = ObservationEvent::decode_bus(msg).expect("decodes");
+        let again = ObservationEvent::decode_bus(event.to_bus_json().as_bytes()).expect("decodes");
+        assert_eq!(again, event);
     }
 
     #[test]

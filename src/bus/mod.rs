@@ -350,7 +350,7 @@ mod tests {
         assert!(!redact_url("not a url://x:s3cret@host").contains("s3cret"));
         assert_eq!(
             redact_url("redis+sentinel://:s3cret@h1,h2:26380/m?sentinel_password=s3cret&db=1"),
-            "redis+sentinel://***@h1,h2:26380/m?sentinel_password=***&db=1"
+            "redis+sentinel://:***@h1,h2:26380/m?sentinel_password=***&db=1"
         );
         assert_eq!(
             redact_url("redis+sentinel://h1/m?sentinel_password=s3cret"),

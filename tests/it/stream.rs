@@ -263,10 +263,10 @@ async fn catch_up_survives_a_redis_restart_with_persistence() {
 
     // Reconnect during or after the restart: never refused, and nothing lost.
     let mut client = connect(&app, "", &[("Last-Event-ID", &seen[0])]).await;
-    assert_eq!(ids(&client.observations(2, Duration::from_secs(10)).await), missed);
+    assert_eq!(ids(&client.observations(2, Duration::from_secs(20)).await), missed);
     let mut live = Vec::new();
     for attempt in 0..50 {
-        match app.bus.publish(&[observation("46026", 4)]).await {
+        match app.bus.publish_once(&[observation("46026", 4)]).await {
             Ok(ids) => {
                 live = ids;
                 break;
@@ -277,7 +277,7 @@ async fn catch_up_survives_a_redis_restart_with_persistence() {
             }
         }
     }
-    assert_eq!(ids(&client.observations(1, Duration::from_secs(10)).await), live);
+    assert_eq!(ids(&client.observations(1, Duration::from_secs(20)).await), live);
 }
 
 #[tokio::test]
@@ -309,15 +309,15 @@ async fn bus_down_refuses_new_streams_but_not_reconnects() {
     redis.restart();
     let mut live = Vec::new();
     for _ in 0..100 {
-        if let Ok(ids) = app.bus.publish(&[observation("46026", 2)]).await {
+        if let Ok(ids) = app.bus.publish_once(&[observation("46026", 2)]).await {
             live = ids;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(!live.is_empty(), "publishing recovered");
-    assert_eq!(ids(&reconnect.observations(1, Duration::from_secs(10)).await), live);
-    assert_eq!(ids(&open.observations(1, Duration::from_secs(10)).await), live, "open streams resume");
+    assert_eq!(ids(&reconnect.observations(1, Duration::from_secs(20)).await), live);
+    assert_eq!(ids(&open.observations(1, Duration::from_secs(20)).await), live, "open streams resume");
 }
 
 #[tokio::test]

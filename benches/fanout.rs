@@ -96,8 +96,9 @@ impl Plan {
                 Some((key, value)) => (key, Some(value.to_owned())),
                 None => (arg, None),
             };
-            if let Some(known) =
-                ["clients", "events", "interval-ms", "runs", "sources", "soak-minutes"].into_iter().find(|k| *k == key)
+            if let Some(known) = ["clients", "events", "interval-ms", "runs", "sources", "soak-minutes"]
+                .into_iter()
+                .find(|k| *k == key)
             {
                 let value = match inline {
                     Some(value) => value,
@@ -807,7 +808,14 @@ async fn soak(plan: &Plan, clients: usize) -> AnyResult<bool> {
     for index in 0..clients {
         let source = (plan.sources > 1)
             .then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (index % plan.sources as usize) as u8)));
-        tasks.push(tokio::spawn(client(target, source, go_rx.clone(), Arc::clone(&progress), total, stop.clone())));
+        tasks.push(tokio::spawn(client(
+            target,
+            source,
+            go_rx.clone(),
+            Arc::clone(&progress),
+            total,
+            stop.clone(),
+        )));
     }
     go_tx.send_replace(true);
     let deadline = Instant::now() + CONNECT_TIMEOUT;
@@ -817,7 +825,10 @@ async fn soak(plan: &Plan, clients: usize) -> AnyResult<bool> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let connected = progress.connected.load(Ordering::Acquire);
-    println!("soak: {connected}/{clients} clients connected; baseline RSS {:.1} MiB", baseline as f64 / 1048576.0);
+    println!(
+        "soak: {connected}/{clients} clients connected; baseline RSS {:.1} MiB",
+        baseline as f64 / 1048576.0
+    );
     println!("{:>8} {:>10} {:>12}", "t (s)", "RSS MiB", "KiB/conn");
     let mut sent: Vec<((u64, u64), Instant)> = Vec::with_capacity(total);
     let mut rss_samples: Vec<(usize, u64)> = Vec::new();

@@ -125,7 +125,7 @@ mod tests {
         assert!(policy.contains("img-src data: https://tiles.example.org;"), "{policy}");
         assert!(policy.contains("connect-src 'self'"), "{policy}");
         let (plain, plain_policy) = page_for(&DashboardConfig::default());
-        assert!(!plain.contains("buoycast-tile-url"));
+        assert!(!plain.contains("<meta name=\"buoycast-tile-url\""));
         assert_eq!(plain_policy, CONTENT_SECURITY_POLICY);
     }
 

@@ -153,12 +153,46 @@ fn migrate_creates_the_embedded_store() {
     assert!(dir.path().join("data/buoycast.db").is_file());
 }
 
+/// A server that accepts connections and never answers (for `limit` at most).
+fn hung_server(limit: Duration) -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    listener.set_nonblocking(true).expect("non-blocking");
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + limit;
+        let mut held = Vec::new();
+        while Instant::now() < deadline {
+            if let Ok((socket, _)) = listener.accept() {
+                held.push(socket);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    addr
+}
+
 #[test]
-fn unimplemented_subcommands_say_so_and_fail() {
+fn worker_stops_within_the_deadline_even_while_a_fetch_hangs() {
     let dir = tempfile::tempdir().expect("temp dir");
+    let ndbc = hung_server(Duration::from_secs(30));
+    let port = free_port();
     let mut command = buoycast(dir.path());
-    command.arg("worker");
-    let out = output(command);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented yet"));
+    command
+        .arg("worker")
+        .env("PORT", port.to_string())
+        .env("NDBC_API_BASE", format!("http://{ndbc}/data/realtime2"))
+        .env("BUOYCAST_LATEST_OBS_URL", format!("http://{ndbc}/latest_obs.txt"))
+        .env("BUOYCAST_STATIONS_URL", format!("http://{ndbc}/activestations.xml"))
+        .env("BUOYCAST_STATIONS", "41002")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("buoycast worker starts");
+    // The worker serves /health for operators; once it does, its fetches are under way.
+    wait_for_health(port, &mut child);
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    interrupt(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(6));
+    assert!(status.success(), "exit status {status}");
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
 }

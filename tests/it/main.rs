@@ -13,6 +13,7 @@ mod dashboard;
 mod parse;
 mod redis_topology;
 mod rest;
+mod scale;
 mod server;
 mod store;
 mod stream;

@@ -40,7 +40,7 @@ fn config_for(server: &NdbcServer, dir: &Path, extra: &[(&str, &str)]) -> Config
 
 /// Worker options for `stations` only (no latest_obs, no metadata), with
 /// short delays so tests need no long sleeps.
-fn options(server: &NdbcServer, stations: &[&str]) -> WorkerOptions {
+pub fn options(server: &NdbcServer, stations: &[&str]) -> WorkerOptions {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut options = WorkerOptions::from_config(&config_for(server, dir.path(), &[]));
     options.stations = stations.iter().map(|id| StationId::parse(id).expect("valid id")).collect();

@@ -14,6 +14,7 @@ pub mod postgres;
 pub mod redis;
 pub mod redis_topology;
 pub mod sse;
+pub mod tcp_proxy;
 
 /// Installs a tracing subscriber when `TEST_LOG` is set, once per process.
 pub fn init_logs() {

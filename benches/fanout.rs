@@ -654,6 +654,45 @@ struct Progress {
     finished: AtomicUsize,
 }
 
+/// Opens the bench's own bus connection and publishes once, so the bus and
+/// the gateway's hub are warm before anyone listens; the gateway's RSS then.
+async fn warm_up(redis_port: u16, pid: u32) -> AnyResult<(Bus, u64)> {
+    let bus = Bus::redis(&format!("redis://127.0.0.1:{redis_port}"), RedisBusOptions::default())
+        .map_err(|e| e.to_string())?;
+    bus.publish(&[observation(0)?]).await.map_err(|e| format!("warm-up publish: {e}"))?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Ok((bus, rss_bytes(pid)?))
+}
+
+/// `clients` client tasks parked on a start signal.
+struct Crowd {
+    /// Each client's task; yields its report.
+    tasks: Vec<tokio::task::JoinHandle<ClientReport>>,
+    /// Counters the clients bump.
+    progress: Arc<Progress>,
+    /// Cancel to let every client close its socket.
+    stop: CancellationToken,
+    /// Send `true` to make them all connect at once.
+    go: watch::Sender<bool>,
+}
+
+/// Spawns `clients` clients, spread over the plan's source addresses, each
+/// expecting `expected` observations from the gateway on `port`.
+fn spawn_crowd(plan: &Plan, clients: usize, port: u16, expected: usize) -> Crowd {
+    let target = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let progress = Arc::new(Progress::default());
+    let stop = CancellationToken::new();
+    let (go, go_rx) = watch::channel(false);
+    let tasks = (0..clients)
+        .map(|index| {
+            let source = (plan.sources > 1)
+                .then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (index % plan.sources as usize) as u8)));
+            tokio::spawn(client(target, source, go_rx.clone(), Arc::clone(&progress), expected, stop.clone()))
+        })
+        .collect();
+    Crowd { tasks, progress, stop, go }
+}
+
 async fn run_once(plan: &Plan, clients: usize) -> AnyResult<Figures> {
     let dir =
         tempfile::Builder::new().prefix("buoycast-fanout-").tempdir().map_err(|e| format!("tempdir: {e}"))?;
@@ -663,31 +702,9 @@ async fn run_once(plan: &Plan, clients: usize) -> AnyResult<Figures> {
     let pid = gateway.pid();
     let profiler = start_profiler(pid, clients)?;
 
-    // Warm the bus connection and the hub before anyone listens.
-    let bus = Bus::redis(&format!("redis://127.0.0.1:{redis_port}"), RedisBusOptions::default())
-        .map_err(|e| e.to_string())?;
-    bus.publish(&[observation(0)?]).await.map_err(|e| format!("warm-up publish: {e}"))?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let baseline = rss_bytes(pid)?;
-
+    let (bus, baseline) = warm_up(redis_port, pid).await?;
     // Every client waits on `go`, then connects at once.
-    let target = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let progress = Arc::new(Progress::default());
-    let stop = CancellationToken::new();
-    let (go_tx, go_rx) = watch::channel(false);
-    let mut tasks = Vec::with_capacity(clients);
-    for index in 0..clients {
-        let source = (plan.sources > 1)
-            .then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (index % plan.sources as usize) as u8)));
-        tasks.push(tokio::spawn(client(
-            target,
-            source,
-            go_rx.clone(),
-            Arc::clone(&progress),
-            plan.events,
-            stop.clone(),
-        )));
-    }
+    let Crowd { tasks, progress, stop, go: go_tx } = spawn_crowd(plan, clients, port, plan.events);
     tokio::task::yield_now().await;
     let connect_ticks = cpu_ticks(pid)?;
     let started = Instant::now();
@@ -795,28 +812,8 @@ async fn soak(plan: &Plan, clients: usize) -> AnyResult<bool> {
     let (redis, redis_port) = start_redis(dir.path())?;
     let (mut gateway, port, gateway_log) = start_gateway(dir.path(), redis_port, clients)?;
     let pid = gateway.pid();
-    let bus = Bus::redis(&format!("redis://127.0.0.1:{redis_port}"), RedisBusOptions::default())
-        .map_err(|e| e.to_string())?;
-    bus.publish(&[observation(0)?]).await.map_err(|e| format!("warm-up publish: {e}"))?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let baseline = rss_bytes(pid)?;
-    let target = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let progress = Arc::new(Progress::default());
-    let stop = CancellationToken::new();
-    let (go_tx, go_rx) = watch::channel(false);
-    let mut tasks = Vec::with_capacity(clients);
-    for index in 0..clients {
-        let source = (plan.sources > 1)
-            .then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (index % plan.sources as usize) as u8)));
-        tasks.push(tokio::spawn(client(
-            target,
-            source,
-            go_rx.clone(),
-            Arc::clone(&progress),
-            total,
-            stop.clone(),
-        )));
-    }
+    let (bus, baseline) = warm_up(redis_port, pid).await?;
+    let Crowd { tasks, progress, stop, go: go_tx } = spawn_crowd(plan, clients, port, total);
     go_tx.send_replace(true);
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     while progress.connected.load(Ordering::Acquire) + progress.failed.load(Ordering::Acquire) < clients

@@ -63,32 +63,51 @@ impl Secret {
     }
 }
 
+impl Secret {
+    /// What logs may show: a URL with its credentials masked, anything else
+    /// (a token) as `***`.
+    fn shown(&self) -> String {
+        if self.0.contains("://") {
+            redact_url(&self.0)
+        } else {
+            "***".to_owned()
+        }
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&redact_url(&self.0))
+        f.write_str(&self.shown())
     }
 }
 
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&redact_url(&self.0))
+        f.write_str(&self.shown())
     }
 }
 
-/// Replaces the password of a URL (`redis://:pw@host`, `postgres://u:pw@h/db`)
-/// with `***`; anything that is not a URL with credentials is returned as is,
-/// except that a bare string with no scheme is redacted whole (it may be a token).
+/// A URL fit for logs and error messages: the password (`user:***@`), a
+/// Redis token given as user name (`redis://***@host`) and secret query
+/// parameters (`?password=***`, `?sentinel_password=***`) are masked;
+/// multi-host URLs (`redis+sentinel://h1:26379,h2:26379/m`) are masked by
+/// hand. Anything else (a file path, a URL without credentials) is returned
+/// unchanged. The one redaction used by config, store and bus.
 pub fn redact_url(raw: &str) -> String {
     match url::Url::parse(raw) {
         Ok(mut parsed) => {
-            if parsed.password().is_some() && parsed.set_password(Some("***")).is_err() {
-                return "***".to_owned();
-            }
-            if parsed.password().is_none() && !parsed.username().is_empty() && parsed.scheme() == "redis" {
+            let mut changed = false;
+            if parsed.password().is_some() {
+                if parsed.set_password(Some("***")).is_err() {
+                    return "***".to_owned();
+                }
+                changed = true;
+            } else if !parsed.username().is_empty() && parsed.scheme().starts_with("redis") {
                 // redis://token@host: the user part is the password for Redis.
                 if parsed.set_username("***").is_err() {
                     return "***".to_owned();
                 }
+                changed = true;
             }
             if parsed.query_pairs().any(|(key, _)| is_secret_param(&key)) {
                 let pairs: Vec<(String, String)> = parsed
@@ -99,20 +118,27 @@ pub fn redact_url(raw: &str) -> String {
                     })
                     .collect();
                 parsed.query_pairs_mut().clear().extend_pairs(pairs);
+                changed = true;
             }
-            parsed.to_string()
+            if changed {
+                parsed.to_string()
+            } else {
+                raw.to_owned()
+            }
         }
-        // Multi-host URLs (`redis+sentinel://h1:26379,h2:26379/m`) are not
-        // WHATWG URLs: mask by hand. Anything without a scheme may be a token.
         Err(_) => {
             let (base, query) = match raw.split_once('?') {
                 Some((base, query)) => (base, Some(query)),
                 None => (raw, None),
             };
-            let Some(scheme_end) = base.find("://") else { return "***".to_owned() };
-            let mut out = match base.rfind('@') {
-                Some(at) if at > scheme_end => format!("{}://***@{}", &base[..scheme_end], &base[at + 1..]),
-                _ => base.to_owned(),
+            let mut out = match base.find("://") {
+                Some(scheme_end) => match base.rfind('@') {
+                    Some(at) if at > scheme_end => {
+                        format!("{}://***@{}", &base[..scheme_end], &base[at + 1..])
+                    }
+                    _ => base.to_owned(),
+                },
+                None => base.to_owned(),
             };
             if let Some(query) = query {
                 let pairs: Vec<String> = query
@@ -683,7 +709,12 @@ mod tests {
         assert_eq!(redact_url("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
         assert_eq!(redact_url("redis://:pw@h:6379"), "redis://:***@h:6379");
         assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-        assert_eq!(redact_url("plain-token"), "***");
+        assert_eq!(redact_url("data/buoycast.db"), "data/buoycast.db");
+        assert_eq!(redact_url("redis://tok3n@h:6379"), "redis://***@h:6379");
+        assert_eq!(redact_url("postgres://db/x?user=a&password=pw"), "postgres://db/x?user=a&password=***");
+        assert_eq!(redact_url("weird://u:p@[not a url"), "weird://***@[not a url");
+        assert_eq!(format!("{:?}", Secret::new("plain-token")), "***");
+        assert_eq!(Secret::new("postgres://u:pw@h/db").to_string(), "postgres://u:***@h/db");
         let sentinel = redact_url("redis+sentinel://h1:26379,h2:26379/m?sentinel_password=pw2&db=1");
         assert_eq!(sentinel, "redis+sentinel://h1:26379,h2:26379/m?sentinel_password=***&db=1");
         assert_eq!(redact_url("redis+sentinel://:pw@h1,h2/m"), "redis+sentinel://:***@h1,h2/m");

@@ -262,25 +262,7 @@ fn older_than_retention(id: (u64, u64), retention: Duration) -> bool {
     id.0 < now_ms().saturating_sub(retention_ms)
 }
 
-/// `url` with any password replaced by `***`, safe for logs and errors.
-pub fn redact_url(url: &str) -> String {
-    let url = &topology::mask_query_secrets(url);
-    match ::url::Url::parse(url) {
-        Ok(mut parsed) => {
-            if parsed.password().is_some() && parsed.set_password(Some("***")).is_err() {
-                return "<url with password>".to_owned();
-            }
-            parsed.to_string()
-        }
-        // Not a URL: strip anything between "://" and the last '@' to be safe.
-        Err(_) => match (url.find("://"), url.rfind('@')) {
-            (Some(scheme_end), Some(at)) if at > scheme_end => {
-                format!("{}://***@{}", &url[..scheme_end], &url[at + 1..])
-            }
-            _ => url.to_owned(),
-        },
-    }
-}
+pub use crate::config::redact_url;
 
 /// Decodes one channel message into a notice, logging invalid ones (rate-limited).
 fn decode_notice(payload: &[u8], warn: &mut InvalidLog) -> BusNotice {

@@ -445,21 +445,6 @@ impl Commands {
     }
 }
 
-/// `url` with the value of every `sentinel_password=` query parameter replaced by `***`.
-pub(super) fn mask_query_secrets(url: &str) -> String {
-    let Some((base, query)) = url.split_once('?') else {
-        return url.to_owned();
-    };
-    let pairs: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((key, _)) if key.eq_ignore_ascii_case("sentinel_password") => format!("{key}=***"),
-            _ => pair.to_owned(),
-        })
-        .collect();
-    format!("{base}?{}", pairs.join("&"))
-}
-
 /// Whether `cmd` is `SCRIPT LOAD …`.
 fn is_script_load(cmd: &Cmd) -> bool {
     let mut args = cmd.args_iter().map(|arg| match arg {

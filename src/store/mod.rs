@@ -353,50 +353,9 @@ fn target(url: &str) -> Result<Target, Error> {
     Ok(Target::Sqlite(PathBuf::from(path)))
 }
 
-/// `url` with any password (in the user-info part or a `password=` query
-/// parameter) replaced by `REDACTED`, for messages and logs.
+/// The URL with credentials masked, for messages and logs.
 fn redact(url: &str) -> String {
-    const MASK: &str = "REDACTED";
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.has_host() => {
-            let mut changed = false;
-            if parsed.password().is_some() {
-                changed = parsed.set_password(Some(MASK)).is_ok();
-            }
-            if parsed.query_pairs().any(|(key, _)| key.eq_ignore_ascii_case("password")) {
-                let pairs: Vec<(String, String)> = parsed
-                    .query_pairs()
-                    .map(|(key, value)| {
-                        let value =
-                            if key.eq_ignore_ascii_case("password") { MASK.into() } else { value.into() };
-                        (key.into_owned(), value)
-                    })
-                    .collect();
-                parsed.query_pairs_mut().clear().extend_pairs(pairs);
-                changed = true;
-            }
-            if changed {
-                parsed.to_string()
-            } else {
-                url.to_owned()
-            }
-        }
-        // Not a URL with a host (a path, `sqlite:file`): redact `user:pass@`
-        // by hand in case something that looks like one is there.
-        _ => match url.split_once("://") {
-            Some((scheme, rest)) => match rest.rfind('@') {
-                Some(at) => {
-                    let (user_info, host) = rest.split_at(at);
-                    match user_info.split_once(':') {
-                        Some((user, _)) => format!("{scheme}://{user}:{MASK}{host}"),
-                        None => url.to_owned(),
-                    }
-                }
-                None => url.to_owned(),
-            },
-            None => url.to_owned(),
-        },
-    }
+    crate::config::redact_url(url)
 }
 
 /// Rows of observations per insert statement.
@@ -550,7 +509,7 @@ mod tests {
         let error = target("mysql://root:hunter2@db/x").expect_err("unsupported");
         assert_eq!(
             error.to_string(),
-            "unsupported database url mysql://root:REDACTED@db/x: expected postgres://, postgresql://, sqlite: or a file path"
+            "unsupported database url mysql://root:***@db/x: expected postgres://, postgresql://, sqlite: or a file path"
         );
         assert!(target("sqlite::memory:").is_err());
         assert!(target("").is_err());
@@ -558,18 +517,15 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(
-            redact("postgres://buoy:s3cret@db:5432/buoycast"),
-            "postgres://buoy:REDACTED@db:5432/buoycast"
-        );
+        assert_eq!(redact("postgres://buoy:s3cret@db:5432/buoycast"), "postgres://buoy:***@db:5432/buoycast");
         assert_eq!(
             redact("postgres://db/buoycast?user=a&password=s3cret"),
-            "postgres://db/buoycast?user=a&password=REDACTED"
+            "postgres://db/buoycast?user=a&password=***"
         );
         assert_eq!(redact("postgres://buoy@db/buoycast"), "postgres://buoy@db/buoycast");
         assert_eq!(redact("sqlite://./data/buoycast.db"), "sqlite://./data/buoycast.db");
         assert_eq!(redact("data/buoycast.db"), "data/buoycast.db");
-        assert_eq!(redact("weird://u:p@[not a url"), "weird://u:REDACTED@[not a url");
+        assert_eq!(redact("weird://u:p@[not a url"), "weird://***@[not a url");
     }
 
     #[test]

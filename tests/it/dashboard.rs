@@ -626,3 +626,67 @@ async fn a_configured_tile_server_puts_the_stations_on_a_map() {
     browser.assert_clean().await;
     browser.close().await;
 }
+
+/// The original system's `test-sse-client.html` usage, unchanged: a page
+/// from another origin opens a plain `EventSource` on the stream and listens
+/// for `connection` and `observation` (issue 4, "done when").
+const ORIGINAL_CLIENT_PAGE: &str = r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>SSE test client</title></head>
+<body>
+<button id="connect">Connect</button>
+<p>Status: <span id="status">Disconnected</span></p>
+<p>Connection events: <span id="connections">0</span> · Observation events: <span id="observations">0</span></p>
+<ul id="log"></ul>
+<script>
+  let source = null, connections = 0, observations = 0;
+  document.getElementById('connect').addEventListener('click', () => {
+    source = new EventSource('__STREAM__');
+    source.addEventListener('connection', (event) => {
+      const data = JSON.parse(event.data);
+      connections += 1;
+      document.getElementById('connections').textContent = String(connections);
+      document.getElementById('status').textContent = data.status === 'connected' ? 'Connected' : data.status;
+    });
+    source.addEventListener('observation', (event) => {
+      const data = JSON.parse(event.data);
+      observations += 1;
+      document.getElementById('observations').textContent = String(observations);
+      const item = document.createElement('li');
+      item.textContent = `${data.stationId} ${data.timestamp} wave=${data.waveHeightM} wind=${data.windSpeedMps}`;
+      document.getElementById('log').append(item);
+    });
+    source.onerror = () => { document.getElementById('status').textContent = 'Error / Reconnecting...'; };
+  });
+</script>
+</body></html>
+"#;
+
+#[tokio::test]
+async fn the_original_test_sse_client_page_works_unchanged() {
+    let app = TestApp::spawn(Backends::default()).await;
+    let page = ORIGINAL_CLIENT_PAGE.replace("__STREAM__", &app.url("/v1/observations/stream"));
+    // Served from another origin (another port), as the original page was.
+    let router = axum::Router::new()
+        .route(
+            "/test-sse-client.html",
+            axum::routing::get(move || {
+                let page = page.clone();
+                async move { axum::response::Html(page) }
+            }),
+        )
+        .route("/favicon.ico", axum::routing::get(|| async { axum::http::StatusCode::NO_CONTENT }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the page server");
+    let page_addr = listener.local_addr().expect("page server address");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let mut browser = Browser::launch().await;
+    browser.open(&format!("http://{page_addr}/test-sse-client.html")).await;
+    browser.call(json!({ "cmd": "click", "selector": "#connect" })).await;
+    browser.wait_text("#status", "Connected").await;
+    browser.wait_text("#connections", "1").await;
+    app.bus.publish(&[reading("46026", 1, 1.2, 5.1, Some(14.2))]).await.expect("publish");
+    browser.wait_text("#observations", "1").await;
+    browser.wait_text("#log", "46026 2026-11-28T00:10:00Z wave=1.2 wind=5.1").await;
+    browser.assert_clean().await;
+    browser.close().await;
+}

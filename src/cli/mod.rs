@@ -297,13 +297,8 @@ fn worker_endpoints(registry: prometheus::Registry) -> axum::Router {
     let metrics = move || {
         let registry = registry.clone();
         async move {
-            let mut buffer = Vec::new();
-            let encoded =
-                prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &registry.gather(), &mut buffer);
-            if let Err(error) = encoded {
-                tracing::warn!(error = %error, "encoding metrics");
-            }
-            ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], buffer)
+            let text = crate::server::metrics::encode(&registry);
+            ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
         }
     };
     axum::Router::new()
@@ -313,7 +308,7 @@ fn worker_endpoints(registry: prometheus::Registry) -> axum::Router {
                 axum::Json(serde_json::json!({
                     "status": "ok",
                     "role": "worker",
-                    "timestamp": crate::observation::format_time(&chrono::Utc::now()),
+                    "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 }))
             }),
         )

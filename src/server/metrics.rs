@@ -180,11 +180,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
-        let mut buffer = Vec::new();
-        if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
-            tracing::error!(error = %error, "encoding metrics");
-        }
-        String::from_utf8(buffer).unwrap_or_default()
+        encode(&self.registry)
     }
 }
 
@@ -192,4 +188,14 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
     }
+}
+
+/// The Prometheus text exposition of everything in `registry` (the gateway's
+/// `/metrics`, and the worker-only role's).
+pub fn encode(registry: &Registry) -> String {
+    let mut buffer = Vec::new();
+    if let Err(error) = TextEncoder::new().encode(&registry.gather(), &mut buffer) {
+        tracing::error!(error = %error, "encoding metrics");
+    }
+    String::from_utf8(buffer).unwrap_or_default()
 }

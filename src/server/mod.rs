@@ -211,7 +211,9 @@ async fn track_http(State(state): State<AppState>, request: Request, next: Next)
 }
 
 async fn health() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok", "timestamp": crate::observation::format_time(&chrono::Utc::now()) }))
+    Json(
+        json!({ "status": "ok", "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true) }),
+    )
 }
 
 async fn ready(State(state): State<AppState>) -> Response {

@@ -15,7 +15,19 @@ use std::time::{Duration, Instant};
 struct Killed(Child);
 
 impl Drop for Killed {
+    /// SIGTERM first, so jackd removes itself from JACK's shared server
+    /// registry (it holds 8 servers: SIGKILLed ones stay in it and later
+    /// servers fail with "Too many servers already active"); SIGKILL only if
+    /// it has not gone within 3 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }

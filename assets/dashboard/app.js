@@ -427,22 +427,7 @@
     const labelled = placed.filter(visible).length <= 12;
     for (const station of placed) {
       const cx = px(station.lon), cy = py(station.lat);
-      const group = svg('g', { 'data-pin': station.id });
-      const ring = svg('circle', { class: 'ring', cx, cy, r: 3 * unit });
-      const pin = svg('circle', { class: `pin ${visible(station) ? 'in' : 'out'}`, cx, cy, r: 3.6 * unit });
-      const title = svg('title');
-      title.textContent = `${station.id}${station.name ? ` · ${station.name}` : ''} (${station.lat.toFixed(2)}, ${station.lon.toFixed(2)})`;
-      pin.append(title);
-      pin.addEventListener('click', () => {
-        if (station.card && !station.card.hidden) station.card.scrollIntoView({ behavior: 'smooth', block: 'center' });
-      });
-      group.append(ring, pin);
-      if (labelled && visible(station)) {
-        const label = svg('text', { class: 'pin-label', x: cx + 5 * unit, y: cy + 3.5 * unit, 'font-size': 10 * unit, 'stroke-width': 3 * unit });
-        label.textContent = station.id;
-        group.append(label);
-      }
-      plot.append(group);
+      drawPin(plot, station, cx, cy, unit, labelled);
     }
     const shown = placed.filter(visible).length;
     el.plotCaption.textContent = `${shown} of ${placed.length} placed · lat/lon`;
@@ -488,24 +473,32 @@
     for (const station of placed) {
       const px = mercX(station.lon, z) - x0, py = mercY(station.lat, z) - y0;
       if (px < 0 || py < 0 || px > vbW || py > vbH) continue;
-      const group = svg('g', { 'data-pin': station.id });
-      const ring = svg('circle', { class: 'ring', cx: px, cy: py, r: 3 * unit });
-      const pin = svg('circle', { class: `pin ${visible(station) ? 'in' : 'out'}`, cx: px, cy: py, r: 3.6 * unit });
-      const title = svg('title');
-      title.textContent = `${station.id}${station.name ? ` · ${station.name}` : ''} (${station.lat.toFixed(2)}, ${station.lon.toFixed(2)})`;
-      pin.append(title);
-      group.append(ring, pin);
-      if (labelled && visible(station)) {
-        const label = svg('text', { class: 'pin-label', x: px + 5 * unit, y: py + 3.5 * unit, 'font-size': 10 * unit, 'stroke-width': 3 * unit });
-        label.textContent = station.id;
-        group.append(label);
-      }
-      plot.append(group);
+      drawPin(plot, station, px, py, unit, labelled);
     }
     const note = svg('text', { class: 'grid-label', x: vbW - 4 * unit, y: vbH - 4 * unit, 'text-anchor': 'end', 'font-size': 8 * unit });
     note.textContent = TILE_ATTRIBUTION;
     plot.append(note);
     el.plotCaption.textContent = `${placed.filter(visible).length} of ${placed.length} placed · map`;
+  }
+
+  /** One station's pin (ring, dot, tooltip, optional label) at (cx, cy); a click shows its card. */
+  function drawPin(plot, station, cx, cy, unit, labelled) {
+    const group = svg('g', { 'data-pin': station.id });
+    const ring = svg('circle', { class: 'ring', cx, cy, r: 3 * unit });
+    const pin = svg('circle', { class: `pin ${visible(station) ? 'in' : 'out'}`, cx, cy, r: 3.6 * unit });
+    const title = svg('title');
+    title.textContent = `${station.id}${station.name ? ` · ${station.name}` : ''} (${station.lat.toFixed(2)}, ${station.lon.toFixed(2)})`;
+    pin.append(title);
+    pin.addEventListener('click', () => {
+      if (station.card && !station.card.hidden) station.card.scrollIntoView({ behavior: 'smooth', block: 'center' });
+    });
+    group.append(ring, pin);
+    if (labelled && visible(station)) {
+      const label = svg('text', { class: 'pin-label', x: cx + 5 * unit, y: cy + 3.5 * unit, 'font-size': 10 * unit, 'stroke-width': 3 * unit });
+      label.textContent = station.id;
+      group.append(label);
+    }
+    plot.append(group);
   }
 
   function flashPin(id) {

@@ -184,13 +184,8 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
 
 /// Connects to the configured store and applies its migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    // The SQLite store creates its file and directory itself.
     let url = config.store_url();
-    if config.database_url.is_none() {
-        if let Some(parent) = config.sqlite_path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {} for the SQLite store", parent.display()))?;
-        }
-    }
     let store = Store::connect(&url, Default::default())
         .await
         .with_context(|| format!("opening the store at {}", redact_url(&url)))?;

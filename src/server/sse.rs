@@ -69,7 +69,7 @@ impl StreamRequest {
 
     /// Admits a stream or refuses it: bus down (503, unless this is a
     /// reconnect), or the connection cap reached (503 + Retry-After).
-    pub fn admit(
+    fn admit(
         &self,
         state: &AppState,
         transport: &'static str,

@@ -7,6 +7,7 @@
 //! `Content-Security-Policy` holds it to that). It is not a static file
 //! server: there are no other assets to serve.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use axum::extract::State;
@@ -47,9 +48,9 @@ pub fn page() -> &'static str {
 /// The page and its policy for this configuration: with a tile server, the
 /// page learns its URL template from a `<meta>` tag and the policy lets
 /// images (and only images) come from that one origin.
-pub fn page_for(dashboard: &DashboardConfig) -> (String, String) {
+pub fn page_for(dashboard: &DashboardConfig) -> (Cow<'static, str>, Cow<'static, str>) {
     let Some(template) = &dashboard.tile_url else {
-        return (page().to_owned(), CONTENT_SECURITY_POLICY.to_owned());
+        return (Cow::Borrowed(page()), Cow::Borrowed(CONTENT_SECURITY_POLICY));
     };
     let origin = url::Url::parse(template).map(|url| url.origin().ascii_serialization()).unwrap_or_default();
     let attribution = dashboard.tile_attribution.clone().unwrap_or_else(|| format!("Map tiles: {origin}"));
@@ -60,7 +61,7 @@ pub fn page_for(dashboard: &DashboardConfig) -> (String, String) {
     );
     let page = page().replacen("<head>", &meta, 1);
     let policy = CONTENT_SECURITY_POLICY.replace("img-src data:", &format!("img-src data: {origin}"));
-    (page, policy)
+    (Cow::Owned(page), Cow::Owned(policy))
 }
 
 /// Escapes a value for a double-quoted HTML attribute.
@@ -75,11 +76,7 @@ fn escape_attribute(value: &str) -> String {
 
 /// The page.
 pub async fn index(State(state): State<AppState>) -> Response {
-    let (page, policy) = if state.config.dashboard.tile_url.is_some() {
-        page_for(&state.config.dashboard)
-    } else {
-        (page().to_owned(), CONTENT_SECURITY_POLICY.to_owned())
-    };
+    let (page, policy) = page_for(&state.config.dashboard);
     let policy = HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     (
         [

@@ -92,13 +92,13 @@ async fn next_event(rx: &mut Receiver<BusNotice>) -> ObservationEvent {
 }
 
 /// Subscribes and waits for the subscription to be live.
-async fn subscribed(bus: &Bus, shutdown: &CancellationToken) -> Receiver<BusNotice> {
+pub(crate) async fn subscribed(bus: &Bus, shutdown: &CancellationToken) -> Receiver<BusNotice> {
     let mut rx = bus.subscribe(shutdown.clone());
     assert_eq!(next_notice(&mut rx).await, BusNotice::Connected);
     rx
 }
 
-fn ids_of(replay: Replay) -> Vec<String> {
+pub(crate) fn ids_of(replay: Replay) -> Vec<String> {
     match replay {
         Replay::Events(events) => {
             events.into_iter().map(|event| event.id.expect("logged events have ids")).collect()
@@ -107,7 +107,7 @@ fn ids_of(replay: Replay) -> Vec<String> {
     }
 }
 
-fn assert_strictly_increasing(ids: &[String]) {
+pub(crate) fn assert_strictly_increasing(ids: &[String]) {
     let parsed: Vec<(u64, u64)> =
         ids.iter().map(|id| parse_stream_id(id).unwrap_or_else(|| panic!("malformed id {id:?}"))).collect();
     for pair in parsed.windows(2) {

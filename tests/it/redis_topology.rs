@@ -13,6 +13,7 @@ use buoycast::observation::{Observation, ObservationEvent, StationId};
 use tokio::sync::mpsc::Receiver;
 use tokio_util::sync::CancellationToken;
 
+use crate::bus::{assert_strictly_increasing, ids_of, subscribed};
 use crate::harness::app::{Backends, TestApp};
 use crate::harness::fixtures;
 use crate::harness::redis_topology::{ClusterSetup, SentinelSetup};
@@ -50,29 +51,6 @@ async fn next_event(rx: &mut Receiver<BusNotice>) -> ObservationEvent {
     match next_notice(rx, WAIT).await {
         BusNotice::Event(event) => event,
         other => panic!("expected an event, got {other:?}"),
-    }
-}
-
-async fn subscribed(bus: &Bus, shutdown: &CancellationToken) -> Receiver<BusNotice> {
-    let mut rx = bus.subscribe(shutdown.clone());
-    assert_eq!(next_notice(&mut rx, WAIT).await, BusNotice::Connected);
-    rx
-}
-
-fn ids_of(replay: Replay) -> Vec<String> {
-    match replay {
-        Replay::Events(events) => {
-            events.into_iter().map(|event| event.id.expect("logged events have ids")).collect()
-        }
-        Replay::Reset => panic!("expected events, got Reset"),
-    }
-}
-
-fn assert_strictly_increasing(ids: &[String]) {
-    let parsed: Vec<(u64, u64)> =
-        ids.iter().map(|id| parse_stream_id(id).unwrap_or_else(|| panic!("malformed id {id:?}"))).collect();
-    for pair in parsed.windows(2) {
-        assert!(pair[0] < pair[1], "ids must strictly increase: {pair:?}");
     }
 }
 

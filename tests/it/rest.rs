@@ -119,11 +119,7 @@ async fn bad_parameters_are_400s_naming_the_parameter() {
 #[tokio::test]
 async fn tokens_are_required_when_configured() {
     let token = "s3cret-token-value";
-    let app = TestApp::spawn(Backends {
-        env: vec![("BUOYCAST_AUTH_TOKENS".into(), token.into())],
-        ..Backends::default()
-    })
-    .await;
+    let app = TestApp::spawn(Backends::with_env(&[("BUOYCAST_AUTH_TOKENS", token)])).await;
     let client = reqwest::Client::new();
     let denied = client.get(app.url("/v1/stations")).send().await.expect("request");
     assert_eq!(denied.status().as_u16(), 401);
@@ -148,11 +144,7 @@ async fn tokens_are_required_when_configured() {
 
 #[tokio::test]
 async fn history_is_rate_limited_per_client() {
-    let app = TestApp::spawn(Backends {
-        env: vec![("BUOYCAST_RATE_LIMIT".into(), "3".into())],
-        ..Backends::default()
-    })
-    .await;
+    let app = TestApp::spawn(Backends::with_env(&[("BUOYCAST_RATE_LIMIT", "3")])).await;
     for _ in 0..3 {
         assert_eq!(get(&app, "/v1/stations").await.0, 200);
     }
@@ -177,11 +169,7 @@ async fn cors_reflects_configured_origins_only() {
     assert_eq!(response.headers()["access-control-allow-origin"], "*");
     assert!(!response.headers().contains_key("access-control-allow-credentials"));
 
-    let listed = TestApp::spawn(Backends {
-        env: vec![("BUOYCAST_CORS_ORIGINS".into(), "http://studio.test".into())],
-        ..Backends::default()
-    })
-    .await;
+    let listed = TestApp::spawn(Backends::with_env(&[("BUOYCAST_CORS_ORIGINS", "http://studio.test")])).await;
     let client = reqwest::Client::new();
     let allowed = client
         .get(listed.url("/v1/stations"))
@@ -256,11 +244,7 @@ async fn openapi_describes_every_route() {
 #[tokio::test]
 async fn slow_request_heads_are_cut_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let app = TestApp::spawn(Backends {
-        env: vec![("BUOYCAST_HEADER_TIMEOUT_SECS".into(), "1".into())],
-        ..Backends::default()
-    })
-    .await;
+    let app = TestApp::spawn(Backends::with_env(&[("BUOYCAST_HEADER_TIMEOUT_SECS", "1")])).await;
     let mut socket = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
     socket.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").await.expect("partial head");
     // Never finish the head: the server must hang up by itself.

@@ -158,11 +158,7 @@ async fn bad_filters_are_400_json_errors() {
 
 #[tokio::test]
 async fn keepalive_comments_flow_on_an_idle_stream() {
-    let app = TestApp::spawn(Backends {
-        env: vec![("BUOYCAST_KEEPALIVE_SECS".into(), "1".into())],
-        ..Backends::default()
-    })
-    .await;
+    let app = TestApp::spawn(Backends::with_env(&[("BUOYCAST_KEEPALIVE_SECS", "1")])).await;
     let mut client = connect(&app, "", &[]).await;
     let item = client.next_item(Duration::from_secs(3)).await.expect("an item");
     assert_eq!(item, Item::Comment("keepalive".into()));
@@ -211,11 +207,7 @@ async fn catch_up_honours_the_station_filter() {
 
 #[tokio::test]
 async fn unplaceable_ids_get_reset_then_live() {
-    let app = TestApp::spawn(Backends {
-        env: vec![("BUOYCAST_RETENTION_SECS".into(), "3600".into())],
-        ..Backends::default()
-    })
-    .await;
+    let app = TestApp::spawn(Backends::with_env(&[("BUOYCAST_RETENTION_SECS", "3600")])).await;
     publish(&app, &[observation("46026", 1)]).await;
     let two_hours_ago = chrono::Utc::now().timestamp_millis() - 2 * 3600 * 1000;
     for id in ["garbage", "1-2-3", &format!("{two_hours_ago}-0")] {
@@ -324,11 +316,7 @@ async fn bus_down_refuses_new_streams_but_not_reconnects() {
 async fn a_stalled_client_is_told_lagged_and_closed_while_others_get_everything() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let app = TestApp::spawn(Backends {
-        env: vec![("BUOYCAST_CLIENT_QUEUE".into(), "128".into())],
-        ..Backends::default()
-    })
-    .await;
+    let app = TestApp::spawn(Backends::with_env(&[("BUOYCAST_CLIENT_QUEUE", "128")])).await;
     // The stalled client: a tiny receive window, and it reads nothing for now.
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket.set_recv_buffer_size(4096).expect("small receive buffer");
@@ -367,11 +355,7 @@ async fn a_stalled_client_is_told_lagged_and_closed_while_others_get_everything(
 
 #[tokio::test]
 async fn the_connection_cap_answers_503_with_retry_after() {
-    let app = TestApp::spawn(Backends {
-        env: vec![("BUOYCAST_MAX_CONNECTIONS".into(), "2".into())],
-        ..Backends::default()
-    })
-    .await;
+    let app = TestApp::spawn(Backends::with_env(&[("BUOYCAST_MAX_CONNECTIONS", "2")])).await;
     let _a = connect(&app, "", &[]).await;
     let b = connect(&app, "", &[]).await;
     let refused = SseClient::connect(&app.url("/v1/observations/stream"), &[]).await;

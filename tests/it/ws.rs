@@ -93,11 +93,7 @@ async fn filters_and_catch_up_work_as_on_sse() {
 
 #[tokio::test]
 async fn pings_keep_an_idle_socket_alive() {
-    let app = TestApp::spawn(Backends {
-        env: vec![("BUOYCAST_KEEPALIVE_SECS".into(), "1".into())],
-        ..Backends::default()
-    })
-    .await;
+    let app = TestApp::spawn(Backends::with_env(&[("BUOYCAST_KEEPALIVE_SECS", "1")])).await;
     let mut socket = open(&app, "").await;
     let message =
         tokio::time::timeout(Duration::from_secs(3), socket.next()).await.expect("a frame").expect("open");

@@ -25,6 +25,16 @@ pub struct Backends {
     pub listen: Option<SocketAddr>,
 }
 
+impl Backends {
+    /// The embedded default with these environment variables (config keys) set.
+    pub fn with_env(env: &[(&str, &str)]) -> Backends {
+        Backends {
+            env: env.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())).collect(),
+            ..Backends::default()
+        }
+    }
+}
+
 /// A running gateway.
 pub struct TestApp {
     /// Where it listens.

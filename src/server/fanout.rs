@@ -10,7 +10,7 @@
 //! It is not the per-client logic (that is [`super::feed`]).
 
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{broadcast, watch};
@@ -22,6 +22,14 @@ use crate::observation::{FieldSet, ObservationEvent};
 
 /// How many events one catch-up read asks for.
 pub const REPLAY_PAGE: usize = 1000;
+
+/// How long a failed catch-up read waits before it tries again (hub and clients).
+pub const REPLAY_RETRY: Duration = Duration::from_millis(500);
+
+/// How long the hub keeps retrying a failing catch-up read before it gives
+/// up and tells clients to reset. A failover can make the first reads on
+/// the new master fail for a moment; that must not cost clients a reset.
+const REPLAY_GIVE_UP: Duration = Duration::from_secs(30);
 
 /// What the hub broadcasts.
 #[derive(Debug)]
@@ -220,6 +228,7 @@ impl HubTask {
     /// after the last event we delivered.
     async fn catch_up(&mut self, shutdown: &CancellationToken) {
         let Some((_, mut after)) = self.last.clone() else { return };
+        let mut failing_since: Option<Instant> = None;
         loop {
             let replay = tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -227,6 +236,7 @@ impl HubTask {
             };
             match replay {
                 Ok(Replay::Events(events)) => {
+                    failing_since = None;
                     let n_events = events.len();
                     for event in events {
                         if let Some(id) = &event.id {
@@ -244,9 +254,17 @@ impl HubTask {
                     return;
                 }
                 Err(error) => {
-                    tracing::warn!(error = %error, "replaying missed events failed; clients are told to reset");
-                    let _ = self.tx.send(Arc::new(Delivered::Reset));
-                    return;
+                    let since = *failing_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= REPLAY_GIVE_UP {
+                        tracing::warn!(error = %error, "replaying missed events kept failing; clients are told to reset");
+                        let _ = self.tx.send(Arc::new(Delivered::Reset));
+                        return;
+                    }
+                    tracing::warn!(error = %error, "replaying missed events failed; retrying");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(REPLAY_RETRY) => {}
+                    }
                 }
             }
         }

@@ -18,12 +18,9 @@ use tokio::sync::broadcast::Receiver;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::fanout::{Delivered, Delivery, Hub, SharedEvent, REPLAY_PAGE};
+use super::fanout::{Delivered, Delivery, Hub, SharedEvent, REPLAY_PAGE, REPLAY_RETRY};
 use crate::bus::{parse_stream_id, Bus, Replay};
 use crate::observation::{FieldSet, Observation, ObservationEvent, StationId};
-
-/// How long a failed catch-up read waits before it tries again.
-const REPLAY_RETRY: Duration = Duration::from_secs(1);
 
 /// What a client asked to see.
 #[derive(Debug, Clone, PartialEq)]

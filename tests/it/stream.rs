@@ -272,6 +272,43 @@ async fn catch_up_survives_a_redis_restart_with_persistence() {
     assert_eq!(ids(&client.observations(1, Duration::from_secs(20)).await), live);
 }
 
+/// Runs one command on the Redis at `url` (whose user may be other than the gateway's).
+fn redis_command(url: &str, args: &[&str]) {
+    let mut conn = redis::Client::open(url).and_then(|client| client.get_connection()).expect("connect");
+    let mut cmd = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    let _: redis::Value = cmd.query(&mut conn).expect("admin command");
+}
+
+#[tokio::test]
+async fn a_catch_up_read_that_fails_for_a_while_is_retried_not_reset() {
+    // The gateway connects as `default`; the test administers as `admin`.
+    let redis = RedisServer::start();
+    redis_command(&redis.url(), &["ACL", "SETUSER", "admin", "on", ">secret", "~*", "&*", "+@all"]);
+    let admin_url = redis.url().replacen("redis://", "redis://admin:secret@", 1);
+    let as_admin = |args: &[&str]| redis_command(&admin_url, args);
+    let app = redis_app(&redis, &[]).await;
+    let mut client = connect(&app, "", &[]).await;
+    let seen = publish(&app, &[observation("46026", 1)]).await;
+    assert_eq!(ids(&client.observations(1, WAIT).await), seen);
+
+    // The hub's subscription drops and cannot come back; events are missed.
+    as_admin(&["ACL", "SETUSER", "default", "-subscribe", "-xinfo"]);
+    as_admin(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    let missed = publish(&app, &[observation("46026", 2), observation("46026", 3)]).await;
+    // It comes back, but its catch-up reads fail (NOPERM) for a while.
+    as_admin(&["ACL", "SETUSER", "default", "+subscribe"]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    as_admin(&["ACL", "SETUSER", "default", "+xinfo"]);
+
+    // The open client gets the missed events, in order, and no reset.
+    assert_eq!(ids(&client.observations(2, Duration::from_secs(10)).await), missed);
+    let live = publish(&app, &[observation("46026", 4)]).await;
+    assert_eq!(ids(&client.observations(1, WAIT).await), live);
+}
+
 #[tokio::test]
 async fn bus_down_refuses_new_streams_but_not_reconnects() {
     let mut redis = RedisServer::start_with(RedisOptions { persistence: true });

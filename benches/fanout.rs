@@ -14,11 +14,19 @@
 //!
 //! Each run prints one table row: connect time (each client's own `connect()`
 //! to its `connection` event) p50/p99 and the time until all N were in;
-//! publish→receive latency (the instant before `Bus::publish` to the read
-//! that brought the event to each client) p50/p99/max; events lost
-//! (N×M − received); the server's RSS growth per connection, idle after
-//! connecting and after the events; the server's CPU (utime+stime) during the
-//! publishing phase divided by N×M deliveries.
+//! publish→receive latency (the instant before `Bus::publish` to the arrival
+//! of the event at each client) p50/p99/max; events lost (N×M − received);
+//! the server's RSS growth per connection, idle after connecting and after
+//! the events; the server's CPU (utime+stime) during the publishing phase
+//! divided by N×M deliveries, and during the connect burst divided by N; and
+//! the bench's own CPU during the burst divided by N.
+//!
+//! "Arrival" is the kernel's receive timestamp on the client socket
+//! (`SO_TIMESTAMPNS`): when the gateway's bytes reached the client. The
+//! `rd` columns end instead when the client task got to read them, which
+//! adds the bench's own scheduling delay (10,000 clients in one process).
+//! With `BUOYCAST_BENCH_PERF=PREFIX` the gateway is profiled with `perf`;
+//! `BUOYCAST_BENCH_PERF_PHASE=connect` limits that to the connect burst.
 //!
 //! The clients share the machine with the server: on a 2-core box every
 //! figure includes the clients' own CPU contention. Everything is bounded
@@ -32,11 +40,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use buoycast::bus::{parse_stream_id, Bus, RedisBusOptions};
 use buoycast::observation::{Field, Measurements, Observation, StationId};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpSocket;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -157,6 +165,10 @@ struct Figures {
     latency_p50_ms: f64,
     latency_p99_ms: f64,
     latency_max_ms: f64,
+    /// Connect p99 with the client's read time as the end (see [`Stamp`]).
+    read_connect_p99_ms: f64,
+    /// Latency p99 with the client's read time as the end.
+    read_latency_p99_ms: f64,
     lost: usize,
     lagged: usize,
     baseline_mib: f64,
@@ -164,6 +176,8 @@ struct Figures {
     after_kib_per_conn: f64,
     cpu_us_per_delivery: f64,
     cpu_us_per_connect: f64,
+    /// The bench's own CPU (its clients) during the connect burst, per client.
+    client_cpu_us_per_connect: f64,
 }
 
 fn main() -> ExitCode {
@@ -238,7 +252,7 @@ fn main() -> ExitCode {
 
 fn print_header() {
     println!(
-        "| {:<8} | {:>7} | {:>6} | {:>4} | {:>9} | {:>9} | {:>8} | {:>9} | {:>9} | {:>9} | {:>6} | {:>8} | {:>10} | {:>11} | {:>10} | {:>9} |",
+        "| {:<8} | {:>7} | {:>6} | {:>4} | {:>9} | {:>9} | {:>8} | {:>9} | {:>9} | {:>9} | {:>11} | {:>11} | {:>6} | {:>8} | {:>10} | {:>11} | {:>10} | {:>9} | {:>12} |",
         "run",
         "clients",
         "events",
@@ -249,15 +263,18 @@ fn print_header() {
         "lat p50",
         "lat p99",
         "lat max",
+        "rd conn p99",
+        "rd lat p99",
         "lost",
         "base MiB",
         "KiB/c idle",
         "KiB/c after",
         "CPU µs/dlv",
-        "µs/conn"
+        "µs/conn",
+        "bench µs/c"
     );
     println!(
-        "|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|",
+        "|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|",
         "-".repeat(10),
         "-".repeat(9),
         "-".repeat(8),
@@ -268,12 +285,15 @@ fn print_header() {
         "-".repeat(11),
         "-".repeat(11),
         "-".repeat(11),
+        "-".repeat(13),
+        "-".repeat(13),
         "-".repeat(8),
         "-".repeat(10),
         "-".repeat(12),
         "-".repeat(13),
         "-".repeat(12),
-        "-".repeat(11)
+        "-".repeat(11),
+        "-".repeat(14)
     );
 }
 
@@ -283,7 +303,7 @@ fn print_row(label: &str, f: &Figures) {
         lost = format!("{lost}*");
     }
     println!(
-        "| {:<8} | {:>7} | {:>6} | {:>4.1} | {:>6.1} ms | {:>6.1} ms | {:>5.0} ms | {:>6.1} ms | {:>6.1} ms | {:>6.1} ms | {:>6} | {:>8.1} | {:>10.2} | {:>11.2} | {:>10.2} | {:>9.1} |",
+        "| {:<8} | {:>7} | {:>6} | {:>4.1} | {:>6.1} ms | {:>6.1} ms | {:>5.0} ms | {:>6.1} ms | {:>6.1} ms | {:>6.1} ms | {:>8.1} ms | {:>8.1} ms | {:>6} | {:>8.1} | {:>10.2} | {:>11.2} | {:>10.2} | {:>9.1} | {:>12.1} |",
         label,
         f.clients,
         f.events,
@@ -294,12 +314,15 @@ fn print_row(label: &str, f: &Figures) {
         f.latency_p50_ms,
         f.latency_p99_ms,
         f.latency_max_ms,
+        f.read_connect_p99_ms,
+        f.read_latency_p99_ms,
         lost,
         f.baseline_mib,
         f.idle_kib_per_conn,
         f.after_kib_per_conn,
         f.cpu_us_per_delivery,
-        f.cpu_us_per_connect
+        f.cpu_us_per_connect,
+        f.client_cpu_us_per_connect
     );
     if f.lagged > 0 || f.connect_failed > 0 {
         println!("  * {} client(s) failed to connect, {} were told `lagged`", f.connect_failed, f.lagged);
@@ -356,6 +379,8 @@ fn median_of(rows: &[Figures]) -> Figures {
         latency_p50_ms: med(rows, |f| f.latency_p50_ms),
         latency_p99_ms: med(rows, |f| f.latency_p99_ms),
         latency_max_ms: med(rows, |f| f.latency_max_ms),
+        read_connect_p99_ms: med(rows, |f| f.read_connect_p99_ms),
+        read_latency_p99_ms: med(rows, |f| f.read_latency_p99_ms),
         lost: med(rows, |f| f.lost as f64) as usize,
         lagged: med(rows, |f| f.lagged as f64) as usize,
         baseline_mib: med(rows, |f| f.baseline_mib),
@@ -363,6 +388,7 @@ fn median_of(rows: &[Figures]) -> Figures {
         after_kib_per_conn: med(rows, |f| f.after_kib_per_conn),
         cpu_us_per_delivery: med(rows, |f| f.cpu_us_per_delivery),
         cpu_us_per_connect: med(rows, |f| f.cpu_us_per_connect),
+        client_cpu_us_per_connect: med(rows, |f| f.client_cpu_us_per_connect),
     }
 }
 
@@ -637,13 +663,24 @@ fn observation(n: usize) -> AnyResult<Observation> {
 #[derive(Default)]
 struct ClientReport {
     /// Its own `connect()` → `connection` event, when it got there.
-    connect: Option<Duration>,
-    /// Observation events: stream id and the instant of the read that completed them.
-    events: Vec<((u64, u64), Instant)>,
+    connect: Option<Stamp<Duration>>,
+    /// Observation events: stream id, and when the bytes that completed them arrived.
+    events: Vec<((u64, u64), Stamp<Instant>)>,
     /// It was told `lagged`.
     lagged: bool,
     /// Why it stopped early, if it did.
     error: Option<String>,
+}
+
+/// When something reached a client, two ways: `arrived` is when the kernel
+/// queued the bytes on the client's socket (`SO_TIMESTAMPNS`), `read` is
+/// when the client task got to read them. The gap is the bench's own
+/// scheduling: 10,000 clients in one process on the gateway's two cores
+/// read late, which remote clients would not.
+#[derive(Debug, Clone, Copy)]
+struct Stamp<T> {
+    arrived: T,
+    read: T,
 }
 
 /// Shared counters the clients bump.
@@ -700,13 +737,20 @@ async fn run_once(plan: &Plan, clients: usize) -> AnyResult<Figures> {
     let (redis, redis_port) = start_redis(dir.path())?;
     let (mut gateway, port, gateway_log) = start_gateway(dir.path(), redis_port, clients)?;
     let pid = gateway.pid();
-    let profiler = start_profiler(pid, clients)?;
+    let connect_only = std::env::var("BUOYCAST_BENCH_PERF_PHASE").is_ok_and(|phase| phase == "connect");
+    let mut profiler = if connect_only { None } else { start_profiler(pid, clients)? };
 
     let (bus, baseline) = warm_up(redis_port, pid).await?;
     // Every client waits on `go`, then connects at once.
     let Crowd { tasks, progress, stop, go: go_tx } = spawn_crowd(plan, clients, port, plan.events);
     tokio::task::yield_now().await;
+    if connect_only {
+        profiler = start_profiler(pid, clients)?;
+        // perf needs a moment to attach before the burst.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let connect_ticks = cpu_ticks(pid)?;
+    let client_ticks = cpu_ticks(std::process::id())?;
     let started = Instant::now();
     go_tx.send_replace(true);
     let connect_deadline = started + CONNECT_TIMEOUT + Duration::from_secs(5);
@@ -718,6 +762,12 @@ async fn run_once(plan: &Plan, clients: usize) -> AnyResult<Figures> {
     }
     let all_in = started.elapsed();
     let connect_ticks = cpu_ticks(pid)?.saturating_sub(connect_ticks);
+    let client_ticks = cpu_ticks(std::process::id())?.saturating_sub(client_ticks);
+    if connect_only {
+        if let Some(profiler) = profiler.take() {
+            stop_profiler(profiler);
+        }
+    }
     gateway.check_alive(&gateway_log)?;
     tokio::time::sleep(SETTLE).await;
     let idle = rss_bytes(pid)?;
@@ -754,14 +804,17 @@ async fn run_once(plan: &Plan, clients: usize) -> AnyResult<Figures> {
     drop(redis);
 
     // Figures.
-    let mut connects: Vec<Duration> = reports.iter().filter_map(|r| r.connect).collect();
+    let mut connects: Vec<Duration> = reports.iter().filter_map(|r| r.connect.map(|c| c.arrived)).collect();
     connects.sort_unstable();
+    let mut connects_read: Vec<Duration> = reports.iter().filter_map(|r| r.connect.map(|c| c.read)).collect();
+    connects_read.sort_unstable();
     let connect_failed = clients - connects.len();
     if let Some(error) = reports.iter().find_map(|r| r.error.as_deref()) {
         eprintln!("fanout bench: first client error: {error}");
     }
     let published: std::collections::HashMap<(u64, u64), Instant> = sent.iter().copied().collect();
     let mut latencies: Vec<Duration> = Vec::with_capacity(clients * plan.events);
+    let mut latencies_read: Vec<Duration> = Vec::with_capacity(clients * plan.events);
     let mut received = 0usize;
     for report in &reports {
         let mut seen = std::collections::HashSet::with_capacity(report.events.len());
@@ -769,12 +822,14 @@ async fn run_once(plan: &Plan, clients: usize) -> AnyResult<Figures> {
             if let Some(sent_at) = published.get(id) {
                 if seen.insert(*id) {
                     received += 1;
-                    latencies.push(at.saturating_duration_since(*sent_at));
+                    latencies.push(at.arrived.saturating_duration_since(*sent_at));
+                    latencies_read.push(at.read.saturating_duration_since(*sent_at));
                 }
             }
         }
     }
     latencies.sort_unstable();
+    latencies_read.sort_unstable();
     let deliveries = (clients * plan.events) as f64;
     let cpu_secs = (ticks_after.saturating_sub(ticks_before)) as f64 / clock_ticks();
     let per_conn_kib = |bytes: u64| (bytes as f64 - baseline as f64) / clients as f64 / 1024.0;
@@ -789,6 +844,8 @@ async fn run_once(plan: &Plan, clients: usize) -> AnyResult<Figures> {
         latency_p50_ms: ms(percentile(&latencies, 50.0)),
         latency_p99_ms: ms(percentile(&latencies, 99.0)),
         latency_max_ms: ms(latencies.last().copied().unwrap_or_default()),
+        read_connect_p99_ms: ms(percentile(&connects_read, 99.0)),
+        read_latency_p99_ms: ms(percentile(&latencies_read, 99.0)),
         lost: clients * plan.events - received,
         lagged: reports.iter().filter(|r| r.lagged).count(),
         baseline_mib: baseline as f64 / (1024.0 * 1024.0),
@@ -796,6 +853,7 @@ async fn run_once(plan: &Plan, clients: usize) -> AnyResult<Figures> {
         after_kib_per_conn: per_conn_kib(after),
         cpu_us_per_delivery: cpu_secs * 1e6 / deliveries,
         cpu_us_per_connect: connect_ticks as f64 / clock_ticks() * 1e6 / clients as f64,
+        client_cpu_us_per_connect: client_ticks as f64 / clock_ticks() * 1e6 / clients as f64,
     })
 }
 
@@ -868,7 +926,7 @@ async fn soak(plan: &Plan, clients: usize) -> AnyResult<bool> {
     for report in &reports {
         for (id, at) in &report.events {
             if let Some((i, sent_at)) = index.get(id) {
-                windows[i / WINDOW].push(at.saturating_duration_since(*sent_at));
+                windows[i / WINDOW].push(at.arrived.saturating_duration_since(*sent_at));
             }
         }
     }
@@ -934,8 +992,9 @@ async fn client(
         return report;
     }
     let began = Instant::now();
+    let began_wall = SystemTime::now();
     let connected = tokio::time::timeout(CONNECT_TIMEOUT, open(target, source)).await;
-    let mut stream = match connected {
+    let stream = match connected {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => {
             report.error = Some(error);
@@ -959,27 +1018,32 @@ async fn client(
                 report.error = Some("no connection event in time".to_owned());
                 break;
             }
-            read = stream.read(&mut buf) => read,
+            read = read_stamped(&stream, &mut buf) => read,
         };
-        let n = match read {
-            Ok(0) => {
+        let (n, arrived_wall) = match read {
+            Ok((0, _)) => {
                 report.error = Some("server closed the stream".to_owned());
                 break;
             }
-            Ok(n) => n,
+            Ok(pair) => pair,
             Err(error) => {
                 report.error = Some(format!("read: {error}"));
                 break;
             }
         };
-        let now = Instant::now();
-        if let Err(error) = reader.feed(&buf[..n], now, &mut report) {
+        let read_at = Instant::now();
+        // No kernel timestamp: count the read time for both.
+        let arrived_at = arrived_wall
+            .and_then(|wall| wall.duration_since(began_wall).ok())
+            .map_or(read_at, |since| (began + since).min(read_at));
+        let stamp = Stamp { arrived: arrived_at, read: read_at };
+        if let Err(error) = reader.feed(&buf[..n], stamp, &mut report) {
             report.error = Some(error);
             break;
         }
         if !counted_connect && reader.connected {
             counted_connect = true;
-            report.connect = Some(now - began);
+            report.connect = Some(Stamp { arrived: arrived_at - began, read: read_at - began });
             progress.connected.fetch_add(1, Ordering::AcqRel);
         }
         if report.lagged || report.events.len() >= expected {
@@ -1001,14 +1065,86 @@ async fn client(
 async fn open(target: SocketAddr, source: Option<IpAddr>) -> Result<tokio::net::TcpStream, String> {
     let socket = TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
     if let Some(source) = source {
+        // The port is picked at connect() from the whole 4-tuple, which is
+        // far cheaper than bind() reserving one among thousands.
+        bind_address_no_port(&socket).map_err(|e| format!("IP_BIND_ADDRESS_NO_PORT: {e}"))?;
         socket.bind(SocketAddr::new(source, 0)).map_err(|e| format!("bind {source}: {e}"))?;
     }
     let mut stream = socket.connect(target).await.map_err(|e| format!("connect: {e}"))?;
+    enable_receive_timestamps(&stream).map_err(|e| format!("SO_TIMESTAMPNS: {e}"))?;
     let request = format!(
         "GET /v1/observations/stream HTTP/1.1\r\nHost: {target}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).await.map_err(|e| format!("write request: {e}"))?;
     Ok(stream)
+}
+
+#[cfg(target_os = "linux")]
+fn bind_address_no_port(socket: &TcpSocket) -> std::io::Result<()> {
+    nix::sys::socket::setsockopt(socket, nix::sys::socket::sockopt::IpBindAddressNoPort, &true)?;
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn bind_address_no_port(_socket: &TcpSocket) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Asks the kernel to stamp each received segment (`SO_TIMESTAMPNS`).
+#[cfg(target_os = "linux")]
+fn enable_receive_timestamps(stream: &tokio::net::TcpStream) -> std::io::Result<()> {
+    nix::sys::socket::setsockopt(stream, nix::sys::socket::sockopt::ReceiveTimestampns, &true)?;
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn enable_receive_timestamps(_stream: &tokio::net::TcpStream) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Reads what is there into `buf`: the byte count, and when the kernel
+/// received those bytes (wall clock), if it said.
+async fn read_stamped(
+    stream: &tokio::net::TcpStream,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, Option<SystemTime>)> {
+    loop {
+        stream.readable().await?;
+        match stream.try_io(tokio::io::Interest::READABLE, || recv_stamped(stream, buf)) {
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
+            other => return other,
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn recv_stamped(
+    stream: &tokio::net::TcpStream,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, Option<SystemTime>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::AsRawFd as _;
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!(nix::sys::time::TimeSpec);
+    let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty())?;
+    let mut arrived = None;
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmTimestampns(at) = cmsg {
+            let (Ok(secs), Ok(nanos)) = (u64::try_from(at.tv_sec()), u32::try_from(at.tv_nsec())) else {
+                continue;
+            };
+            arrived = Some(SystemTime::UNIX_EPOCH + Duration::new(secs, nanos));
+        }
+    }
+    Ok((msg.bytes, arrived))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn recv_stamped(
+    stream: &tokio::net::TcpStream,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, Option<SystemTime>)> {
+    stream.try_read(buf).map(|n| (n, None))
 }
 
 /// Incremental HTTP response + chunked body + SSE frame parser.
@@ -1039,7 +1175,12 @@ enum ChunkState {
 }
 
 impl SseReader {
-    fn feed(&mut self, mut bytes: &[u8], now: Instant, report: &mut ClientReport) -> Result<(), String> {
+    fn feed(
+        &mut self,
+        mut bytes: &[u8],
+        now: Stamp<Instant>,
+        report: &mut ClientReport,
+    ) -> Result<(), String> {
         if !self.head_done {
             self.pending.extend_from_slice(bytes);
             let Some(end) = memchr::memmem::find(&self.pending, b"\r\n\r\n") else {
@@ -1113,7 +1254,7 @@ impl SseReader {
         Ok(())
     }
 
-    fn frames(&mut self, now: Instant, report: &mut ClientReport) {
+    fn frames(&mut self, now: Stamp<Instant>, report: &mut ClientReport) {
         let mut start = 0;
         while let Some(at) = memchr::memmem::find(&self.pending[start..], b"\n\n") {
             let frame = &self.pending[start..start + at];

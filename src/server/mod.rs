@@ -48,9 +48,22 @@ const REST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a starting gateway waits for the bus before it accepts anyway.
 const STARTUP_BUS_WAIT: Duration = Duration::from_secs(10);
 
-/// What every handler can reach. Cheap to clone.
+/// What every handler can reach: one `Arc`, so the clone each request and
+/// each middleware makes is a single atomic increment (the burst of
+/// thousands of clients connecting at once showed the field-by-field clone).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct Shared {
     /// Observation and station persistence.
     pub store: Store,
     /// Where live observations arrive, and the catch-up log.
@@ -89,7 +102,7 @@ impl Gateway {
             shutdown.clone(),
             &tracker,
         );
-        let state = AppState {
+        let state = AppState(Arc::new(Shared {
             store,
             bus,
             connections: Arc::new(Semaphore::new(config.stream.max_connections)),
@@ -99,7 +112,7 @@ impl Gateway {
             metrics,
             shutdown,
             tracker,
-        };
+        }));
         Gateway { state }
     }
 

@@ -250,6 +250,9 @@ pub struct StreamConfig {
 pub struct HttpConfig {
     /// Seconds a client has to send its request headers.
     pub header_timeout_secs: u64,
+    /// Reverse proxies / load balancers (addresses or CIDR ranges) whose
+    /// `X-Forwarded-For` names the client; empty: the peer is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// Bearer-token auth; off when `tokens` is empty.
@@ -331,6 +334,7 @@ const ENV_KEYS: &[(&str, &str, EnvKind)] = &[
     ("BUOYCAST_CLIENT_QUEUE", "stream.client_queue", EnvKind::Int),
     ("BUOYCAST_RETENTION_SECS", "stream.retention_secs", EnvKind::Int),
     ("BUOYCAST_HEADER_TIMEOUT_SECS", "http.header_timeout_secs", EnvKind::Int),
+    ("BUOYCAST_TRUSTED_PROXIES", "http.trusted_proxies", EnvKind::List),
     ("BUOYCAST_AUTH_TOKENS", "auth.tokens", EnvKind::List),
     ("BUOYCAST_CORS_ORIGINS", "cors.origins", EnvKind::List),
     ("BUOYCAST_RATE_LIMIT", "rate_limit.history_per_minute", EnvKind::Int),
@@ -498,6 +502,15 @@ impl Config {
                 ));
             }
         }
+        for proxy in &self.http.trusted_proxies {
+            if parse_net(proxy).is_none() {
+                return Err(ConfigError::invalid(
+                    "http.trusted_proxies",
+                    None,
+                    format!("{proxy:?} is not an IP address or CIDR range"),
+                ));
+            }
+        }
         for token in &self.auth.tokens {
             if token.expose().len() < 8 {
                 return Err(ConfigError::invalid(
@@ -523,6 +536,11 @@ impl Config {
         }
     }
 
+    /// `http.trusted_proxies`, parsed (validated at load).
+    pub fn trusted_proxies(&self) -> Vec<ipnet::IpNet> {
+        self.http.trusted_proxies.iter().filter_map(|proxy| parse_net(proxy)).collect()
+    }
+
     /// `stream.keepalive_secs` as a duration.
     pub fn keepalive_interval(&self) -> Duration {
         Duration::from_secs(self.stream.keepalive_secs)
@@ -537,6 +555,14 @@ impl Config {
     pub fn ingest_interval(&self) -> Duration {
         Duration::from_millis(self.ingest.interval_ms)
     }
+}
+
+/// An address (a one-address range) or a CIDR range.
+fn parse_net(text: &str) -> Option<ipnet::IpNet> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| text.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 fn defaults() -> Result<config::ConfigBuilder<config::builder::DefaultState>, ConfigError> {
@@ -558,6 +584,7 @@ fn defaults() -> Result<config::ConfigBuilder<config::builder::DefaultState>, Co
         .and_then(|b| b.set_default("stream.client_queue", 256))
         .and_then(|b| b.set_default("stream.retention_secs", 86_400))
         .and_then(|b| b.set_default("http.header_timeout_secs", 10))
+        .and_then(|b| b.set_default("http.trusted_proxies", empty.clone()))
         .and_then(|b| b.set_default("auth.tokens", empty.clone()))
         .and_then(|b| b.set_default("cors.origins", vec!["*".to_owned()]))
         .and_then(|b| b.set_default("rate_limit.history_per_minute", 60))
@@ -683,8 +710,9 @@ mod tests {
     #[test]
     fn bad_values_name_the_key() {
         type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
-        let cases: [Case; 7] = [
+        let cases: [Case; 8] = [
             (&[("BUOYCAST_KEEPALIVE_SECS", "soon")], None, "stream.keepalive_secs"),
+            (&[("BUOYCAST_TRUSTED_PROXIES", "10.0.0.0/8,lb.internal")], None, "http.trusted_proxies"),
             (&[("PORT", "70000")], None, "PORT"),
             (&[("BUOYCAST_LATEST_OBS", "maybe")], None, "ingest.latest_obs"),
             (&[("DATABASE_URL", "mysql://x")], None, "database_url"),
@@ -696,6 +724,15 @@ mod tests {
             let error = load(env, file).expect_err("must be refused");
             assert!(error.to_string().contains(key), "{error} should name {key}");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_ranges() {
+        let config =
+            load(&[("BUOYCAST_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1, ::1")], None).expect("loads");
+        let nets: Vec<String> = config.trusted_proxies().iter().map(ToString::to_string).collect();
+        assert_eq!(nets, ["10.0.0.0/8", "192.0.2.1/32", "::1/128"]);
+        assert!(load(&[], None).expect("defaults").trusted_proxies().is_empty());
     }
 
     #[test]

@@ -78,6 +78,8 @@ pub struct Shared {
     pub connections: Arc<Semaphore>,
     /// Per-client REST limiter; `None` when off.
     pub limiter: Option<Arc<guard::KeyedLimiter>>,
+    /// Load balancers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Cancelled on shutdown: streams end themselves on it.
     pub shutdown: CancellationToken,
     /// Tasks that shutdown waits for (WebSocket sockets, the hub).
@@ -107,6 +109,7 @@ impl Gateway {
             bus,
             connections: Arc::new(Semaphore::new(config.stream.max_connections)),
             limiter: guard::limiter(config.rate_limit.history_per_minute),
+            trusted_proxies: config.trusted_proxies(),
             config: Arc::new(config),
             hub,
             metrics,

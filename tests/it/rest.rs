@@ -157,6 +157,36 @@ async fn history_is_rate_limited_per_client() {
     assert_eq!(get(&app, "/health").await.0, 200);
 }
 
+/// The status of a history request that a load balancer forwarded for `client`.
+async fn forwarded_status(app: &TestApp, client: &str) -> u16 {
+    let response = reqwest::Client::new()
+        .get(app.url("/v1/stations"))
+        .header("x-forwarded-for", format!("{client}, 10.0.0.5"))
+        .send()
+        .await
+        .expect("request");
+    response.status().as_u16()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_load_balancer_each_forwarded_client_has_its_own_limit() {
+    // The test client (127.0.0.1) plays the load balancer; 10.0.0.5 is an inner proxy.
+    let env = [("BUOYCAST_RATE_LIMIT", "2"), ("BUOYCAST_TRUSTED_PROXIES", "127.0.0.1,10.0.0.0/8")];
+    let app = TestApp::spawn(Backends::with_env(&env)).await;
+    for _ in 0..2 {
+        assert_eq!(forwarded_status(&app, "203.0.113.7").await, 200);
+    }
+    assert_eq!(forwarded_status(&app, "203.0.113.7").await, 429);
+    // Another client behind the same balancer is not limited by the first.
+    assert_eq!(forwarded_status(&app, "203.0.113.8").await, 200);
+
+    // Without trusted proxies the header is ignored: everyone is the peer.
+    let app = TestApp::spawn(Backends::with_env(&[("BUOYCAST_RATE_LIMIT", "2")])).await;
+    assert_eq!(forwarded_status(&app, "203.0.113.7").await, 200);
+    assert_eq!(forwarded_status(&app, "203.0.113.8").await, 200);
+    assert_eq!(forwarded_status(&app, "203.0.113.9").await, 429);
+}
+
 #[tokio::test]
 async fn cors_reflects_configured_origins_only() {
     let any = TestApp::spawn(Backends::default()).await;

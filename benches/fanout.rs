@@ -11,6 +11,9 @@
 //!   `median` row follows (default 3)
 //! - `BUOYCAST_BENCH_SOURCES`: loopback source addresses 127.0.0.1..=x the
 //!   clients connect from, to stay clear of the ephemeral port range (default 8)
+//! - `soak [MINUTES]` (or `--soak-minutes N`, `BUOYCAST_BENCH_SOAK_MINUTES`):
+//!   1,000 clients, one event a second for N minutes (default 2); RSS and
+//!   latency every 30 s, failing when memory grows or an event is lost
 //!
 //! Each run prints one table row: connect time (each client's own `connect()`
 //! to its `connection` event) p50/p99 and the time until all N were in;
@@ -104,6 +107,16 @@ impl Plan {
                 Some((key, value)) => (key, Some(value.to_owned())),
                 None => (arg, None),
             };
+            if arg == "soak" && !args[i].starts_with("--") {
+                // `soak [MINUTES]`: the soak mode, 2 minutes unless a number follows.
+                let minutes = args.get(i + 1).filter(|next| next.parse::<usize>().is_ok());
+                if minutes.is_some() {
+                    i += 1;
+                }
+                values.insert("soak-minutes", minutes.cloned().unwrap_or_else(|| "2".to_owned()));
+                i += 1;
+                continue;
+            }
             if let Some(known) = ["clients", "events", "interval-ms", "runs", "sources", "soak-minutes"]
                 .into_iter()
                 .find(|k| *k == key)

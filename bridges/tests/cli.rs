@@ -132,9 +132,30 @@ fn replay_to_a_midi_file_ends_by_itself_with_exit_0() {
         .all(|(_, cc, _)| [20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 85, 86].contains(cc)));
 }
 
+/// Whether process `pid` catches SIGINT and SIGTERM (`SigCgt` in
+/// /proc/PID/status). The bridge installs SIGINT's handler and registers its
+/// listener before it installs SIGTERM's, so both bits set means a SIGINT
+/// will be seen, not kill it.
+#[cfg(target_os = "linux")]
+fn catches_sigint_and_sigterm(pid: u32) -> bool {
+    const SIGINT: u32 = 2;
+    const SIGTERM: u32 = 15;
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return false };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| {
+            let wanted = (1u64 << (SIGINT - 1)) | (1u64 << (SIGTERM - 1));
+            mask & wanted == wanted
+        })
+}
+
 #[cfg(unix)]
 #[test]
 fn sigint_stops_a_live_bridge_and_writes_a_complete_midi_file() {
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().expect("tempdir");
     let mid = dir.path().join("live.mid");
     // A gateway that is not there: the source keeps retrying until the signal.
@@ -144,13 +165,56 @@ fn sigint_stops_a_live_bridge_and_writes_a_complete_midi_file() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("bridge starts");
-    std::thread::sleep(std::time::Duration::from_millis(700));
-    let started = std::time::Instant::now();
+    // Its log, read as it comes (a full pipe would stall the bridge), line by line.
+    let stderr = child.stderr.take().expect("stderr");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log = Vec::new();
+    // Up and with its signal handler installed: a SIGINT sent earlier would
+    // kill it (the default action) instead of stopping it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        log.extend(lines_rx.try_iter());
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!("the bridge exited before the signal: {status:?}\n{}", log.join("\n"));
+        }
+        #[cfg(target_os = "linux")]
+        let ready = catches_sigint_and_sigterm(child.id());
+        // Elsewhere no /proc: its first log line (the source failing to
+        // connect) is the best sign that it is up.
+        #[cfg(not(target_os = "linux"))]
+        let ready = !log.is_empty();
+        if ready {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the bridge did not install its SIGINT handler within 30 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let started = Instant::now();
     let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
     assert!(killed.success());
-    let status = child.wait().expect("bridge exits");
-    assert!(status.success(), "exit 0 on SIGINT: {status:?}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if started.elapsed() >= Duration::from_secs(5) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running 5 s after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(started.elapsed() < Duration::from_secs(5));
+    reader.join().expect("stderr reader");
+    log.extend(lines_rx.try_iter());
+    assert!(status.success(), "exit 0 on SIGINT: {status:?}\n{}", log.join("\n"));
     assert!(midi_ccs(&mid).is_empty(), "no observation came, but the file is complete");
 }
 

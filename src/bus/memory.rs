@@ -178,23 +178,27 @@ impl MemoryBus {
         let _ = self.live_tx.send(Message::Raw(Arc::from(payload)));
     }
 
-    pub(super) fn read_after(&self, after_id: &str, limit: usize) -> Replay {
+    /// `strict`: `after_id` must be placeable (see [`Replay`]); otherwise
+    /// every entry after it that the ring still holds.
+    pub(super) fn read_after(&self, after_id: &str, limit: usize, strict: bool) -> Replay {
         let Some(after) = parse_stream_id(after_id) else {
             return Replay::Reset;
         };
-        if older_than_retention(after, self.options.retention) {
+        if strict && older_than_retention(after, self.options.retention) {
             return Replay::Reset;
         }
         let state = self.lock();
-        match state.last_id {
-            // Nothing was ever published here (e.g. the process restarted).
-            None => return Replay::Reset,
-            Some(last) if after > last => return Replay::Reset,
-            Some(_) => {}
-        }
-        if let Some(evicted) = state.last_evicted {
-            if after < evicted {
-                return Replay::Reset;
+        if strict {
+            match state.last_id {
+                // Nothing was ever published here (e.g. the process restarted).
+                None => return Replay::Reset,
+                Some(last) if after > last => return Replay::Reset,
+                Some(_) => {}
+            }
+            if let Some(evicted) = state.last_evicted {
+                if after < evicted {
+                    return Replay::Reset;
+                }
             }
         }
         // Binary search for the first entry after `after` (ids are sorted).

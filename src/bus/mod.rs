@@ -225,9 +225,25 @@ impl Bus {
     /// or [`Replay::Reset`] when `after_id` cannot be placed (see [`Replay`]).
     pub async fn read_after(&self, after_id: &str, limit: usize) -> Result<Replay, Error> {
         match &self.backend {
-            Backend::Redis(bus) => bus.read_after(after_id, limit).await,
-            Backend::Memory(bus) => Ok(bus.read_after(after_id, limit)),
+            Backend::Redis(bus) => bus.read_after(after_id, limit, true).await,
+            Backend::Memory(bus) => Ok(bus.read_after(after_id, limit, true)),
         }
+    }
+
+    /// Every event the log still holds after the position `after_id`
+    /// (`{ms}-{seq}`, which need not be an event's id), oldest first, at most
+    /// `limit`; nothing is checked about what came before it. For resuming
+    /// from a point in time rather than from an event.
+    pub async fn read_since(&self, after_id: &str, limit: usize) -> Result<Vec<ObservationEvent>, Error> {
+        let replay = match &self.backend {
+            Backend::Redis(bus) => bus.read_after(after_id, limit, false).await?,
+            Backend::Memory(bus) => bus.read_after(after_id, limit, false),
+        };
+        Ok(match replay {
+            Replay::Events(events) => events,
+            // Only an unparsable position gets here.
+            Replay::Reset => Vec::new(),
+        })
     }
 
     /// Whether the bus is reachable (readiness). Always `Ok` in-process.

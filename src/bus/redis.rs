@@ -276,11 +276,18 @@ impl RedisBus {
             .map_err(|_| Error::Timeout { command: "PING", after: bound })?
     }
 
-    pub(super) async fn read_after(&self, after_id: &str, limit: usize) -> Result<Replay, Error> {
+    /// `strict`: `after_id` must be placeable (see [`Replay`]); otherwise
+    /// every entry after it that the log still holds, whatever came before.
+    pub(super) async fn read_after(
+        &self,
+        after_id: &str,
+        limit: usize,
+        strict: bool,
+    ) -> Result<Replay, Error> {
         let Some(after) = parse_stream_id(after_id) else {
             return Ok(Replay::Reset);
         };
-        if older_than_retention(after, self.options.retention) {
+        if strict && older_than_retention(after, self.options.retention) {
             return Ok(Replay::Reset);
         }
         let Some(start) = successor(after) else {
@@ -297,7 +304,8 @@ impl RedisBus {
         let bad = |detail: &str| Error::Reply { command: "read script", detail: detail.to_owned() };
         let items = match reply {
             // No log at all: lost with a restart without persistence, or never written.
-            Value::Nil => return Ok(Replay::Reset),
+            Value::Nil if strict => return Ok(Replay::Reset),
+            Value::Nil => return Ok(Replay::Events(Vec::new())),
             Value::Array(items) if items.len() == 3 => items,
             other => return Err(bad(&format!("{other:?}"))),
         };
@@ -305,24 +313,27 @@ impl RedisBus {
         let (Some(last), Some(first), Some(entries)) = (items.next(), items.next(), items.next()) else {
             return Err(bad("short reply"));
         };
-        let last = value_text(&last).and_then(parse_stream_id).ok_or_else(|| bad("bad last-generated-id"))?;
-        if after > last {
-            // Newer than anything this log ever held: it cannot be placed.
-            return Ok(Replay::Reset);
-        }
-        match value_text(&first) {
-            Some("") => {
-                // Everything was trimmed; only a client that saw the very last id lost nothing.
-                return Ok(if after == last { Replay::Events(Vec::new()) } else { Replay::Reset });
+        if strict {
+            let last =
+                value_text(&last).and_then(parse_stream_id).ok_or_else(|| bad("bad last-generated-id"))?;
+            if after > last {
+                // Newer than anything this log ever held: it cannot be placed.
+                return Ok(Replay::Reset);
             }
-            Some(first) => {
-                let first = parse_stream_id(first).ok_or_else(|| bad("bad first entry id"))?;
-                if start < first {
-                    // Entries between `after` and the first retained one may have been trimmed.
-                    return Ok(Replay::Reset);
+            match value_text(&first) {
+                Some("") => {
+                    // Everything was trimmed; only a client that saw the very last id lost nothing.
+                    return Ok(if after == last { Replay::Events(Vec::new()) } else { Replay::Reset });
                 }
+                Some(first) => {
+                    let first = parse_stream_id(first).ok_or_else(|| bad("bad first entry id"))?;
+                    if start < first {
+                        // Entries between `after` and the first retained one may have been trimmed.
+                        return Ok(Replay::Reset);
+                    }
+                }
+                None => return Err(bad("bad first entry")),
             }
-            None => return Err(bad("bad first entry")),
         }
         let Value::Array(entries) = entries else {
             return Err(bad("entries are not an array"));
@@ -492,6 +503,19 @@ impl Subscription {
             .await
             .map_err(|_| format!("no answer to SUBSCRIBE within {respond:?}"))?
             .map_err(|error| error.to_string())?;
+        // The redis crate reports SUBSCRIBE done even when the server answered
+        // with an error (an ACL without `subscribe`, say). Only a subscribed
+        // connection answers PING with `["pong", ""]`: check that it is one.
+        let pong = tokio::time::timeout(respond, sink.ping::<Value>())
+            .await
+            .map_err(|_| format!("no answer to PING within {respond:?}"))?
+            .map_err(|error| error.to_string())?;
+        if !is_subscribed_pong(&pong) {
+            return Err(format!(
+                "SUBSCRIBE {CHANNEL} was refused (the PING answer {pong:?} is not a subscribed connection's; \
+                 may the Redis user subscribe?)"
+            ));
+        }
         Ok((sink, stream))
     }
 
@@ -543,6 +567,16 @@ impl Subscription {
             sent = self.notice_tx.send(notice) => sent.is_ok(),
         }
     }
+}
+
+/// Whether `reply` is a PING answer on a subscribed connection (`["pong", …]`).
+fn is_subscribed_pong(reply: &Value) -> bool {
+    let items = match reply {
+        Value::Array(items) => items,
+        Value::Push { data, .. } => data,
+        _ => return false,
+    };
+    matches!(items.first(), Some(Value::BulkString(kind)) if kind.eq_ignore_ascii_case(b"pong"))
 }
 
 /// Capped exponential backoff with jitter (each delay is drawn from the

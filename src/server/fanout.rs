@@ -10,7 +10,7 @@
 //! It is not the per-client logic (that is [`super::feed`]).
 
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use tokio::sync::{broadcast, watch};
@@ -25,6 +25,19 @@ pub const REPLAY_PAGE: usize = 1000;
 
 /// How long a failed catch-up read waits before it tries again (hub and clients).
 pub const REPLAY_RETRY: Duration = Duration::from_millis(500);
+
+/// How far before the subscription came up a catch-up without any event
+/// starts: stream ids carry the bus's clock, which may lag ours a little.
+const ANCHOR_SLACK: Duration = Duration::from_secs(2);
+
+/// The stream id just before `since` less [`ANCHOR_SLACK`].
+fn anchor_id(since: SystemTime) -> String {
+    let ms = since
+        .checked_sub(ANCHOR_SLACK)
+        .and_then(|at| at.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |at| u64::try_from(at.as_millis()).unwrap_or(u64::MAX));
+    format!("{ms}-0")
+}
 
 /// How long the hub keeps retrying a failing catch-up read before it gives
 /// up and tells clients to reset. A failover can make the first reads on
@@ -132,7 +145,8 @@ impl Hub {
     ) -> Hub {
         let (tx, _) = broadcast::channel(client_queue.max(1));
         let (up_tx, up_rx) = watch::channel(false);
-        let task = HubTask { bus, tx: tx.clone(), up_tx, metrics, last: None, missed: false };
+        let task =
+            HubTask { bus, tx: tx.clone(), up_tx, metrics, last: None, missed: false, live_since: None };
         tracker.spawn(task.run(shutdown));
         Hub { tx, bus_up: up_rx }
     }
@@ -168,6 +182,9 @@ struct HubTask {
     last: Option<((u64, u64), String)>,
     /// The subscription was lost since the last event: replay on reconnect.
     missed: bool,
+    /// When the subscription last came up (wall clock, as stream ids are):
+    /// where a catch-up starts while no event with an id was broadcast yet.
+    live_since: Option<SystemTime>,
 }
 
 impl HubTask {
@@ -195,11 +212,13 @@ impl HubTask {
                     tracing::warn!(error = %error, "bus subscription lost; new streams get 503 until it is back");
                 }
                 BusNotice::Connected => {
+                    let came_up = SystemTime::now();
                     if self.missed {
                         self.metrics.bus_reconnects.inc();
                         self.catch_up(&shutdown).await;
                         self.missed = false;
                     }
+                    self.live_since = Some(came_up);
                     self.metrics.bus_up.set(1);
                     self.up_tx.send_replace(true);
                     tracing::info!("bus subscription live");
@@ -225,14 +244,27 @@ impl HubTask {
     }
 
     /// After the subscription came back: replay what the bus log holds
-    /// after the last event we delivered.
+    /// after the last event we delivered, or, when none had an id yet, what
+    /// it holds from shortly before the subscription last came up (anything
+    /// since was missed). Clients drop what they already have by id.
     async fn catch_up(&mut self, shutdown: &CancellationToken) {
-        let Some((_, mut after)) = self.last.clone() else { return };
+        let (mut after, mut from_anchor) = match (&self.last, self.live_since) {
+            (Some((_, id)), _) => (id.clone(), false),
+            (None, Some(since)) => (anchor_id(since), true),
+            (None, None) => return,
+        };
         let mut failing_since: Option<Instant> = None;
         loop {
+            let read = async {
+                if from_anchor {
+                    self.bus.read_since(&after, REPLAY_PAGE).await.map(Replay::Events)
+                } else {
+                    self.bus.read_after(&after, REPLAY_PAGE).await
+                }
+            };
             let replay = tokio::select! {
                 () = shutdown.cancelled() => return,
-                replay = self.bus.read_after(&after, REPLAY_PAGE) => replay,
+                replay = read => replay,
             };
             match replay {
                 Ok(Replay::Events(events)) => {
@@ -241,6 +273,7 @@ impl HubTask {
                     for event in events {
                         if let Some(id) = &event.id {
                             after.clone_from(id);
+                            from_anchor = false;
                         }
                         self.deliver(event);
                     }

@@ -7,7 +7,7 @@
 //!   worker's lease expires), fetch them with conditional GET at most
 //!   `concurrency` at a time, parse, upsert (new rows enter the outbox in the
 //!   same transaction), record the outcome (next due time, validators,
-//!   failures → backoff with full jitter), then publish the outbox;
+//!   failures → backoff with equal jitter), then publish the outbox;
 //! - the outbox loop: publish whatever is still pending (after a bus outage)
 //!   oldest first, backing off while the bus is down.
 //!
@@ -84,7 +84,7 @@ pub struct WorkerOptions {
     pub request_timeout: Duration,
     /// Bound on connecting.
     pub connect_timeout: Duration,
-    /// Backoff after the first failure of a source (full jitter below it).
+    /// Backoff after the first failure of a source (jittered between half of it and it).
     pub retry_base: Duration,
     /// Cap on a source's backoff.
     pub retry_cap: Duration,

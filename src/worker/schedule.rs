@@ -2,7 +2,7 @@
 //! `latest_obs.txt`, the `activestations.xml` metadata, and one realtime2
 //! file per configured station), their keys in the store's `ingest_sources`
 //! table, their URLs, and the retry delay after failures (exponential
-//! backoff with full jitter, capped).
+//! backoff with equal jitter, capped).
 //!
 //! It deliberately does no I/O: leases and due times live in the store
 //! (`store/ingest.rs`), fetching in `fetch.rs`.
@@ -69,7 +69,9 @@ pub fn station_url(realtime_base: &str, id: &StationId) -> String {
 }
 
 /// The delay before retrying after `failures` failures in a row (at least 1):
-/// "full jitter", a uniform draw from zero to `min(cap, base * 2^(failures-1))`.
+/// "equal jitter", a uniform draw from half to all of
+/// `min(cap, base * 2^(failures-1))`. Spread like full jitter, but a failed
+/// source is never retried at once.
 pub fn backoff(failures: u32, base: Duration, cap: Duration) -> Duration {
     let exponent = failures.saturating_sub(1).min(30);
     let ceiling = base.saturating_mul(1u32 << exponent).min(cap);
@@ -77,7 +79,7 @@ pub fn backoff(failures: u32, base: Duration, cap: Duration) -> Duration {
     if ceiling_ms == 0 {
         return Duration::ZERO;
     }
-    Duration::from_millis(rand::rng().random_range(0..=ceiling_ms))
+    Duration::from_millis(rand::rng().random_range(ceiling_ms / 2..=ceiling_ms))
 }
 
 #[cfg(test)]
@@ -101,13 +103,14 @@ mod tests {
     }
 
     #[test]
-    fn backoff_is_capped_and_jittered_below_the_exponential_ceiling() {
+    fn backoff_is_capped_and_jittered_in_the_upper_half_of_the_exponential_ceiling() {
         let base = Duration::from_secs(1);
         let cap = Duration::from_secs(60);
         for failures in 1u32..40 {
             let ceiling = base.saturating_mul(1u32 << failures.saturating_sub(1).min(30)).min(cap);
             for _ in 0..20 {
-                assert!(backoff(failures, base, cap) <= ceiling, "failures {failures}");
+                let delay = backoff(failures, base, cap);
+                assert!(delay <= ceiling && delay >= ceiling / 2, "failures {failures}: {delay:?}");
             }
         }
         // Draws spread over the range rather than sitting at one value.

@@ -77,6 +77,12 @@ fn real_observations(n: usize) -> Vec<Observation> {
     parsed.observations.iter().cycle().take(n).cloned().collect()
 }
 
+/// Bus options for tests that stop and restart Redis: reconnect attempts at
+/// most a second apart, so the reconnect follows the restart closely.
+pub fn restarting_options() -> RedisBusOptions {
+    RedisBusOptions { reconnect_max: Duration::from_secs(1), ..RedisBusOptions::default() }
+}
+
 async fn next_notice(rx: &mut Receiver<BusNotice>) -> BusNotice {
     tokio::time::timeout(WAIT, rx.recv())
         .await
@@ -209,12 +215,30 @@ async fn read_after_resets_ids_it_cannot_place(backend: Backend) {
 }
 
 async fn retention_window_resets_expired_ids(backend: Backend) {
-    let bus = backend.bus_with(Settings { retention: Duration::from_secs(1), ..Settings::default() });
+    let retention = Duration::from_secs(3);
+    let bus = backend.bus_with(Settings { retention, ..Settings::default() });
     let ids = bus.publish(&real_observations(3)).await.expect("publish");
     assert_eq!(ids_of(bus.read_after(&ids[0], 10).await.expect("read")), ids[1..].to_vec());
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(retention + Duration::from_millis(200)).await;
     assert_eq!(bus.read_after(&ids[0], 10).await.expect("read"), Replay::Reset);
     assert_eq!(bus.read_after(&ids[2], 10).await.expect("read"), Replay::Reset);
+}
+
+async fn read_since_takes_any_position_in_time(backend: Backend) {
+    let bus = backend.bus();
+    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).expect("after 1970");
+    let before = format!("{}-0", now_ms - 10_000);
+    // Nothing logged yet: nothing to read, and no error.
+    assert!(bus.read_since(&before, 10).await.expect("read").is_empty());
+    let ids = bus.publish(&real_observations(4)).await.expect("publish");
+    // A position before the first entry: everything.
+    assert_eq!(ids_of(Replay::Events(bus.read_since(&before, 10).await.expect("read"))), ids);
+    // Between entries, and pages.
+    assert_eq!(ids_of(Replay::Events(bus.read_since(&ids[1], 1).await.expect("read"))), ids[2..3]);
+    // After the last entry, or in the future: nothing.
+    assert!(bus.read_since(&ids[3], 10).await.expect("read").is_empty());
+    let (last_ms, _) = parse_stream_id(&ids[3]).expect("well-formed");
+    assert!(bus.read_since(&format!("{}-0", last_ms + 60_000), 10).await.expect("read").is_empty());
 }
 
 async fn trimmed_ids_reset(backend: Backend) {
@@ -365,6 +389,7 @@ contract_tests!(
     read_after_returns_exactly_the_later_events,
     read_after_resets_ids_it_cannot_place,
     retention_window_resets_expired_ids,
+    read_since_takes_any_position_in_time,
     trimmed_ids_reset,
     foreign_messages_without_id_are_delivered,
     malformed_messages_are_invalid_and_not_forwarded,
@@ -374,6 +399,27 @@ contract_tests!(
 );
 
 // ---------------------------------------------------------------- Redis only
+
+#[tokio::test]
+async fn redis_a_refused_subscribe_is_not_taken_for_a_subscription() {
+    init_logs();
+    let server = RedisServer::start();
+    let admin_url = server.admin_url();
+    crate::harness::redis::command(&admin_url, &["ACL", "SETUSER", "default", "-subscribe"]);
+    let bus = Bus::redis(&server.url(), restarting_options()).expect("valid url");
+    let shutdown = CancellationToken::new();
+    let mut rx = bus.subscribe(shutdown.clone());
+    match next_notice(&mut rx).await {
+        BusNotice::Disconnected { error } => assert!(error.contains("SUBSCRIBE"), "{error}"),
+        other => panic!("a refused SUBSCRIBE must not count as connected: {other:?}"),
+    }
+    // Allowed again: it subscribes, and events flow.
+    crate::harness::redis::command(&admin_url, &["ACL", "SETUSER", "default", "+subscribe"]);
+    assert_eq!(next_notice(&mut rx).await, BusNotice::Connected);
+    let ids = bus.publish(&real_observations(1)).await.expect("publish");
+    assert_eq!(next_event(&mut rx).await.id.as_ref(), Some(&ids[0]));
+    shutdown.cancel();
+}
 
 async fn raw_client(server: &RedisServer) -> ::redis::aio::MultiplexedConnection {
     ::redis::Client::open(server.url())
@@ -451,7 +497,7 @@ async fn redis_plain_publish_by_another_client_is_delivered_and_garbage_is_inval
 async fn redis_restart_reports_disconnected_then_connected_and_delivers_again() {
     init_logs();
     let mut server = RedisServer::start();
-    let bus = Bus::redis(&server.url(), RedisBusOptions::default()).expect("valid url");
+    let bus = Bus::redis(&server.url(), restarting_options()).expect("valid url");
     let shutdown = CancellationToken::new();
     let mut rx = subscribed(&bus, &shutdown).await;
     let before = bus.publish(&real_observations(2)).await.expect("publish");
@@ -537,7 +583,7 @@ async fn redis_down_at_start_then_up() {
     let mut server = RedisServer::start();
     server.stop();
     // Constructing the bus needs no server; using it fails until the server is up.
-    let bus = Bus::redis(&server.url(), RedisBusOptions::default()).expect("valid url");
+    let bus = Bus::redis(&server.url(), restarting_options()).expect("valid url");
     let shutdown = CancellationToken::new();
     let mut rx = bus.subscribe(shutdown.clone());
     assert!(matches!(next_notice(&mut rx).await, BusNotice::Disconnected { .. }));

@@ -108,8 +108,16 @@ struct Browser {
 
 impl Browser {
     async fn launch() -> Browser {
-        require_tools();
-        require_node_modules();
+        // Off the runtime thread: `npm ci` may take a while, and the gateway
+        // under test runs on this thread.
+        if let Err(error) = tokio::task::spawn_blocking(|| {
+            require_tools();
+            require_node_modules();
+        })
+        .await
+        {
+            std::panic::resume_unwind(error.into_panic());
+        }
         let mut child = Command::new("node")
             .arg("driver.mjs")
             .current_dir(browser_dir())

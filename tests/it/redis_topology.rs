@@ -8,12 +8,12 @@
 
 use std::time::{Duration, Instant};
 
-use buoycast::bus::{parse_stream_id, Bus, BusNotice, RedisBusOptions, Replay, LOG_KEY};
+use buoycast::bus::{parse_stream_id, Bus, BusNotice, Replay, LOG_KEY};
 use buoycast::observation::{Observation, ObservationEvent, StationId};
 use tokio::sync::mpsc::Receiver;
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{assert_strictly_increasing, ids_of, subscribed};
+use crate::bus::{assert_strictly_increasing, ids_of, restarting_options, subscribed};
 use crate::harness::app::{Backends, TestApp};
 use crate::harness::fixtures;
 use crate::harness::redis_topology::{ClusterSetup, SentinelSetup};
@@ -33,11 +33,6 @@ fn rows(from: usize, n: usize) -> Vec<Observation> {
             .expect("41002.txt is an NDBC stdmet file");
     assert!(parsed.observations.len() >= from + n, "41002.txt has enough rows");
     parsed.observations[from..from + n].to_vec()
-}
-
-/// Options that recover quickly in tests.
-fn options() -> RedisBusOptions {
-    RedisBusOptions { reconnect_max: Duration::from_secs(1), ..RedisBusOptions::default() }
 }
 
 async fn next_notice(rx: &mut Receiver<BusNotice>, within: Duration) -> BusNotice {
@@ -108,7 +103,7 @@ async fn connect_stream(app: &TestApp, headers: &[(&str, &str)]) -> SseClient {
 #[tokio::test]
 async fn sentinel_publish_subscribe_and_catch_up_survive_a_failover() {
     let mut setup = SentinelSetup::start();
-    let bus = Bus::redis(&setup.url(), options()).expect("a valid sentinel url");
+    let bus = Bus::redis(&setup.url(), restarting_options()).expect("a valid sentinel url");
     let shutdown = CancellationToken::new();
     let mut rx = subscribed(&bus, &shutdown).await;
 
@@ -211,7 +206,7 @@ async fn sentinel_gateway_client_catches_up_across_a_failover() {
 #[tokio::test]
 async fn cluster_publish_subscribe_and_catch_up() {
     let setup = ClusterSetup::start();
-    let bus = Bus::redis(&setup.url(), options()).expect("a valid cluster url");
+    let bus = Bus::redis(&setup.url(), restarting_options()).expect("a valid cluster url");
     bus.ping().await.expect("the cluster answers");
     let shutdown = CancellationToken::new();
     // Two subscriptions, on two different nodes (one per node in turn): at most
@@ -260,7 +255,7 @@ async fn cluster_publish_subscribe_and_catch_up() {
 #[tokio::test]
 async fn cluster_subscription_moves_to_another_node_when_its_node_dies() {
     let mut setup = ClusterSetup::start();
-    let bus = Bus::redis(&setup.url(), options()).expect("a valid cluster url");
+    let bus = Bus::redis(&setup.url(), restarting_options()).expect("a valid cluster url");
     let shutdown = CancellationToken::new();
     // The first subscription goes to the first listed node; make it one that
     // does not hold the log, so the cluster keeps accepting publishes after it dies.

@@ -9,7 +9,7 @@ use buoycast::observation::{Field, Measurements, Observation, StationId};
 use chrono::{TimeZone, Utc};
 
 use crate::harness::app::{Backends, TestApp};
-use crate::harness::redis::{RedisOptions, RedisServer};
+use crate::harness::redis::{command as redis_command, RedisOptions, RedisServer};
 use crate::harness::sse::{Item, SseClient, SseEvent};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -272,23 +272,37 @@ async fn catch_up_survives_a_redis_restart_with_persistence() {
     assert_eq!(ids(&client.observations(1, Duration::from_secs(20)).await), live);
 }
 
-/// Runs one command on the Redis at `url` (whose user may be other than the gateway's).
-fn redis_command(url: &str, args: &[&str]) {
-    let mut conn = redis::Client::open(url).and_then(|client| client.get_connection()).expect("connect");
-    let mut cmd = redis::cmd(args[0]);
-    for arg in &args[1..] {
-        cmd.arg(*arg);
-    }
-    let _: redis::Value = cmd.query(&mut conn).expect("admin command");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_that_never_saw_an_event_still_replays_what_its_outage_missed() {
+    let redis = RedisServer::start();
+    let admin_url = redis.admin_url();
+    let as_admin = |args: &[&str]| {
+        redis_command(&admin_url, args);
+    };
+    let app = redis_app(&redis, &[]).await;
+    // A live client, and not a single event yet: the hub has no id to resume from.
+    let mut client = connect(&app, "", &[]).await;
+
+    // The hub's subscription drops and stays down while events are published.
+    as_admin(&["ACL", "SETUSER", "default", "-subscribe"]);
+    as_admin(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    let missed = publish(&app, &[observation("46026", 1), observation("46026", 2)]).await;
+    as_admin(&["ACL", "SETUSER", "default", "+subscribe"]);
+
+    // Back up, the hub replays them from when its subscription last came up.
+    assert_eq!(ids(&client.observations(2, Duration::from_secs(10)).await), missed);
+    let live = publish(&app, &[observation("46026", 3)]).await;
+    assert_eq!(ids(&client.observations(1, WAIT).await), live);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_catch_up_read_that_fails_for_a_while_is_retried_not_reset() {
     // The gateway connects as `default`; the test administers as `admin`.
     let redis = RedisServer::start();
-    redis_command(&redis.url(), &["ACL", "SETUSER", "admin", "on", ">secret", "~*", "&*", "+@all"]);
-    let admin_url = redis.url().replacen("redis://", "redis://admin:secret@", 1);
-    let as_admin = |args: &[&str]| redis_command(&admin_url, args);
+    let admin_url = redis.admin_url();
+    let as_admin = |args: &[&str]| {
+        redis_command(&admin_url, args);
+    };
     let app = redis_app(&redis, &[]).await;
     let mut client = connect(&app, "", &[]).await;
     let seen = publish(&app, &[observation("46026", 1)]).await;
@@ -313,8 +327,9 @@ async fn a_catch_up_read_that_fails_for_a_while_is_retried_not_reset() {
 async fn bus_down_refuses_new_streams_but_not_reconnects() {
     let mut redis = RedisServer::start_with(RedisOptions { persistence: true });
     let app = redis_app(&redis, &[]).await;
-    let seen = publish(&app, &[observation("46026", 1)]).await;
     let mut open = connect(&app, "", &[]).await;
+    let seen = publish(&app, &[observation("46026", 1)]).await;
+    assert_eq!(ids(&open.observations(1, WAIT).await), seen);
     redis.stop();
 
     // Within 3 s a new stream gets the compatible 503.
@@ -364,7 +379,12 @@ async fn a_stalled_client_is_told_lagged_and_closed_while_others_get_everything(
     );
     slow.write_all(request.as_bytes()).await.expect("request sent");
     let mut fast = connect(&app, "", &[]).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Both streams are open on the server before anything is published.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while app.metric("sse_connections_total").await != Some(2.0) {
+        assert!(tokio::time::Instant::now() < deadline, "the stalled client's stream never opened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Far more than the socket buffers hold, in bursts below the queue bound.
     let mut published = 0;

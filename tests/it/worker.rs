@@ -98,6 +98,23 @@ async fn collect(rx: &mut mpsc::Receiver<BusNotice>, quiet: Duration) -> Vec<Obs
     events
 }
 
+/// Exactly `n` events: waits up to 20 s for them (a loaded machine may be
+/// slow), then makes sure no more follow within a short quiet window.
+async fn collect_n(rx: &mut mpsc::Receiver<BusNotice>, n: usize) -> Vec<ObservationEvent> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut events = Vec::with_capacity(n);
+    while events.len() < n {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(BusNotice::Event(event))) => events.push(event),
+            Ok(Some(other)) => panic!("unexpected notice {other:?}"),
+            Ok(None) | Err(_) => panic!("{} of {n} events within 20 s", events.len()),
+        }
+    }
+    let extra = collect(rx, Duration::from_millis(300)).await;
+    assert!(extra.is_empty(), "{} events more than the {n} expected", extra.len());
+    events
+}
+
 /// The distinct rows the parser reads from a fixture (first of each key).
 fn parsed_rows(relative: &str, station: &str) -> Vec<Observation> {
     let station = StationId::parse(station).expect("valid id");
@@ -147,8 +164,7 @@ async fn first_poll_then_304_then_two_new_rows(store: Store, bus: Bus) {
 
     let report = worker.poll_once().await.expect("first poll");
     assert_eq!((report.fetched, report.inserted, report.published), (1, expected.len(), expected.len()));
-    let events = collect(&mut rx, Duration::from_millis(700)).await;
-    assert_eq!(events.len(), expected.len());
+    let events = collect_n(&mut rx, expected.len()).await;
     assert_eq!(
         keys(&events),
         keys(
@@ -176,7 +192,7 @@ async fn first_poll_then_304_then_two_new_rows(store: Store, bus: Bus) {
     tokio::time::sleep(Duration::from_millis(400)).await;
     let report = worker.poll_once().await.expect("third poll");
     assert_eq!((report.fetched, report.inserted, report.published), (1, 2, 2));
-    let events = collect(&mut rx, Duration::from_millis(700)).await;
+    let events = collect_n(&mut rx, new_times.len()).await;
     let times: Vec<DateTime<Utc>> = events.iter().map(|event| event.observation.observed_at).collect();
     assert_eq!(times, new_times);
     assert_eq!(server.requests(P41002), 3);
@@ -226,8 +242,7 @@ async fn rows_stored_while_redis_is_down_are_published_once_in_order_when_it_is_
     let mut rx = subscribe(&bus, &shutdown).await;
     let drained = worker.publish_pending().await.expect("publish after redis is back");
     assert_eq!((drained.published, drained.failed), (expected.len(), None));
-    let events = collect(&mut rx, Duration::from_millis(700)).await;
-    assert_eq!(events.len(), expected.len());
+    let events = collect_n(&mut rx, expected.len()).await;
     let mut oldest_first = expected.clone();
     oldest_first.reverse();
     let received: Vec<&Observation> = events.iter().map(|event| &event.observation).collect();
@@ -300,7 +315,13 @@ async fn bad_input(answer: impl FnOnce(&NdbcServer), outcome: &str) -> (Worker, 
     let store = sqlite_store(dir.path()).await;
     let bus = Bus::memory(MemoryBusOptions::default());
     let mut opts = options(&server, &["41002"]);
-    opts.request_timeout = Duration::from_millis(800);
+    // Only the hung server needs a short timeout; a loaded machine must not
+    // turn the others' slow answers into timeouts.
+    opts.request_timeout =
+        if outcome == "timeout" { Duration::from_millis(800) } else { Duration::from_secs(10) };
+    // A failed source is not due again within the test (backoff ≥ half of this).
+    opts.retry_base = Duration::from_secs(3600);
+    opts.retry_cap = Duration::from_secs(3600);
     let worker = worker(&store, &bus, opts);
     worker.poll_once().await.expect("a bad source never fails the poll");
     assert_eq!(worker.metrics().fetches.with_label_values(&["41002", outcome]).get(), 1, "outcome {outcome}");
@@ -389,8 +410,7 @@ async fn publish_once_publishes_an_observation_a_single_time() {
         let again =
             bus.publish_once(&[observation.clone(), observation.clone()]).await.expect("publish again");
         assert_eq!(again, [first[0].clone(), first[0].clone()], "{}", bus.backend_name());
-        let events = collect(&mut rx, Duration::from_millis(500)).await;
-        assert_eq!(events.len(), 1, "{}", bus.backend_name());
+        let events = collect_n(&mut rx, 1).await;
         assert_eq!(events[0].id.as_deref(), Some(first[0].as_str()));
         shutdown.cancel();
     }
@@ -490,7 +510,7 @@ async fn backfill_stores_silently_unless_asked_to_publish_and_resumes() {
     let publish_store = pg_store().await;
     let report = backfill(&publish_store, Some(&bus), &options(true)).await.expect("backfill --publish");
     assert_eq!((report.rows_inserted, report.rows_published), (expected, expected));
-    assert_eq!(collect(&mut rx, Duration::from_millis(700)).await.len(), expected);
+    assert_eq!(collect_n(&mut rx, expected).await.len(), expected);
 
     server.set_override("/realtime2/TPLM2.txt", Override::Status(404));
     let failed = backfill(&publish_store, Some(&bus), &options(false)).await.expect("backfill with a 404");
@@ -503,6 +523,9 @@ async fn backfill_stores_silently_unless_asked_to_publish_and_resumes() {
 async fn buoycast_run_ingests_stores_and_streams_on_the_embedded_default() {
     init_logs();
     let server = NdbcServer::start().await;
+    // The station answers only once the client listens: the stream carries
+    // live events only, and the worker polls as soon as it starts.
+    server.set_override("/realtime2/TPLM2.txt", Override::Status(503));
     let dir = tempfile::tempdir().expect("temp dir");
     let config = config_for(
         &server,
@@ -528,8 +551,9 @@ async fn buoycast_run_ingests_stores_and_streams_on_the_embedded_default() {
     };
     let greeting = client.next_event(Duration::from_secs(5)).await.expect("connection event");
     assert_eq!(greeting.event, "connection");
+    server.clear_override("/realtime2/TPLM2.txt");
     let expected = parsed_rows("realtime2/TPLM2.txt", "tplm2");
-    let events = client.observations(expected.len(), Duration::from_secs(10)).await;
+    let events = client.observations(expected.len(), Duration::from_secs(20)).await;
     let ids: HashSet<Option<String>> = events.iter().map(|event| event.id.clone()).collect();
     assert_eq!(ids.len(), expected.len());
     let metrics = reqwest::get(format!("{base}/metrics")).await.expect("metrics").text().await.expect("text");

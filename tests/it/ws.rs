@@ -24,10 +24,12 @@ async fn open(app: &TestApp, query: &str) -> Socket {
     socket
 }
 
-/// The next text frame as JSON (pings skipped); `None` when the socket closes.
+/// The next text frame as JSON within `WAIT` (pings skipped, and they do not
+/// extend it); `None` when the socket closes.
 async fn next_json(socket: &mut Socket) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let message = tokio::time::timeout(WAIT, socket.next()).await.expect("a frame in time")?;
+        let message = tokio::time::timeout_at(deadline, socket.next()).await.expect("a frame in time")?;
         match message.ok()? {
             Message::Text(text) => return Some(serde_json::from_str(&text).expect("JSON frame")),
             Message::Close(_) => return None,

@@ -2,6 +2,7 @@
 //! framing, OSCQuery over HTTP, and sink isolation (a dead destination never
 //! costs the live one a message).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,14 +96,24 @@ async fn tcp_sink_slip_frames_every_packet() {
 
 #[tokio::test]
 async fn tcp_sink_reconnects_when_the_receiver_comes_back() {
-    let port = free_port();
+    // The receiver's port, bound but not listening yet: connections to it are
+    // refused, and no one else can take the port before the receiver comes
+    // back on it (as could happen between a free_port() and a rebind).
+    let receiver = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    receiver.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).expect("bind");
+    let port = receiver.local_addr().expect("addr").as_socket().expect("an inet address").port();
     let (queue, rx, healthy) = SinkQueue::<Frame>::new("tcp".into(), SINK_QUEUE);
     let task = tokio::spawn(run_tcp(format!("127.0.0.1:{port}"), rx, healthy.clone()));
     let encoder = encoder(OscFormat::Observation, false);
     queue.deliver(frame(&encoder, 0), false).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!healthy.load(std::sync::atomic::Ordering::Relaxed), "refused: unhealthy");
-    let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind the same port");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while healthy.load(std::sync::atomic::Ordering::Relaxed) {
+        assert!(tokio::time::Instant::now() < deadline, "refused: unhealthy (still healthy after 10 s)");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    receiver.listen(128).expect("listen");
+    receiver.set_nonblocking(true).expect("nonblocking");
+    let listener = TcpListener::from_std(receiver.into()).expect("the receiver is back on the same port");
     let accept = tokio::spawn(async move {
         let (mut stream, _) = listener.accept().await.expect("reconnected");
         let mut bytes = Vec::new();

@@ -25,20 +25,28 @@ async fn replay_of_an_ndbc_file_delivers_every_observation_oldest_first() {
         .observations;
     let receiver = OscReceiver::bind().await;
     let addr = receiver.addr().to_string();
-    let collect = tokio::spawn(async move { receiver.drain(Duration::from_secs(2)).await });
-    // ~45 days of 10-minute rows in about two seconds.
+    let recv_buffer = receiver.recv_buffer;
+    // Every packet, however slow a loaded machine is (a generous deadline),
+    // then half a second of quiet so that an extra one would be counted.
+    let collect =
+        receiver.collect_on_thread(expected.len(), Duration::from_secs(60), Duration::from_millis(500));
+    // ~45 days of 10-minute rows in about eight seconds (~800 datagrams a
+    // second). With the 4 MiB buffer granted the kernel has room for ~10,000
+    // such small datagrams, all of them, so none can be lost; capped at the
+    // common 208 KiB rmem_max it still queues ~500, more than half a second
+    // of stalled reader (and the reader has a thread of its own).
     let flags = [
         "--replay",
         path.to_str().expect("utf-8 path"),
         "--speed",
-        "2000000",
+        "500000",
         "--osc",
         &addr,
         "--osc-format",
         "observation",
     ];
     let stats = tokio::time::timeout(
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         app::run_with_stats(args(&flags), CancellationToken::new()),
     )
     .await
@@ -46,8 +54,12 @@ async fn replay_of_an_ndbc_file_delivers_every_observation_oldest_first() {
     .expect("runs");
     assert_eq!(stats.n_items, expected.len() as u64);
     assert_eq!(stats.n_dropped, 0);
-    let packets = collect.await.expect("receiver");
-    assert_eq!(packets.len(), expected.len(), "every observation delivered");
+    let packets = collect.join().expect("receiver");
+    assert_eq!(
+        packets.len(),
+        expected.len(),
+        "every observation delivered (receive buffer granted: {recv_buffer} bytes)"
+    );
     let times: Vec<String> = packets
         .iter()
         .map(|p| match &message(p).args[1] {
@@ -60,6 +72,10 @@ async fn replay_of_an_ndbc_file_delivers_every_observation_oldest_first() {
     assert_eq!(times, sorted, "oldest first");
     let oldest = expected.iter().map(|o| o.observed_at).min().expect("rows");
     assert_eq!(times[0], buoycast::observation::format_time(&oldest));
+    let mut expected_times: Vec<String> =
+        expected.iter().map(|o| buoycast::observation::format_time(&o.observed_at)).collect();
+    expected_times.sort();
+    assert_eq!(times, expected_times, "each observation exactly once");
     assert!(packets.iter().all(|p| message(p).args[0] == OscType::String("41002".into())));
 }
 
@@ -74,7 +90,9 @@ async fn redis_source_forwards_an_original_seven_field_message() {
     let bridge = tokio::spawn(app::run(args(&flags), shutdown.clone()));
     let client = redis::Client::open(redis_server.url.as_str()).expect("url");
     let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
-    for _ in 0..100 {
+    // Pub/Sub has no catch-up: publish only once the bridge has subscribed.
+    let subscribe_deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
         let subscribers: Vec<(String, u64)> = redis::cmd("PUBSUB")
             .arg("NUMSUB")
             .arg("observations:new")
@@ -84,6 +102,11 @@ async fn redis_source_forwards_an_original_seven_field_message() {
         if subscribers.first().is_some_and(|(_, n)| *n > 0) {
             break;
         }
+        assert!(
+            tokio::time::Instant::now() < subscribe_deadline,
+            "the bridge did not subscribe to observations:new on {} within 20 s",
+            redis_server.url
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let publish = |payload: &'static str| {

@@ -70,6 +70,13 @@ impl RedisServer {
         self.port
     }
 
+    /// Adds a user `admin` with every permission and returns its URL, so a
+    /// test can take permissions away from `default` (the gateway's user).
+    pub fn admin_url(&self) -> String {
+        command(&self.url(), &["ACL", "SETUSER", "admin", "on", ">secret", "~*", "&*", "+@all"]);
+        self.url().replacen("redis://", "redis://admin:secret@", 1)
+    }
+
     /// Kills the server (SIGKILL, like a crash) and waits for it to exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -175,6 +182,19 @@ impl RedisServer {
         let mut reply = [0u8; 7];
         stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
     }
+}
+
+/// Runs one command on the Redis at `url` over a short-lived connection;
+/// panics on an error reply.
+pub fn command(url: &str, args: &[&str]) -> redis::Value {
+    let mut conn = redis::Client::open(url).and_then(|client| client.get_connection()).expect("connect");
+    let mut cmd = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    let reply: redis::Value = cmd.query(&mut conn).unwrap_or_else(|error| panic!("{args:?}: {error}"));
+    assert!(!matches!(reply, redis::Value::ServerError(_)), "{args:?}: {reply:?}");
+    reply
 }
 
 impl Drop for RedisServer {

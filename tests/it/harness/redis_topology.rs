@@ -173,7 +173,7 @@ impl SentinelSetup {
             move |_| {
                 format!(
                     "sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 1\n\
-                     sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+                     sentinel down-after-milliseconds {MASTER_NAME} 2000\n\
                      sentinel failover-timeout {MASTER_NAME} 3000\n"
                 )
             },
@@ -199,8 +199,29 @@ impl SentinelSetup {
         self.replica.port
     }
 
-    /// Kills the master (SIGKILL, like a crash).
+    /// Kills the master (SIGKILL, like a crash), once the replica has
+    /// everything the master wrote (so what the test counts on is there even
+    /// if a loaded machine briefly dropped the replication link, during which
+    /// a publish is acknowledged without waiting for a replica).
     pub fn kill_master(&mut self) {
+        let offset = |port: u16, field: &str| -> Option<u64> {
+            let info = query_sync(port, redis::cmd("INFO").arg("replication")).ok().and_then(|v| text(&v))?;
+            info.lines().find_map(|line| line.strip_prefix(field)?.trim().parse().ok())
+        };
+        let deadline = Instant::now() + SETTLE_WITHIN;
+        loop {
+            let written = offset(self.master.port, "master_repl_offset:");
+            let copied = offset(self.replica.port, "slave_repl_offset:");
+            if written.is_some() && written == copied {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the replica did not catch up within {SETTLE_WITHIN:?} (master {written:?}, replica {copied:?})\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         self.master.kill();
     }
 
@@ -297,7 +318,7 @@ impl ClusterSetup {
                         // The cluster bus gets its own free port (not port + 10000).
                         format!(
                             "save \"\"\nappendonly no\ncluster-enabled yes\ncluster-config-file {}\n\
-                             cluster-port {}\ncluster-node-timeout 2000\ncluster-require-full-coverage no\n",
+                             cluster-port {}\ncluster-node-timeout 5000\ncluster-require-full-coverage no\n",
                             config_file.display(),
                             super::free_port()
                         )

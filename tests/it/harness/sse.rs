@@ -108,22 +108,34 @@ impl SseClient {
         }
     }
 
-    /// The next dispatched event (comments skipped) within `limit`.
+    /// The next dispatched event (comments skipped) within `limit` in all
+    /// (keepalive comments do not extend it).
     pub async fn next_event(&mut self, limit: Duration) -> Option<SseEvent> {
+        self.next_event_by(tokio::time::Instant::now() + limit, limit).await
+    }
+
+    /// The next dispatched event before `deadline` (`limit` is for the message).
+    async fn next_event_by(&mut self, deadline: tokio::time::Instant, limit: Duration) -> Option<SseEvent> {
         loop {
-            match self.next_item(limit).await? {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let item = tokio::time::timeout(left, self.next_item(left))
+                .await
+                .unwrap_or_else(|_| panic!("no SSE event within {limit:?}"))?;
+            match item {
                 Item::Event(event) => return Some(event),
                 Item::Comment(_) => continue,
             }
         }
     }
 
-    /// The next `n` observation events (asserting nothing else comes between).
+    /// The next `n` observation events within `limit` in all (asserting
+    /// nothing else comes between).
     pub async fn observations(&mut self, n: usize, limit: Duration) -> Vec<SseEvent> {
+        let deadline = tokio::time::Instant::now() + limit;
         let mut out = Vec::with_capacity(n);
         while out.len() < n {
             let event = self
-                .next_event(limit)
+                .next_event_by(deadline, limit)
                 .await
                 .unwrap_or_else(|| panic!("stream ended after {} of {n} observations", out.len()));
             assert_eq!(event.event, "observation", "unexpected event {event:?}");

@@ -421,6 +421,57 @@ async fn redis_a_refused_subscribe_is_not_taken_for_a_subscription() {
     shutdown.cancel();
 }
 
+#[tokio::test]
+async fn redis_the_acl_documented_in_operations_md_is_enough() {
+    init_logs();
+    let server = RedisServer::start();
+    let admin_url = server.admin_url();
+    // Exactly what docs/OPERATIONS.md lists (Sentinel's role and wait aside).
+    crate::harness::redis::command(
+        &admin_url,
+        &[
+            "ACL",
+            "SETUSER",
+            "buoycast",
+            "on",
+            ">pw",
+            "resetkeys",
+            "~observations:log",
+            "~{observations:log}:pub:*",
+            "resetchannels",
+            "&observations:new",
+            "-@all",
+            "+evalsha",
+            "+eval",
+            "+script|load",
+            "+xadd",
+            "+xtrim",
+            "+xrange",
+            "+xinfo",
+            "+get",
+            "+set",
+            "+exists",
+            "+publish",
+            "+subscribe",
+            "+ping",
+        ],
+    );
+    let url = server.url().replacen("redis://", "redis://buoycast:pw@", 1);
+    let bus = Bus::redis(&url, restarting_options()).expect("valid url");
+    bus.ping().await.expect("PING");
+    let shutdown = CancellationToken::new();
+    let mut rx = subscribed(&bus, &shutdown).await;
+    let observations = real_observations(3);
+    let ids = bus.publish_once(&observations).await.expect("publish_once");
+    assert_eq!(bus.publish_once(&observations).await.expect("publish_once again"), ids);
+    for id in &ids {
+        assert_eq!(next_event(&mut rx).await.id.as_ref(), Some(id));
+    }
+    assert_eq!(ids_of(bus.read_after(&ids[0], 10).await.expect("read_after")), ids[1..]);
+    assert_eq!(bus.read_since("0-1", 10).await.expect("read_since").len(), 3);
+    shutdown.cancel();
+}
+
 async fn raw_client(server: &RedisServer) -> ::redis::aio::MultiplexedConnection {
     ::redis::Client::open(server.url())
         .expect("valid url")

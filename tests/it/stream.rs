@@ -272,14 +272,21 @@ async fn catch_up_survives_a_redis_restart_with_persistence() {
     assert_eq!(ids(&client.observations(1, Duration::from_secs(20)).await), live);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hub_that_never_saw_an_event_still_replays_what_its_outage_missed() {
+/// A gateway on a fresh Redis whose test can take permissions away from the
+/// gateway's user (`default`): the server, the app, and a function that runs
+/// a command as `admin`.
+async fn redis_app_with_admin() -> (RedisServer, TestApp, impl Fn(&[&str])) {
     let redis = RedisServer::start();
     let admin_url = redis.admin_url();
-    let as_admin = |args: &[&str]| {
-        redis_command(&admin_url, args);
-    };
     let app = redis_app(&redis, &[]).await;
+    (redis, app, move |args: &[&str]| {
+        redis_command(&admin_url, args);
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_that_never_saw_an_event_still_replays_what_its_outage_missed() {
+    let (_redis, app, as_admin) = redis_app_with_admin().await;
     // A live client, and not a single event yet: the hub has no id to resume from.
     let mut client = connect(&app, "", &[]).await;
 
@@ -297,13 +304,7 @@ async fn a_hub_that_never_saw_an_event_still_replays_what_its_outage_missed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_catch_up_read_that_fails_for_a_while_is_retried_not_reset() {
-    // The gateway connects as `default`; the test administers as `admin`.
-    let redis = RedisServer::start();
-    let admin_url = redis.admin_url();
-    let as_admin = |args: &[&str]| {
-        redis_command(&admin_url, args);
-    };
-    let app = redis_app(&redis, &[]).await;
+    let (_redis, app, as_admin) = redis_app_with_admin().await;
     let mut client = connect(&app, "", &[]).await;
     let seen = publish(&app, &[observation("46026", 1)]).await;
     assert_eq!(ids(&client.observations(1, WAIT).await), seen);

@@ -590,7 +590,7 @@ async fn publish_with_retries(bus: &Bus, observations: &[Observation]) -> Vec<St
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_persistence_keeps_catch_up_across_restart() {
     init_logs();
-    let mut server = RedisServer::start_with(RedisOptions { persistence: true });
+    let mut server = RedisServer::start_with(RedisOptions { persistence: true, ..RedisOptions::default() });
     let bus = Bus::redis(&server.url(), RedisBusOptions::default()).expect("valid url");
     let observations = real_observations(10);
     let before = bus.publish(&observations).await.expect("publish");

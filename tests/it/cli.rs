@@ -1,6 +1,7 @@
 //! The `buoycast` binary as users run it: the README's run command on the
 //! embedded default, config errors that name the key, log formats, secrets
-//! kept out of output, and subcommands that are not there yet saying so.
+//! kept out of output, subcommands that are not there yet saying so, and
+//! Redis over TLS (the CA from `SSL_CERT_FILE`, as operators would set it).
 
 use std::io::Read;
 use std::path::Path;
@@ -195,4 +196,111 @@ fn worker_stops_within_the_deadline_even_while_a_fetch_hangs() {
     let status = wait_exit(&mut child, Duration::from_secs(6));
     assert!(status.success(), "exit status {status}");
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+}
+
+/// `buoycast serve` on `port` with `REDIS_URL` = `redis_url`, plus `env`;
+/// its stderr goes to the returned channel, line by line.
+fn serve_with_redis(
+    dir: &Path,
+    port: u16,
+    redis_url: &str,
+    env: &[(&str, &Path)],
+) -> (Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut command = buoycast(dir);
+    command
+        .args(["serve", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("REDIS_URL", redis_url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("buoycast starts");
+    let stderr = child.stderr.take().expect("piped");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, lines_rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_reaches_redis_over_tls_trusting_the_ca_in_ssl_cert_file() {
+    use crate::harness::redis::{RedisOptions, RedisServer};
+    let redis = RedisServer::start_with(RedisOptions { tls: true, ..RedisOptions::default() });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let ca = redis.ca_file();
+    let (mut child, log) = serve_with_redis(dir.path(), port, &redis.tls_url(), &[("SSL_CERT_FILE", &ca)]);
+    let base = format!("http://127.0.0.1:{port}");
+
+    // Ready means the bus answers: over TLS, the only way in for it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("buoycast exited early with {status}: {}", log.try_iter().collect::<Vec<_>>().join("\n"));
+        }
+        let ready = reqwest::get(format!("{base}/ready")).await.map(|r| r.status().as_u16()).ok();
+        if ready == Some(200) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready over TLS: {}",
+            log.try_iter().collect::<Vec<_>>().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut client =
+        crate::harness::sse::SseClient::connect(&format!("{base}/v1/observations/stream"), &[]).await;
+    assert_eq!(client.status, 200);
+    assert_eq!(
+        client.next_event(Duration::from_secs(5)).await.expect("connection event").event,
+        "connection"
+    );
+    // Published on the same server's plain port, streamed from the TLS one.
+    let bus =
+        buoycast::bus::Bus::redis(&redis.url(), buoycast::bus::RedisBusOptions::default()).expect("url");
+    let ids = bus.publish(&[crate::stream::observation("46026", 1)]).await.expect("publish");
+    let events = client.observations(1, Duration::from_secs(10)).await;
+    assert_eq!(events[0].id.as_ref(), Some(&ids[0]));
+    interrupt(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(6)).success());
+}
+
+#[test]
+fn a_redis_certificate_from_an_unknown_ca_is_refused_and_said_so() {
+    use crate::harness::redis::{RedisOptions, RedisServer};
+    let redis = RedisServer::start_with(RedisOptions { tls: true, ..RedisOptions::default() });
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The system's CAs (not the test CA): the server's certificate is not trusted.
+    let (mut child, log) = serve_with_redis(dir.path(), free_port(), &redis.tls_url(), &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    let refused = loop {
+        match log.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                let told = line.contains("UnknownIssuer") || line.contains("certificate");
+                seen.push(line);
+                if told {
+                    break true;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break false,
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(refused, "no certificate error in the log:\n{}", seen.join("\n"));
 }

@@ -244,7 +244,7 @@ async fn catch_up_survives_a_gateway_restart() {
 
 #[tokio::test]
 async fn catch_up_survives_a_redis_restart_with_persistence() {
-    let mut redis = RedisServer::start_with(RedisOptions { persistence: true });
+    let mut redis = RedisServer::start_with(RedisOptions { persistence: true, ..RedisOptions::default() });
     let app = redis_app(&redis, &[]).await;
     let mut client = connect(&app, "", &[]).await;
     let seen = publish(&app, &[observation("46026", 1)]).await;
@@ -326,7 +326,7 @@ async fn a_catch_up_read_that_fails_for_a_while_is_retried_not_reset() {
 
 #[tokio::test]
 async fn bus_down_refuses_new_streams_but_not_reconnects() {
-    let mut redis = RedisServer::start_with(RedisOptions { persistence: true });
+    let mut redis = RedisServer::start_with(RedisOptions { persistence: true, ..RedisOptions::default() });
     let app = redis_app(&redis, &[]).await;
     let mut open = connect(&app, "", &[]).await;
     let seen = publish(&app, &[observation("46026", 1)]).await;

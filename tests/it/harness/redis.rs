@@ -7,7 +7,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,10 @@ pub struct RedisOptions {
     /// `appendonly yes` + `appendfsync always`: every write survives a kill
     /// (SIGKILL) and a [`RedisServer::restart`].
     pub persistence: bool,
+    /// Also a TLS port ([`RedisServer::tls_url`]) with a certificate for
+    /// `localhost` and `127.0.0.1` from a throw-away CA ([`RedisServer::ca_file`]),
+    /// made with the `openssl` command.
+    pub tls: bool,
 }
 
 /// One running (or stopped) redis-server owned by a test.
@@ -29,6 +33,8 @@ pub struct RedisServer {
     options: RedisOptions,
     /// The process, while running.
     child: Option<Child>,
+    /// The TLS port, with [`RedisOptions::tls`].
+    tls_port: Option<u16>,
 }
 
 /// How long a server may take to answer PING after being spawned.
@@ -46,11 +52,15 @@ impl RedisServer {
             .prefix("buoycast-redis-")
             .tempdir()
             .expect("create a temp dir for redis");
-        let mut server = RedisServer { port: 0, dir, options, child: None };
+        if options.tls {
+            make_certificates(dir.path());
+        }
+        let mut server = RedisServer { port: 0, dir, options, child: None, tls_port: None };
         // free_port() releases the port before redis binds it, so another test
         // may take it in between: try a few ports before giving up.
         for attempt in 1..=5 {
             server.port = super::free_port();
+            server.tls_port = options.tls.then(super::free_port);
             match server.spawn_and_wait() {
                 Ok(()) => return server,
                 Err(reason) if attempt < 5 && reason.contains("in use") => continue,
@@ -68,6 +78,16 @@ impl RedisServer {
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// `rediss://localhost:{tls port}` (with [`RedisOptions::tls`]).
+    pub fn tls_url(&self) -> String {
+        format!("rediss://localhost:{}", self.tls_port.expect("started with tls"))
+    }
+
+    /// The PEM file of the CA that signed the server's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
     }
 
     /// Adds a user `admin` with every permission and returns its URL, so a
@@ -145,10 +165,20 @@ impl RedisServer {
             .args(["--save", ""])
             .args(["--appendonly", appendonly])
             .args(["--appendfsync", "always"])
-            .args(["--daemonize", "no"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .args(["--daemonize", "no"]);
+        if let Some(tls_port) = self.tls_port {
+            let file = |name: &str| self.dir.path().join(name);
+            command
+                .args(["--tls-port", &tls_port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(file("server.pem"))
+                .arg("--tls-key-file")
+                .arg(file("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(file("ca.pem"))
+                .args(["--tls-auth-clients", "no"]);
+        }
+        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         let child = command.spawn().map_err(|error| format!("cannot spawn redis-server: {error}"))?;
         self.child = Some(child);
         let deadline = Instant::now() + READY_WITHIN;
@@ -182,6 +212,51 @@ impl RedisServer {
         let mut reply = [0u8; 7];
         stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
     }
+}
+
+/// A CA and a server certificate for `localhost` / `127.0.0.1` signed by it,
+/// in `dir` (`ca.pem`, `server.pem`, `server.key`).
+fn make_certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap_or_else(|error| panic!("the TLS tests need `openssl` (Debian: openssl): {error}"));
+        assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=buoycast test CA"],
+    ]
+    .concat());
+    run(&[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]]
+        .concat());
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write the extensions file");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
 }
 
 /// Runs one command on the Redis at `url` over a short-lived connection;

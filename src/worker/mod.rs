@@ -2,10 +2,10 @@
 //!
 //! One [`Worker::run`] is two loops sharing one store, bus and HTTP client:
 //! - the poll loop: register the configured sources in `ingest_sources`,
-//!   lease the due ones ([`Store::claim_sources`], `FOR UPDATE SKIP LOCKED` on
-//!   PostgreSQL, so several workers never fetch one source at once and a dead
-//!   worker's lease expires), fetch them with conditional GET at most
-//!   `concurrency` at a time, parse, upsert (new rows enter the outbox in the
+//!   lease the due ones as fetch slots free up ([`Store::claim_sources`],
+//!   `FOR UPDATE SKIP LOCKED` on PostgreSQL, so several workers never fetch
+//!   one source at once, share a round, and a dead worker's lease expires),
+//!   fetch them with conditional GET at most `concurrency` at a time, parse, upsert (new rows enter the outbox in the
 //!   same transaction), record the outcome (next due time, validators,
 //!   failures → backoff with equal jitter), then publish the outbox;
 //! - the outbox loop: publish whatever is still pending (after a bus outage)
@@ -215,21 +215,47 @@ impl Worker {
     /// One round: fetch every due source this worker can lease, store what
     /// is new, then publish the outbox. A failed fetch is recorded (and
     /// retried after its backoff), not returned; an `Err` is the store failing.
+    ///
+    /// Sources are leased only as fetch slots free up (at most
+    /// `concurrency` at a time), not all at once: a lease covers work in
+    /// progress, never a queue that could outlast it, and several workers
+    /// share a round's sources between them.
     pub async fn poll_once(&self) -> Result<PollReport, Error> {
         let inner = &self.inner;
         let sources = inner.options.sources();
         let registered: Vec<(String, String)> =
             sources.iter().map(|source| (source.key(), source.url(&inner.options.ndbc))).collect();
         inner.store.ensure_sources(&registered).await?;
-        let keys: Vec<String> = registered.into_iter().map(|(key, _)| key).collect();
-        let limit = u32::try_from(keys.len()).unwrap_or(u32::MAX);
-        let claimed = inner.store.claim_sources(&inner.owner, &keys, limit, inner.options.lease).await?;
-        let mut report = PollReport::default();
-        let mut results = futures::stream::iter(claimed)
-            .map(|claim| self.process(claim))
-            .buffer_unordered(inner.options.concurrency.max(1));
+        // Not yet leased by us this round (a source is fetched at most once a round).
+        let mut unclaimed: Vec<String> = registered.into_iter().map(|(key, _)| key).collect();
+        let slots = inner.options.concurrency.max(1);
+        let mut in_flight = futures::stream::FuturesUnordered::new();
+        let mut exhausted = false;
         let mut first_error = None;
-        while let Some(result) = results.next().await {
+        let mut report = PollReport::default();
+        loop {
+            if !exhausted && in_flight.len() < slots {
+                let want = u32::try_from(slots - in_flight.len()).unwrap_or(u32::MAX);
+                match inner.store.claim_sources(&inner.owner, &unclaimed, want, inner.options.lease).await {
+                    Ok(claimed) => {
+                        exhausted = claimed.is_empty();
+                        for claim in claimed {
+                            unclaimed.retain(|key| *key != claim.key);
+                            in_flight.push(self.process(claim));
+                        }
+                    }
+                    Err(error) => {
+                        first_error.get_or_insert(Error::Store(error));
+                        exhausted = true;
+                    }
+                }
+            }
+            let Some(result) = in_flight.next().await else {
+                if exhausted {
+                    break;
+                }
+                continue;
+            };
             match result {
                 Ok(source_report) => {
                     report.fetched += source_report.fetched;
@@ -240,10 +266,11 @@ impl Worker {
                 }
                 Err(error) => {
                     first_error.get_or_insert(error);
+                    // Finish what is in flight, lease nothing more.
+                    exhausted = true;
                 }
             }
         }
-        drop(results);
         if let Some(error) = first_error {
             return Err(error);
         }

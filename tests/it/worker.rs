@@ -269,6 +269,9 @@ async fn two_workers_on_one_postgres_never_fetch_a_source_twice_per_interval_nor
     opts.latest_obs = true;
     opts.station_metadata = true;
     opts.interval = Duration::from_millis(1500);
+    // Two fetch slots each, five sources: leased as slots free up, so both
+    // workers get a share (a worker never leases the whole round at once).
+    opts.concurrency = 2;
     let first = worker(&store, &bus, opts.clone());
     let second = worker(&store, &bus, opts);
     let shutdown = CancellationToken::new();
@@ -284,6 +287,7 @@ async fn two_workers_on_one_postgres_never_fetch_a_source_twice_per_interval_nor
             due,
             "round {round}: {a:?} {b:?}"
         );
+        assert!(a.fetched + a.not_modified > 0 && b.fetched + b.not_modified > 0, "shared: {a:?} {b:?}");
         for (path, count) in server.all_requests() {
             let want = if path.ends_with("activestations.xml") { 1 } else { round };
             assert_eq!(count, want, "{path} fetched {count} times in {round} intervals");

@@ -52,8 +52,9 @@ use tokio_util::sync::CancellationToken;
 
 /// How long a process may take to become ready (redis PING, gateway `/ready`).
 const READY_WITHIN: Duration = Duration::from_secs(20);
-/// How long one client's blocking handshake (and request write) may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one client's blocking handshake (and request write) may take:
+/// long enough for SYN retransmits (1 s, 3 s, 7 s) after a full backlog.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long one client may take from `connect()` to its `connection` event.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long after the last publish the clients may still be receiving.

@@ -452,6 +452,16 @@ impl Config {
                 ));
             }
         }
+        if let Some(url) = &self.redis_url {
+            if url.expose().to_ascii_lowercase().contains("protocol=resp3") {
+                // A subscription is checked by the RESP2 shape of its PING answer.
+                return Err(ConfigError::invalid(
+                    "redis_url",
+                    None,
+                    "buoycast speaks RESP2: drop protocol=resp3",
+                ));
+            }
+        }
         for (key, value) in [
             ("ndbc.realtime_base", &self.ndbc.realtime_base),
             ("ndbc.latest_obs_url", &self.ndbc.latest_obs_url),
@@ -710,12 +720,13 @@ mod tests {
     #[test]
     fn bad_values_name_the_key() {
         type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
-        let cases: [Case; 8] = [
+        let cases: [Case; 9] = [
             (&[("BUOYCAST_KEEPALIVE_SECS", "soon")], None, "stream.keepalive_secs"),
             (&[("BUOYCAST_TRUSTED_PROXIES", "10.0.0.0/8,lb.internal")], None, "http.trusted_proxies"),
             (&[("PORT", "70000")], None, "PORT"),
             (&[("BUOYCAST_LATEST_OBS", "maybe")], None, "ingest.latest_obs"),
             (&[("DATABASE_URL", "mysql://x")], None, "database_url"),
+            (&[("REDIS_URL", "redis://127.0.0.1/?protocol=resp3")], None, "redis_url"),
             (&[], Some("[stream]\nclient_queue = 0\n"), "stream.client_queue"),
             (&[], Some("listen = \"nowhere\"\n"), "listen"),
             (&[], Some("[stream]\nkeepalive = 3\n"), "keepalive"),

@@ -80,8 +80,10 @@ pub enum BusNotice {
     },
     /// The subscription is (again) receiving live messages. After a
     /// [`BusNotice::Disconnected`], replay what was missed with
-    /// [`Bus::read_after`] from the last id seen, and drop live events whose
-    /// id is not greater than the last one delivered (replay and live may overlap).
+    /// [`Bus::read_after`] from the last id seen (or [`Bus::read_since`] from
+    /// when the subscription last came up, if no event with an id was seen
+    /// yet), and drop live events whose id is not greater than the last one
+    /// delivered (replay and live may overlap).
     Connected,
     /// The subscription lost the bus (or, in-process, fell behind and lost
     /// messages). Live events stop until the next [`BusNotice::Connected`].

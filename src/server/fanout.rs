@@ -23,14 +23,16 @@ use crate::observation::{FieldSet, ObservationEvent};
 /// How many events one catch-up read asks for.
 pub const REPLAY_PAGE: usize = 1000;
 
-/// How long a failed catch-up read waits before it tries again (hub and clients).
-pub const REPLAY_RETRY: Duration = Duration::from_millis(500);
+/// How long the hub waits before it retries a failed catch-up read.
+const HUB_REPLAY_RETRY: Duration = Duration::from_millis(500);
 
 /// How far before the subscription came up a catch-up without any event
 /// starts: stream ids carry the bus's clock, which may lag ours a little.
 const ANCHOR_SLACK: Duration = Duration::from_secs(2);
 
-/// The stream id just before `since` less [`ANCHOR_SLACK`].
+/// The position `{ms}-0` at `since` less [`ANCHOR_SLACK`] (a read after it
+/// starts at `{ms}-1`: an entry at exactly `{ms}-0` is left out, well inside
+/// the slack).
 fn anchor_id(since: SystemTime) -> String {
     let ms = since
         .checked_sub(ANCHOR_SLACK)
@@ -243,6 +245,14 @@ impl HubTask {
         let _ = self.tx.send(Arc::new(Delivered::Event(Arc::new(shared))));
     }
 
+    /// Tells every client to refetch history, and forgets the last id: the
+    /// log may have started over (lost, or a failover to a node whose clock
+    /// lags), and its new events must not be taken for ones already sent.
+    fn reset_clients(&mut self) {
+        self.last = None;
+        let _ = self.tx.send(Arc::new(Delivered::Reset));
+    }
+
     /// After the subscription came back: replay what the bus log holds
     /// after the last event we delivered, or, when none had an id yet, what
     /// it holds from shortly before the subscription last came up (anything
@@ -283,20 +293,20 @@ impl HubTask {
                 }
                 Ok(Replay::Reset) => {
                     tracing::warn!(after = %after, "bus log cannot replay what the subscription missed; clients are told to reset");
-                    let _ = self.tx.send(Arc::new(Delivered::Reset));
+                    self.reset_clients();
                     return;
                 }
                 Err(error) => {
                     let since = *failing_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= REPLAY_GIVE_UP {
                         tracing::warn!(error = %error, "replaying missed events kept failing; clients are told to reset");
-                        let _ = self.tx.send(Arc::new(Delivered::Reset));
+                        self.reset_clients();
                         return;
                     }
                     tracing::warn!(error = %error, "replaying missed events failed; retrying");
                     tokio::select! {
                         () = shutdown.cancelled() => return,
-                        () = tokio::time::sleep(REPLAY_RETRY) => {}
+                        () = tokio::time::sleep(HUB_REPLAY_RETRY) => {}
                     }
                 }
             }

@@ -18,9 +18,13 @@ use tokio::sync::broadcast::Receiver;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::fanout::{Delivered, Delivery, Hub, SharedEvent, REPLAY_PAGE, REPLAY_RETRY};
+use super::fanout::{Delivered, Delivery, Hub, SharedEvent, REPLAY_PAGE};
 use crate::bus::{parse_stream_id, Bus, Replay};
 use crate::observation::{FieldSet, Observation, ObservationEvent, StationId};
+
+/// How long a client's failed catch-up read waits before it tries again
+/// (thousands of clients may be retrying at once: not too often).
+const REPLAY_RETRY: Duration = Duration::from_secs(1);
 
 /// What a client asked to see.
 #[derive(Debug, Clone, PartialEq)]

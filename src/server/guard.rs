@@ -74,14 +74,16 @@ pub async fn auth(State(state): State<AppState>, request: Request, next: Next) -
 /// believed. Without trusted proxies the header is ignored (anyone can send
 /// it). A garbled entry stops the walk at the last address known good.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    // A dual-stack listener sees IPv4 peers as `::ffff:a.b.c.d`.
+    let peer = peer.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
     }
     let mut hops: Vec<&str> = Vec::new();
     for value in headers.get_all("x-forwarded-for") {
-        let Ok(value) = value.to_str() else { return peer };
-        hops.extend(value.split(','));
+        // A line that is not text is one garbled hop: the walk stops there.
+        hops.extend(value.to_str().map_or_else(|_| vec!["?"], |text| text.split(',').collect()));
     }
     let mut client = peer;
     for hop in hops.iter().rev() {
@@ -97,7 +99,8 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
 /// One `X-Forwarded-For` entry: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1` or `[2001:db8::1]:5678`.
 fn parse_hop(hop: &str) -> Option<IpAddr> {
     let hop = hop.trim();
-    hop.parse::<IpAddr>().ok().or_else(|| hop.parse::<SocketAddr>().ok().map(|addr| addr.ip()))
+    let ip = hop.parse::<IpAddr>().ok().or_else(|| hop.parse::<SocketAddr>().ok().map(|addr| addr.ip()))?;
+    Some(ip.to_canonical())
 }
 
 /// Applies the per-client limit to history endpoints (429 with Retry-After).
@@ -156,6 +159,11 @@ mod tests {
         assert_eq!(client_ip(ip("10.1.2.3"), &headers, &trusted), ip("203.0.113.9"));
         let headers = forwarded(&["[2001:db8::7]:443"]);
         assert_eq!(client_ip(ip("127.0.0.1"), &headers, &trusted), ip("2001:db8::7"));
+        // A dual-stack listener's IPv4-mapped peer is still the trusted proxy.
+        let headers = forwarded(&["203.0.113.7"]);
+        assert_eq!(client_ip(ip("::ffff:10.0.0.5"), &headers, &trusted), ip("203.0.113.7"));
+        let headers = forwarded(&["::ffff:203.0.113.7, ::ffff:10.0.0.6"]);
+        assert_eq!(client_ip(ip("10.0.0.5"), &headers, &trusted), ip("203.0.113.7"));
     }
 
     #[test]
@@ -168,5 +176,12 @@ mod tests {
         // Garbage stops the walk at the last good address.
         let headers = forwarded(&["203.0.113.7, unknown, 10.0.0.5"]);
         assert_eq!(client_ip(ip("10.0.0.1"), &headers, &trusted), ip("10.0.0.5"));
+        // A line that is not text (written by the client, left of the
+        // proxy's) does not hide the hop the proxy appended.
+        let mut headers = HeaderMap::new();
+        headers
+            .append("x-forwarded-for", axum::http::HeaderValue::from_bytes(b"1.1.1.1\xff").expect("opaque"));
+        headers.append("x-forwarded-for", "203.0.113.7".parse().expect("a header value"));
+        assert_eq!(client_ip(ip("10.0.0.1"), &headers, &trusted), ip("203.0.113.7"));
     }
 }

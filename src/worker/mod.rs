@@ -28,9 +28,11 @@ pub mod metrics;
 pub mod outbox;
 pub mod schedule;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::future::Either;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -226,36 +228,47 @@ impl Worker {
         let registered: Vec<(String, String)> =
             sources.iter().map(|source| (source.key(), source.url(&inner.options.ndbc))).collect();
         inner.store.ensure_sources(&registered).await?;
-        // Not yet leased by us this round (a source is fetched at most once a round).
-        let mut unclaimed: Vec<String> = registered.into_iter().map(|(key, _)| key).collect();
         let slots = inner.options.concurrency.max(1);
-        let mut in_flight = futures::stream::FuturesUnordered::new();
-        let mut exhausted = false;
-        let mut first_error = None;
-        let mut report = PollReport::default();
-        loop {
-            if !exhausted && in_flight.len() < slots {
-                let want = u32::try_from(slots - in_flight.len()).unwrap_or(u32::MAX);
-                match inner.store.claim_sources(&inner.owner, &unclaimed, want, inner.options.lease).await {
-                    Ok(claimed) => {
-                        exhausted = claimed.is_empty();
-                        for claim in claimed {
-                            unclaimed.retain(|key| *key != claim.key);
-                            in_flight.push(self.process(claim));
-                        }
+        // Leases one source at a time, as `buffer_unordered` below asks for
+        // one, from those not yet leased by us this round (a source is
+        // fetched at most once a round). The claim is polled together with
+        // the fetches in flight, so a fetch holding the store's write lock
+        // (SQLite) finishes while a claim waits for it.
+        let stop = Arc::new(AtomicBool::new(false));
+        let keys: Vec<String> = registered.into_iter().map(|(key, _)| key).collect();
+        let claims = futures::stream::unfold(keys, {
+            let (store, owner, lease, stop) =
+                (inner.store.clone(), inner.owner.clone(), inner.options.lease, Arc::clone(&stop));
+            move |mut unclaimed| {
+                let (store, owner, stop) = (store.clone(), owner.clone(), Arc::clone(&stop));
+                async move {
+                    if stop.load(Ordering::Relaxed) {
+                        return None;
                     }
-                    Err(error) => {
-                        first_error.get_or_insert(Error::Store(error));
-                        exhausted = true;
+                    match store.claim_sources(&owner, &unclaimed, 1, lease).await {
+                        Ok(mut claimed) => {
+                            let claim = claimed.pop()?;
+                            unclaimed.retain(|key| *key != claim.key);
+                            Some((Ok(claim), unclaimed))
+                        }
+                        Err(error) => {
+                            stop.store(true, Ordering::Relaxed);
+                            Some((Err(Error::Store(error)), unclaimed))
+                        }
                     }
                 }
             }
-            let Some(result) = in_flight.next().await else {
-                if exhausted {
-                    break;
-                }
-                continue;
-            };
+        });
+        let results = claims
+            .map(|claim| match claim {
+                Ok(claim) => Either::Left(self.process(claim)),
+                Err(error) => Either::Right(std::future::ready(Err(error))),
+            })
+            .buffer_unordered(slots);
+        let mut results = std::pin::pin!(results);
+        let mut first_error = None;
+        let mut report = PollReport::default();
+        while let Some(result) = results.next().await {
             match result {
                 Ok(source_report) => {
                     report.fetched += source_report.fetched;
@@ -267,7 +280,7 @@ impl Worker {
                 Err(error) => {
                     first_error.get_or_insert(error);
                     // Finish what is in flight, lease nothing more.
-                    exhausted = true;
+                    stop.store(true, Ordering::Relaxed);
                 }
             }
         }

@@ -183,7 +183,7 @@ fn start_server() -> Cluster {
             .args(["-p", &port.to_string()])
             .args(["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="])
             .args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
-            .args(["-c", "max_connections=200", "-c", "shared_buffers=64MB"])
+            .args(["-c", "max_connections=200", "-c", "shared_buffers=256MB", "-c", "max_wal_size=4GB"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("cloning the log handle"))
             .stderr(log)

@@ -335,18 +335,30 @@ impl RedisBus {
                 None => return Err(bad("bad first entry")),
             }
         }
-        let Value::Array(entries) = entries else {
+        let Value::Array(mut entries) = entries else {
             return Err(bad("entries are not an array"));
         };
+        if limit == 0 {
+            return Ok(Replay::Events(Vec::new()));
+        }
         let mut events = Vec::with_capacity(entries.len().min(limit));
-        for entry in entries.iter().take(limit) {
-            match decode_entry(entry) {
-                Ok(event) => events.push(event),
-                Err(detail) => {
-                    // Written by someone else; skip it like an invalid channel message.
-                    tracing::warn!(error = %detail, stream = LOG_KEY, "skipped an invalid stream entry");
+        // Entries written by someone else are skipped (like invalid channel
+        // messages); then read on, so that fewer than `limit` events still
+        // means the end of the log to the caller.
+        loop {
+            let full = entries.len() >= limit - events.len();
+            let last_raw = entries.last().and_then(entry_id);
+            for entry in entries.iter().take(limit - events.len()) {
+                match decode_entry(entry) {
+                    Ok(event) => events.push(event),
+                    Err(detail) => {
+                        tracing::warn!(error = %detail, stream = LOG_KEY, "skipped an invalid stream entry");
+                    }
                 }
             }
+            let next = last_raw.and_then(successor);
+            let (true, Some(next)) = (full && events.len() < limit, next) else { break };
+            entries = xrange(&mut conn, next, limit - events.len()).await?;
         }
         Ok(Replay::Events(events))
     }
@@ -398,6 +410,21 @@ fn value_text(value: &Value) -> Option<&str> {
 }
 
 /// One XRANGE entry `[id, [field, value, …]]` into an event with that id.
+/// `XRANGE observations:log <start> + COUNT <count>`: raw entries.
+async fn xrange(conn: &mut Commands, start: (u64, u64), count: usize) -> Result<Vec<Value>, Error> {
+    let mut xrange = redis::cmd("XRANGE");
+    xrange.arg(LOG_KEY).arg(format_stream_id(start)).arg("+").arg("COUNT").arg(count);
+    xrange.query_async(conn).await.map_err(|source| Error::Command { command: "XRANGE", source })
+}
+
+/// A raw log entry's id.
+fn entry_id(entry: &Value) -> Option<(u64, u64)> {
+    match entry {
+        Value::Array(parts) => parts.first().and_then(value_text).and_then(parse_stream_id),
+        _ => None,
+    }
+}
+
 fn decode_entry(entry: &Value) -> Result<ObservationEvent, String> {
     let Value::Array(parts) = entry else {
         return Err("entry is not an array".to_owned());

@@ -422,6 +422,35 @@ async fn redis_a_refused_subscribe_is_not_taken_for_a_subscription() {
 }
 
 #[tokio::test]
+async fn redis_a_page_with_foreign_entries_is_still_full_unless_the_log_ends() {
+    init_logs();
+    let server = RedisServer::start();
+    let bus = Bus::redis(&server.url(), RedisBusOptions::default()).expect("valid url");
+    let observations = real_observations(5);
+    let before = bus.publish(&observations[0..2]).await.expect("publish");
+    let mut conn = raw_client(&server).await;
+    for _ in 0..3 {
+        let _: String = ::redis::cmd("XADD")
+            .arg(buoycast::bus::LOG_KEY)
+            .arg("*")
+            .arg("d")
+            .arg("not an observation")
+            .query_async(&mut conn)
+            .await
+            .expect("XADD");
+    }
+    let after = bus.publish(&observations[2..5]).await.expect("publish");
+    // A page of 2 after the first event: the foreign entries are skipped and
+    // the page is filled from beyond them (a short page would read as the end).
+    assert_eq!(
+        ids_of(bus.read_after(&before[0], 2).await.expect("read")),
+        [before[1].clone(), after[0].clone()]
+    );
+    assert_eq!(ids_of(bus.read_after(&after[0], 2).await.expect("read")), after[1..]);
+    assert_eq!(ids_of(bus.read_after(&after[2], 2).await.expect("read")), Vec::<String>::new());
+}
+
+#[tokio::test]
 async fn redis_the_acl_documented_in_operations_md_is_enough() {
     init_logs();
     let server = RedisServer::start();

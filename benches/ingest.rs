@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use buoycast::observation::{Observation, StationId};
 use buoycast::sources::ndbc::parse;
-use buoycast::store::{Delivery, Store};
+use buoycast::store::{Delivery, Origin, Store};
 use futures::StreamExt;
 
 /// The realtime stdmet fixtures.
@@ -54,16 +54,19 @@ fn main() {
         store.migrate().await.expect("migrating");
         let started = Instant::now();
         let mut inserted = 0usize;
-        let mut uploads =
-            futures::stream::iter(0..n_stations)
-                .map(|station_idx| {
-                    let store = store.clone();
-                    let rows = station_rows(&templates, station_idx);
-                    async move {
-                        store.upsert_observations_with(&rows, Delivery::Silent).await.expect("upsert").len()
-                    }
-                })
-                .buffer_unordered(concurrency.max(1));
+        let mut uploads = futures::stream::iter(0..n_stations)
+            .map(|station_idx| {
+                let store = store.clone();
+                let rows = station_rows(&templates, station_idx);
+                async move {
+                    store
+                        .upsert_observations_with(&rows, Delivery::Silent, Origin::StationFile)
+                        .await
+                        .expect("upsert")
+                        .len()
+                }
+            })
+            .buffer_unordered(concurrency.max(1));
         while let Some(n_new) = uploads.next().await {
             inserted += n_new;
         }
@@ -78,7 +81,7 @@ fn main() {
         // Re-ingesting the same files stores nothing (the worker's steady state).
         let started = Instant::now();
         let again = store
-            .upsert_observations_with(&station_rows(&templates, 0), Delivery::Silent)
+            .upsert_observations_with(&station_rows(&templates, 0), Delivery::Silent, Origin::StationFile)
             .await
             .expect("re-upsert");
         assert!(again.is_empty());
@@ -97,7 +100,7 @@ fn env_number(name: &str, default: usize) -> usize {
 /// Each fixture's distinct rows, repeated with time shifts (one file span
 /// plus ten minutes apart) up to [`ROWS_PER_STATION`].
 fn templates() -> Vec<Vec<Observation>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/ndbc/realtime2");
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ndbc/realtime2"));
     FIXTURES
         .iter()
         .map(|(file, station)| {

@@ -18,10 +18,7 @@ use std::time::{Duration, Instant};
 use buoycast::sources::ndbc::parse::{parse, parse_each, station_from_file_name};
 
 fn fixture(relative: &str) -> Vec<u8> {
-    let root = std::env::var_os("BUOYCAST_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/ndbc"));
-    let path = root.join(relative);
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ndbc")).join(relative);
     std::fs::read(&path).unwrap_or_else(|error| panic!("reading {}: {error}", path.display()))
 }
 

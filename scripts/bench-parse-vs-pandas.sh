@@ -12,7 +12,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 MEGABYTES="${1:-200}"
-FIXTURES="${BUOYCAST_FIXTURES:-../shared/fixtures/ndbc}"
+FIXTURES="tests/fixtures/ndbc"
 A="$FIXTURES/realtime2/41002.txt"
 B="$FIXTURES/realtime2/44013.txt"
 

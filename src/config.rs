@@ -1,11 +1,12 @@
-//! Layered configuration (SPEC 6): built-in defaults < `buoycast.toml` (or
-//! `--config FILE`) < environment < command-line flags.
+//! Layered configuration (docs/REFERENCE.md, Configuration): built-in
+//! defaults < `buoycast.toml` (or `--config FILE`) < environment <
+//! command-line flags.
 //!
-//! Every key of SPEC 6 is here, under its `buoycast.toml` name. The
-//! environment names are the SPEC's, the original system's included
-//! (`PORT`, `DATABASE_URL`, `REDIS_URL`, `NDBC_API_BASE`,
-//! `INGEST_INTERVAL_MS`). A bad value refuses start-up with an error that
-//! names the key (and the variable it came from).
+//! Every key of docs/REFERENCE.md, Configuration is here, under its
+//! `buoycast.toml` name. The environment names are the documented ones, the
+//! original system's included (`PORT`, `DATABASE_URL`, `REDIS_URL`,
+//! `NDBC_API_BASE`, `INGEST_INTERVAL_MS`). A bad value refuses start-up with
+//! an error that names the key (and the variable it came from).
 //!
 //! This module only loads and validates; it opens nothing.
 
@@ -423,11 +424,18 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         if let Some(url) = &self.database_url {
             let url = url.expose();
-            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            let sqlite = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"));
+            let valid = url.starts_with("postgres://")
+                || url.starts_with("postgresql://")
+                || sqlite.is_some_and(|path| !path.is_empty());
+            if !valid {
                 return Err(ConfigError::invalid(
                     "database_url",
                     None,
-                    format!("{} is not a postgres:// URL", redact_url(url)),
+                    format!(
+                        "{} is neither a postgres:// URL nor sqlite://PATH (or sqlite::memory:)",
+                        redact_url(url)
+                    ),
                 ));
             }
         }
@@ -663,7 +671,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_match_the_spec() {
+    fn defaults_match_the_documentation() {
         let config = load(&[], None).expect("defaults load");
         assert_eq!(config.listen.to_string(), "127.0.0.1:3000");
         assert!(config.database_url.is_none());
@@ -715,6 +723,19 @@ mod tests {
         assert_eq!(config.ndbc.realtime_base, "http://127.0.0.1:9/realtime2");
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2"), "password leaked: {shown}");
+    }
+
+    #[test]
+    fn database_url_takes_postgres_and_sqlite_urls() {
+        for url in ["postgres://u@db/b", "sqlite://data/b.db", "sqlite:///var/lib/b.db", "sqlite::memory:"] {
+            let config =
+                load(&[("DATABASE_URL", url)], None).unwrap_or_else(|error| panic!("{url}: {error}"));
+            assert_eq!(config.store_url(), url);
+        }
+        for url in ["sqlite://", "mysql://x", "data/b.db"] {
+            let error = load(&[("DATABASE_URL", url)], None).expect_err("refused");
+            assert!(error.to_string().contains("database_url"), "{url}: {error}");
+        }
     }
 
     #[test]

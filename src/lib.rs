@@ -3,7 +3,8 @@
 //!
 //! Module map (see `docs/ARCHITECTURE.md` for the full codemap):
 //! - [`observation`], [`station`]: the schema and its wire forms, no I/O.
-//! - [`sources::ndbc`]: the NDBC file parsers (pure), and later the fetcher.
+//! - [`log_throttle`]: one log line per period for a repeating condition.
+//! - [`sources::ndbc`]: the NDBC file parsers (pure; fetching the files is the worker's).
 //! - `store`: PostgreSQL and SQLite persistence (feature `server`).
 //! - `bus`: Redis Pub/Sub and in-process fan-in with catch-up ids (feature `server`).
 //! - `worker`: NDBC fetching, ingest, the outbox publisher, backfill (feature `server`).
@@ -12,6 +13,7 @@
 //! Without the default `server` feature this crate is only the schema and the
 //! parsers, which is what the `bridge` binary links.
 
+pub mod log_throttle;
 pub mod observation;
 pub mod sources;
 pub mod station;

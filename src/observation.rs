@@ -1,9 +1,10 @@
 //! The observation schema: one NDBC standard-meteorological row, its field
 //! names, and its three wire forms.
 //!
-//! This is the only place that knows the SPEC 2 names (`stationId`,
-//! `waveHeightM`, …). Everything else (parser, store, bus, server, bridge)
-//! goes through [`Field`], [`Observation`] and [`ObservationEvent`].
+//! This is the only place that knows the field names of docs/REFERENCE.md,
+//! Observation (`stationId`, `waveHeightM`, …). Everything else (parser, store,
+//! bus, server, bridge) goes through [`Field`], [`Observation`] and
+//! [`ObservationEvent`].
 //!
 //! Wire forms:
 //! - REST and `buoycast parse`: [`Observation`] with `observedAt`
@@ -21,7 +22,7 @@ use std::fmt;
 use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 
-/// One of the 14 measurements of SPEC 2, in SPEC order.
+/// One of the 14 measurements (docs/REFERENCE.md, Observation), in documented order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Field {
     WindDirDeg,
@@ -44,7 +45,7 @@ pub enum Field {
 pub const N_FIELDS: usize = 14;
 
 impl Field {
-    /// Every field, in SPEC order (also the order of JSON keys we write).
+    /// Every field, in documented order (also the order of JSON keys we write).
     pub const ALL: [Field; N_FIELDS] = [
         Field::WindDirDeg,
         Field::WindSpeedMps,
@@ -189,6 +190,16 @@ impl FieldSet {
     /// No field.
     pub const EMPTY: FieldSet = FieldSet(0);
 
+    /// Whether the set is empty.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The fields in the set, in [`Field::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Field> {
+        Field::ALL.into_iter().filter(move |field| self.contains(*field))
+    }
+
     /// Adds one field.
     pub fn insert(&mut self, field: Field) {
         self.0 |= 1 << field.index();
@@ -297,7 +308,7 @@ impl Measurements {
         self
     }
 
-    /// Fields with a value, in SPEC order.
+    /// Fields with a value, in documented order.
     pub fn present(&self) -> impl Iterator<Item = (Field, f64)> + '_ {
         Field::ALL.into_iter().filter_map(|field| self.get(field).map(|v| (field, v)))
     }
@@ -431,11 +442,22 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// An observation as it travels on the bus and the streams, with the stream
-/// position `id` when the publisher assigned one (SPEC 4.3).
+/// position `id` when the publisher assigned one (docs/API.md, Catch-up).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObservationEvent {
     pub id: Option<String>,
     pub observation: Observation,
+    /// The publisher's `publishedAt` (the original system's worker sets it
+    /// so clients can measure end-to-end latency), passed through as sent.
+    pub published_at: Option<String>,
+    /// Measurements the message carried that were implausible or not
+    /// numbers: each became null (docs/REFERENCE.md, Bus messages); the
+    /// rest of the reading was kept.
+    pub rejected: FieldSet,
+    /// Which version of the row this is: 0 as first published, 1, 2, … for
+    /// each correction NDBC made later (sent as `"revised": true`; a bus
+    /// message that says `"revised": true` decodes as 1).
+    pub revision: u32,
 }
 
 /// The bus message shape: tolerant, unknown fields ignored.
@@ -451,12 +473,20 @@ struct WireMessage {
 }
 
 impl ObservationEvent {
+    /// An event with nothing passed through and nothing rejected.
+    pub fn new(id: Option<String>, observation: Observation) -> ObservationEvent {
+        ObservationEvent { id, observation, published_at: None, rejected: FieldSet::EMPTY, revision: 0 }
+    }
+
     /// Decodes one message from `observations:new`.
     ///
     /// Accepts any JSON object with a valid `stationId` and an RFC 3339
     /// `timestamp`; measurements absent or `null` are missing; unknown keys
-    /// are ignored. A measurement that is present but not a number is an
-    /// error (we never guess a value).
+    /// are ignored. A measurement that is present but not a finite number,
+    /// or outside [`Field::valid_range`], becomes null and is named in
+    /// [`ObservationEvent::rejected`] (we never guess a value, and one bad
+    /// value does not cost the reading). `publishedAt`, when a string, is
+    /// kept as sent.
     pub fn decode_bus(payload: &[u8]) -> Result<ObservationEvent, SchemaError> {
         let value: serde_json::Value =
             serde_json::from_slice(payload).map_err(|error| SchemaError::NotJson(error.to_string()))?;
@@ -503,32 +533,31 @@ impl ObservationEvent {
             }
         };
         let mut measurements = Measurements::default();
+        let mut rejected = FieldSet::EMPTY;
         for field in Field::ALL {
             match wire.rest.get(field.name()) {
                 None | Some(serde_json::Value::Null) => {}
-                Some(serde_json::Value::Number(n)) => {
-                    let v = n.as_f64().filter(|v| v.is_finite()).ok_or_else(|| SchemaError::BadValue {
-                        field: field.name(),
-                        reason: format!("{n} is not a finite number"),
-                    })?;
-                    if !field.is_plausible(v) {
-                        let (min, max) = field.valid_range();
-                        return Err(SchemaError::BadValue {
-                            field: field.name(),
-                            reason: format!("{n} is outside {min}..={max} {}", field.unit()),
-                        });
+                Some(serde_json::Value::Number(n)) => match n.as_f64() {
+                    Some(v) if v.is_finite() && field.is_plausible(v) => {
+                        measurements.set(field, Some(if field.is_integer() { v.round() } else { v }));
                     }
-                    measurements.set(field, Some(if field.is_integer() { v.round() } else { v }));
-                }
-                Some(other) => {
-                    return Err(SchemaError::BadValue {
-                        field: field.name(),
-                        reason: format!("expected a number or null, got {other}"),
-                    })
-                }
+                    _ => rejected.insert(field),
+                },
+                Some(_) => rejected.insert(field),
             }
         }
-        Ok(ObservationEvent { id, observation: Observation { station_id, observed_at, measurements } })
+        let revision = u32::from(wire.rest.get("revised") == Some(&serde_json::Value::Bool(true)));
+        let published_at = match wire.rest.get("publishedAt") {
+            Some(serde_json::Value::String(s)) if !s.is_empty() && s.len() <= 64 => Some(s.clone()),
+            _ => None,
+        };
+        Ok(ObservationEvent {
+            id,
+            observation: Observation { station_id, observed_at, measurements },
+            published_at,
+            rejected,
+            revision,
+        })
     }
 
     /// The bus message buoycast's own worker publishes: `id` (when known),
@@ -544,6 +573,16 @@ impl ObservationEvent {
     /// (`null` when missing).
     pub fn write_stream_json(&self, out: &mut Vec<u8>, fields: FieldSet) {
         self.observation.write_json_inner(out, TimeKey::Timestamp, self.id.as_deref(), fields);
+        if self.revision > 0 {
+            out.pop(); // the closing brace
+            out.extend_from_slice(b",\"revised\":true}");
+        }
+        if let Some(published_at) = &self.published_at {
+            out.pop();
+            out.extend_from_slice(b",\"publishedAt\":");
+            write_json_str(out, published_at);
+            out.push(b'}');
+        }
     }
 }
 
@@ -618,7 +657,7 @@ mod tests {
 
     #[test]
     fn bus_round_trip_keeps_id_and_values() {
-        let event = ObservationEvent { id: Some("1732776600000-0".into()), observation: sample() };
+        let event = ObservationEvent::new(Some("1732776600000-0".into()), sample());
         let decoded = ObservationEvent::decode_bus(event.to_bus_json().as_bytes()).expect("decodes");
         assert_eq!(decoded, event);
     }
@@ -657,7 +696,7 @@ mod tests {
     #[test]
     fn field_filter_keeps_identity_keys() {
         let fields = FieldSet::parse_list("waveHeightM,stationId").expect("valid");
-        let event = ObservationEvent { id: Some("5-0".into()), observation: sample() };
+        let event = ObservationEvent::new(Some("5-0".into()), sample());
         let mut out = Vec::new();
         event.write_stream_json(&mut out, fields);
         let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");

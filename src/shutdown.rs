@@ -1,5 +1,6 @@
 //! Shutdown: one root [`CancellationToken`] cancelled on SIGINT or SIGTERM,
-//! and the deadline every task must meet (SPEC 6: exit within 5 s).
+//! and the deadline every task must meet (docs/REFERENCE.md, Command line:
+//! exit within 5 s).
 //!
 //! Every long-lived loop `select!`s on `token.cancelled()`; spawned tasks join
 //! a `TaskTracker` owned by whoever spawned them.

@@ -1,5 +1,5 @@
-//! Station metadata (SPEC 3: name, lat, lon, owner, type), as parsed from
-//! `activestations.xml` and stored beside the observations.
+//! Station metadata (docs/REFERENCE.md, Worker: name, lat, lon, owner, type),
+//! as parsed from `activestations.xml` and stored beside the observations.
 //!
 //! Plain data, no I/O.
 

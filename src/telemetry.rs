@@ -1,4 +1,5 @@
-//! Logging setup: `tracing` to stderr, human-readable or JSON (SPEC 4.4).
+//! Logging setup: `tracing` to stderr, human-readable or JSON
+//! (docs/REFERENCE.md, Configuration: `log.format`).
 //!
 //! Secrets never reach these logs: URLs go through
 //! [`crate::config::redact_url`] and tokens through [`crate::config::Secret`].

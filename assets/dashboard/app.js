@@ -1,4 +1,4 @@
-// buoycast dashboard (SPEC 4.5): live observations over Server-Sent Events,
+// buoycast dashboard (docs/API.md, Dashboard): live observations over Server-Sent Events,
 // station cards with sparklines, a lat/lon plot and a Web Audio sonification.
 //
 // Plain modern JavaScript, inlined into index.html by src/server/dashboard.rs:
@@ -38,6 +38,8 @@
   const HISTORY_LIMIT = 1000;
   const HISTORY_PAGES = 3;
   const SPARK_POINTS = 72;
+  /** Quiet stations whose own last day is loaded in one request. */
+  const QUIET_STATIONS = 50;
   const LOG_LIMIT = 150;
   const MAX_VOICES = 8;
   const FRESH_MS = 4000;
@@ -165,6 +167,14 @@
     return COMPASS[Math.round((((degrees % 360) + 360) % 360) / 22.5) % 16];
   }
 
+  /** A duration for people: "3 d", "5 h", "12 min". */
+  function formatAge(ms) {
+    const minutes = Math.max(0, Math.round(ms / 60e3));
+    if (minutes >= 2 * 24 * 60) return `${Math.round(minutes / (24 * 60))} d`;
+    if (minutes >= 120) return `${Math.round(minutes / 60)} h`;
+    return `${minutes} min`;
+  }
+
   function formatTime(ms) {
     if (!Number.isFinite(ms)) return '—';
     const date = new Date(ms);
@@ -284,6 +294,10 @@
     name.textContent = station.name || '';
     name.title = station.name || '';
     updated.textContent = station.latest ? formatTime(station.latestAt) : 'no data';
+    const quiet = Number.isFinite(station.latestAt) && Date.now() - station.latestAt > HISTORY_HOURS * 3600e3;
+    station.card.classList.toggle('quiet', quiet);
+    if (quiet) updated.textContent = `quiet · ${formatAge(Date.now() - station.latestAt)} ago`;
+    updated.title = station.latest ? formatTime(station.latestAt) : '';
     if (station.latest) updated.dateTime = new Date(station.latestAt).toISOString();
     const latest = station.latest || {};
     for (const [key, cell] of Object.entries(cells)) {
@@ -565,9 +579,43 @@
     return loaded;
   }
 
+  /**
+   * A station that went quiet (its latest reading is older than the window)
+   * gets the last HISTORY_HOURS of its own readings instead of an empty
+   * sparkline, and its card says how old they are. One request covers up to
+   * QUIET_STATIONS of them, the most recently heard first.
+   */
+  async function loadQuietHistory(windowStart) {
+    const quiet = [...stations.values()]
+      .filter((station) => Number.isFinite(station.latestAt) && station.latestAt < windowStart && station.history.length < 2)
+      .filter((station) => filter.size === 0 || filter.has(station.id))
+      .sort((a, b) => b.latestAt - a.latestAt)
+      .slice(0, QUIET_STATIONS);
+    if (quiet.length === 0) return 0;
+    const oldest = Math.min(...quiet.map((station) => station.latestAt));
+    const body = await getJson('/v1/observations', {
+      station: quiet.map((station) => station.id).join(','),
+      since: isoSeconds(oldest - HISTORY_HOURS * 3600e3),
+      until: isoSeconds(windowStart),
+      limit: HISTORY_LIMIT,
+    });
+    const anchors = new Map(quiet.map((station) => [station.id, station.latestAt]));
+    let loaded = 0;
+    const rows = body.data || [];
+    for (let i = rows.length - 1; i >= 0; i--) {
+      const row = rows[i];
+      const anchor = anchors.get(String(row.stationId).toLowerCase());
+      if (anchor === undefined || observedAt(row) < anchor - HISTORY_HOURS * 3600e3) continue;
+      ingest(row, false);
+      loaded++;
+    }
+    return loaded;
+  }
+
   async function refreshHistory(reason) {
     try {
-      const n = await loadHistory();
+      const windowStart = Date.now() - HISTORY_HOURS * 3600e3;
+      const n = (await loadHistory()) + (await loadQuietHistory(windowStart));
       log('history', `${n} observations loaded${reason ? ` (${reason})` : ''}`);
     } catch (error) {
       log('error', `history: ${error.message}`);

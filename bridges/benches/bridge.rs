@@ -28,12 +28,9 @@ use buoycast_bridges::source::{replay, Item, SourceContext};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// One of the workspace's NDBC fixture files (`tests/fixtures/ndbc/`).
 fn fixture(relative: &str) -> PathBuf {
-    let root = match std::env::var_os("BUOYCAST_FIXTURES") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/ndbc"),
-    };
-    root.join(relative)
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/ndbc")).join(relative)
 }
 
 /// A UDP receiver on 127.0.0.1 with a 4 MiB receive buffer (the Linux

@@ -1,4 +1,5 @@
-//! The `bridge` command line (SPEC 5): sources, sinks and mapping flags.
+//! The `bridge` command line (docs/REFERENCE.md, Command line): sources, sinks
+//! and mapping flags.
 //!
 //! Only parsing and validation live here; the work is done elsewhere.
 

@@ -1,5 +1,6 @@
 //! The `bridge`: turns buoycast observations into OSC packets and MIDI
-//! messages for performers (SPEC 5).
+//! messages for performers (docs/AUDIO_CLIENTS.md; docs/REFERENCE.md, Command
+//! line: `bridge`).
 //!
 //! Module map:
 //! - [`cli`]: the flags.

@@ -1,5 +1,6 @@
 //! The mapping from measurements to 0..1 `norm` values, MIDI CCs and
-//! channels, and the `--map` TOML file that overrides it (SPEC 5.2, 5.3).
+//! channels, and the `--map` TOML file that overrides it (docs/REFERENCE.md,
+//! MIDI map and Mapping file).
 //!
 //! The math is pure (no I/O besides [`Map::load`] reading the file). It does
 //! not decide *when* a value is sent; the OSC and MIDI sinks do.
@@ -113,7 +114,7 @@ impl Default for Map {
     }
 }
 
-/// The SPEC 5.2 default table: (CC, min, max) per field.
+/// The default table of docs/REFERENCE.md, MIDI map: (CC, min, max) per field.
 const fn builtin_field(field: Field) -> (u8, f64, f64) {
     match field {
         Field::WaveHeightM => (20, 0.0, 10.0),
@@ -205,7 +206,7 @@ struct RawStation {
 }
 
 impl Map {
-    /// The built-in map of SPEC 5.2 (`examples/maps/default.toml`).
+    /// The built-in map (docs/REFERENCE.md, MIDI map; `examples/maps/default.toml`).
     pub fn builtin() -> Map {
         let fields = Field::ALL.map(|field| {
             let (cc, min, max) = builtin_field(field);
@@ -248,7 +249,7 @@ impl Map {
                 invalid(
                     Some(name.span()),
                     format!(
-                        "unknown field {:?} (fields are the SPEC 2 names, e.g. waveHeightM)",
+                        "unknown field {:?} (fields are the observation names, e.g. waveHeightM)",
                         name.get_ref()
                     ),
                 )
@@ -429,7 +430,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builtin_follows_the_spec_table() {
+    fn builtin_follows_the_documented_table() {
         let map = Map::builtin();
         assert_eq!(map.field(Field::WaveHeightM).cc, 20);
         assert_eq!(map.field(Field::PressureHpa).min, 950.0);

@@ -1,6 +1,7 @@
-//! OSC encoding of observations (SPEC 5.1): the `/observation` message with
-//! the original sentinels, the per-field `/buoy/{stationId}/…` messages, the
-//! null policies, bundles, and SLIP framing for TCP (OSC 1.1).
+//! OSC encoding of observations (docs/REFERENCE.md, OSC address space): the
+//! `/observation` message with the original sentinels, the per-field
+//! `/buoy/{stationId}/…` messages, the null policies, bundles, and SLIP
+//! framing for TCP (OSC 1.1).
 //!
 //! Pure: it builds packets and bytes; sending them is `sink::osc`'s job.
 

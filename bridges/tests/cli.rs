@@ -1,6 +1,7 @@
-//! The `bridge` binary's command line: every SPEC 5 flag is documented in
-//! `--help`, bad values are refused naming the flag, a replay ends by itself
-//! and SIGINT ends a live bridge with exit 0 and a complete .mid file.
+//! The `bridge` binary's command line: every flag of docs/REFERENCE.md,
+//! Command line is documented in `--help`, bad values are refused naming the
+//! flag, a replay ends by itself and SIGINT ends a live bridge with exit 0 and
+//! a complete .mid file.
 
 use std::process::Command;
 
@@ -9,7 +10,7 @@ fn bridge() -> Command {
 }
 
 #[test]
-fn help_lists_every_spec_flag() {
+fn help_lists_every_documented_flag() {
     let help = bridge().arg("--help").output().expect("bridge runs");
     assert!(help.status.success());
     let text = String::from_utf8_lossy(&help.stdout);
@@ -78,12 +79,9 @@ fn a_bad_map_is_refused_with_its_line() {
     assert!(stderr.contains("bad.toml:3: waveHeightM: cc 200 is outside 0..=119"), "{stderr}");
 }
 
+/// One of the workspace's NDBC fixture files (`tests/fixtures/ndbc/`).
 fn fixture(relative: &str) -> std::path::PathBuf {
-    let root = match std::env::var_os("BUOYCAST_FIXTURES") {
-        Some(dir) => std::path::PathBuf::from(dir),
-        None => std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/ndbc"),
-    };
-    root.join(relative)
+    std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/ndbc")).join(relative)
 }
 
 /// Every CC (absolute tick, status, controller, value) of a .mid file, after checking its header.

@@ -7,7 +7,7 @@
 //   node client.mjs --url http://gateway:3000 --count 10   # exit after 10 observations
 //
 // The `eventsource` package reconnects by itself and sends Last-Event-ID,
-// so the gateway replays whatever was missed (SPEC 4.3). Status lines go to
+// so the gateway replays whatever was missed (docs/API.md, Catch-up). Status lines go to
 // stderr; stdout carries only observations.
 import { EventSource } from 'eventsource';
 

@@ -1,5 +1,6 @@
-//! Fuzzes the bridge's mapping-file loader (SPEC 5.3): never a panic, and a
-//! map it accepts always normalises every field into 0..1 (never NaN).
+//! Fuzzes the bridge's mapping-file loader (docs/REFERENCE.md, Mapping file):
+//! never a panic, and a map it accepts always normalises every field into 0..1
+//! (never NaN).
 #![no_main]
 
 use buoycast::observation::Field;

@@ -1,6 +1,7 @@
 //! The in-process bus: a `tokio::sync::broadcast` channel for live delivery
-//! and a bounded ring buffer of recent events for catch-up (SPEC 4.3), for
-//! the embedded mode where worker and gateway share one process.
+//! and a bounded ring buffer of recent events for catch-up (docs/API.md,
+//! Catch-up), for the embedded mode where worker and gateway share one
+//! process.
 //!
 //! Ids have the Redis shape `{unix_ms}-{seq}` and strictly increase even if
 //! the clock goes back. Nothing survives the process: after a restart every
@@ -15,8 +16,8 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    decode_notice, format_stream_id, now_ms, older_than_retention, parse_stream_id, BusNotice, InvalidLog,
-    Replay, DEFAULT_RETENTION,
+    decode_notice, format_stream_id, now_ms, older_than_retention, parse_stream_id, BusNotice, Replay,
+    DEFAULT_RETENTION,
 };
 use crate::observation::{Observation, ObservationEvent, StationId};
 
@@ -122,36 +123,45 @@ impl MemoryBus {
     }
 
     pub(super) fn publish(&self, events: &[Observation]) -> Vec<String> {
-        let mut ids = Vec::with_capacity(events.len());
-        let mut state = self.lock();
-        for observation in events {
-            let now = now_ms();
-            let id = match state.last_id {
-                Some((ms, seq)) if now <= ms => (ms, seq + 1),
-                _ => (now, 0),
-            };
-            state.last_id = Some(id);
-            let id_text = format_stream_id(id);
-            let event =
-                Arc::new(ObservationEvent { id: Some(id_text.clone()), observation: observation.clone() });
-            state.push(id, Arc::clone(&event), self.options.capacity);
-            // No receiver is fine: nobody is listening yet.
-            let _ = self.live_tx.send(Message::Event(event));
-            ids.push(id_text);
-        }
-        ids
+        events
+            .iter()
+            .map(|observation| self.publish_event(ObservationEvent::new(None, observation.clone())))
+            .collect()
     }
 
-    /// [`MemoryBus::publish`] skipping observations whose key is already in
-    /// the ring buffer (their earlier id is returned instead).
-    pub(super) fn publish_once(&self, events: &[Observation]) -> Vec<String> {
+    /// Publishes one event (its `id` is assigned here) and returns its id.
+    fn publish_event(&self, mut event: ObservationEvent) -> String {
+        let mut state = self.lock();
+        let now = now_ms();
+        let id = match state.last_id {
+            Some((ms, seq)) if now <= ms => (ms, seq + 1),
+            _ => (now, 0),
+        };
+        state.last_id = Some(id);
+        let id_text = format_stream_id(id);
+        event.id = Some(id_text.clone());
+        let event = Arc::new(event);
+        state.push(id, Arc::clone(&event), self.options.capacity);
+        // No receiver is fine: nobody is listening yet.
+        let _ = self.live_tx.send(Message::Event(event));
+        id_text
+    }
+
+    /// Publishes each event unless that version of its row (key and
+    /// revision) is already in the ring buffer, whose id is returned instead.
+    pub(super) fn publish_once(&self, events: &[ObservationEvent]) -> Vec<String> {
         let mut ids = Vec::with_capacity(events.len());
-        for observation in events {
-            let key = (observation.station_id.clone(), observation.observed_at);
-            let existing = self.lock().by_key.get(&key).and_then(|event| event.id.clone());
+        for event in events {
+            let key = (event.observation.station_id.clone(), event.observation.observed_at);
+            let existing = self
+                .lock()
+                .by_key
+                .get(&key)
+                .filter(|published| published.revision == event.revision)
+                .and_then(|published| published.id.clone());
             match existing {
                 Some(id) => ids.push(id),
-                None => ids.extend(self.publish(std::slice::from_ref(observation))),
+                None => ids.push(self.publish_event(ObservationEvent { id: None, ..event.clone() })),
             }
         }
         ids
@@ -228,7 +238,7 @@ async fn run_subscription(
     notice_tx: mpsc::Sender<BusNotice>,
     shutdown: CancellationToken,
 ) {
-    let mut invalid_log = InvalidLog::new();
+    let mut invalid_log = super::invalid_log();
     if notice_tx.send(BusNotice::Connected).await.is_err() {
         return;
     }

@@ -1,5 +1,6 @@
 //! The bus: how new observations travel from the worker to every gateway and
-//! bridge, with stream ids for catch-up (SPEC 2 "Bus message", SPEC 4.3).
+//! bridge, with stream ids for catch-up (docs/REFERENCE.md, Bus messages and
+//! stream ids; docs/API.md, Catch-up).
 //!
 //! Two backends behind one [`Bus`] handle, chosen at runtime:
 //! - Redis ([`Bus::redis`]): each observation is appended to the stream
@@ -22,12 +23,12 @@ mod redis;
 mod topology;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::observation::{Observation, ObservationEvent, SchemaError};
+use crate::observation::{Field, Observation, ObservationEvent, SchemaError};
 
 pub use self::memory::MemoryBusOptions;
 pub use self::redis::RedisBusOptions;
@@ -38,7 +39,7 @@ pub const CHANNEL: &str = "observations:new";
 /// The Redis stream that keeps recent messages for catch-up.
 pub const LOG_KEY: &str = "observations:log";
 
-/// Default retention window for catch-up (SPEC 4.3: 24 h).
+/// Default retention window for catch-up (docs/API.md, Catch-up: 24 h).
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Errors of the bus.
@@ -177,18 +178,21 @@ impl Bus {
         }
     }
 
-    /// [`Bus::publish`], but idempotent per observation (the worker's outbox
-    /// uses it): an observation (`stationId`, `timestamp`) published before
-    /// within the retention window is not published again; its earlier id is
-    /// returned in its place. So a retry after an ambiguous failure (a lost
+    /// [`Bus::publish`], but idempotent per version of a row (the worker's
+    /// outbox uses it): an event (`stationId`, `timestamp`, revision)
+    /// published before within the retention window is not published again;
+    /// its earlier id is returned in its place. A correction (a higher
+    /// [`ObservationEvent::revision`]) is a new version: it is published, with
+    /// `"revised": true`. The events' `id`s are ignored (the bus assigns them). So a retry after an ambiguous failure (a lost
     /// reply, a crash between publishing and marking the row) never reaches
     /// subscribers twice.
     ///
-    /// Redis: a mark `{observations:log}:pub:<stationId>:<timestamp>` holding the id,
-    /// set by the publish script itself (expires with the retention window).
+    /// Redis: a mark `{observations:log}:pub:<stationId>:<timestamp>` (with
+    /// `:r<revision>` after it for a correction) holding the id, set by the
+    /// publish script itself (expires with the retention window).
     /// In-process: the ring buffer is searched for the key (a restarted
     /// process starts from what [`Bus::memory_seeded`] gave it).
-    pub async fn publish_once(&self, events: &[Observation]) -> Result<Vec<String>, Error> {
+    pub async fn publish_once(&self, events: &[ObservationEvent]) -> Result<Vec<String>, Error> {
         match &self.backend {
             Backend::Redis(bus) => bus.publish_once(events).await,
             Backend::Memory(bus) => Ok(bus.publish_once(events)),
@@ -282,79 +286,44 @@ fn older_than_retention(id: (u64, u64), retention: Duration) -> bool {
 
 pub use crate::config::redact_url;
 
-/// Decodes one channel message into a notice, logging invalid ones (rate-limited).
+/// Decodes one channel message into a notice, logging invalid ones and
+/// partly invalid ones (a measurement set to null) at most once a second.
 fn decode_notice(payload: &[u8], warn: &mut InvalidLog) -> BusNotice {
     match ObservationEvent::decode_bus(payload) {
-        Ok(event) => BusNotice::Event(event),
+        Ok(event) => {
+            if !event.rejected.is_empty() {
+                if let Some(suppressed) = warn.check() {
+                    let fields: Vec<&str> = event.rejected.iter().map(Field::name).collect();
+                    tracing::warn!(
+                        station = %event.observation.station_id,
+                        fields = ?fields,
+                        suppressed,
+                        channel = CHANNEL,
+                        "bus message with implausible or non-numeric values: those set to null, the rest kept"
+                    );
+                }
+            }
+            BusNotice::Event(event)
+        }
         Err(error) => {
-            warn.log(&error, payload.len());
+            if let Some(suppressed) = warn.check() {
+                tracing::warn!(
+                    error = %error,
+                    payload_len = payload.len(),
+                    suppressed,
+                    channel = CHANNEL,
+                    "dropped an invalid bus message"
+                );
+            }
             BusNotice::Invalid { error, payload_len: payload.len() }
         }
     }
 }
 
-/// Logs invalid bus messages at warn, at most once a second, with the number suppressed.
-struct InvalidLog {
-    /// When the last line was written.
-    last: Option<Instant>,
-    /// Invalid messages not logged since then.
-    suppressed: u64,
-}
+/// The invalid-message log's throttle: one line a second.
+type InvalidLog = crate::log_throttle::LogThrottle;
 
-impl InvalidLog {
-    const EVERY: Duration = Duration::from_secs(1);
-
-    fn new() -> InvalidLog {
-        InvalidLog { last: None, suppressed: 0 }
-    }
-
-    fn log(&mut self, error: &SchemaError, payload_len: usize) {
-        let now = Instant::now();
-        match self.last {
-            Some(last) if now.duration_since(last) < Self::EVERY => self.suppressed += 1,
-            _ => {
-                tracing::warn!(
-                    error = %error,
-                    payload_len,
-                    suppressed = self.suppressed,
-                    channel = CHANNEL,
-                    "dropped an invalid bus message"
-                );
-                self.last = Some(now);
-                self.suppressed = 0;
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stream_ids_parse_strictly() {
-        assert_eq!(parse_stream_id("1732776600000-0"), Some((1_732_776_600_000, 0)));
-        assert_eq!(parse_stream_id("0-0"), Some((0, 0)));
-        for bad in ["", "-", "1-", "-1", "1", "1-2-3", "+1-0", "1 -0", "a-0", "99999999999999999999999-0"] {
-            assert_eq!(parse_stream_id(bad), None, "{bad:?}");
-        }
-        assert_eq!(format_stream_id((1_732_776_600_000, 7)), "1732776600000-7");
-        assert!(parse_stream_id("1-9") < parse_stream_id("2-0"));
-    }
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(redact_url("redis://:s3cret@host:6379/0"), "redis://:***@host:6379/0");
-        assert_eq!(redact_url("redis://user:s3cret@host"), "redis://user:***@host");
-        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-        assert!(!redact_url("not a url://x:s3cret@host").contains("s3cret"));
-        assert_eq!(
-            redact_url("redis+sentinel://:s3cret@h1,h2:26380/m?sentinel_password=s3cret&db=1"),
-            "redis+sentinel://:***@h1,h2:26380/m?sentinel_password=***&db=1"
-        );
-        assert_eq!(
-            redact_url("redis+sentinel://h1/m?sentinel_password=s3cret"),
-            "redis+sentinel://h1/m?sentinel_password=***"
-        );
-    }
+/// A new [`InvalidLog`].
+fn invalid_log() -> InvalidLog {
+    InvalidLog::new(Duration::from_secs(1))
 }

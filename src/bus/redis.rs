@@ -1,7 +1,8 @@
 //! The Redis bus: publish through one Lua script (XADD to `observations:log`,
 //! then PUBLISH on `observations:new` with the id XADD returned), subscribe on
 //! a dedicated Pub/Sub connection that reconnects by itself, and replay from
-//! the stream with XRANGE (SPEC 4.3).
+//! the stream with XRANGE (docs/REFERENCE.md, Bus messages and stream ids;
+//! docs/API.md, Catch-up).
 //!
 //! Commands go through a lazily opened [`Commands`] handle (one server: a
 //! multiplexed `ConnectionManager` that reconnects on the next command after a
@@ -26,7 +27,7 @@ use super::{
     decode_notice, format_stream_id, now_ms, older_than_retention, parse_stream_id, redact_url, BusNotice,
     Error, InvalidLog, Replay, CHANNEL, DEFAULT_RETENTION, LOG_KEY,
 };
-use crate::observation::{Observation, ObservationEvent, TimeKey};
+use crate::observation::{FieldSet, Observation, ObservationEvent};
 
 /// For each payload in ARGV[4..]: XADD it (field `d`, JSON without `id`) to
 /// KEYS[1] with `MAXLEN ~ ARGV[1]`, then PUBLISH on ARGV[2] the same JSON with
@@ -194,14 +195,16 @@ impl RedisBus {
     }
 
     pub(super) async fn publish(&self, events: &[Observation]) -> Result<Vec<String>, Error> {
-        self.publish_with(events, false).await
+        let events: Vec<ObservationEvent> =
+            events.iter().map(|observation| ObservationEvent::new(None, observation.clone())).collect();
+        self.publish_with(&events, false).await
     }
 
-    pub(super) async fn publish_once(&self, events: &[Observation]) -> Result<Vec<String>, Error> {
+    pub(super) async fn publish_once(&self, events: &[ObservationEvent]) -> Result<Vec<String>, Error> {
         self.publish_with(events, true).await
     }
 
-    async fn publish_with(&self, events: &[Observation], once: bool) -> Result<Vec<String>, Error> {
+    async fn publish_with(&self, events: &[ObservationEvent], once: bool) -> Result<Vec<String>, Error> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
@@ -217,13 +220,14 @@ impl RedisBus {
             if once {
                 invocation.arg(self.options.retention.as_secs().max(1));
             }
-            for observation in chunk {
+            for event in chunk {
                 if once {
-                    invocation.key(published_mark(observation));
+                    invocation.key(published_mark(event));
                 }
                 payload.clear();
                 // The bus JSON without `id`; the script splices the id in.
-                observation.write_json(&mut payload, TimeKey::Timestamp);
+                ObservationEvent { id: None, published_at: None, ..event.clone() }
+                    .write_stream_json(&mut payload, FieldSet::ALL);
                 invocation.arg(payload.as_slice());
             }
             let chunk_ids: Vec<String> = match invocation.invoke_async(&mut conn).await {
@@ -370,7 +374,7 @@ impl RedisBus {
             options: this.options.clone(),
             url_redacted: this.url_redacted.clone(),
             notice_tx,
-            invalid_log: InvalidLog::new(),
+            invalid_log: super::invalid_log(),
         };
         tokio::spawn(subscription.run(shutdown));
         notice_rx
@@ -378,12 +382,17 @@ impl RedisBus {
 }
 
 /// The idempotency mark of one observation: `{observations:log}:pub:<stationId>:<timestamp>`.
-fn published_mark(observation: &Observation) -> String {
-    format!(
+fn published_mark(event: &ObservationEvent) -> String {
+    let observation = &event.observation;
+    let mut mark = format!(
         "{PUBLISHED_MARK_PREFIX}{}:{}",
         observation.station_id,
         crate::observation::format_time(&observation.observed_at)
-    )
+    );
+    if event.revision > 0 {
+        mark.push_str(&format!(":r{}", event.revision));
+    }
+    mark
 }
 
 /// Whether `error` is the first command on a connection that died while idle

@@ -1,7 +1,7 @@
 //! Where the Redis bus's connections go: one server, the master that Redis
-//! Sentinel names, or a Redis Cluster (SPEC 1: existing engines, no home-made
-//! clustering). [`super::redis`] speaks the bus protocol; this file only
-//! parses the URL and opens connections.
+//! Sentinel names, or a Redis Cluster (docs/OPERATIONS.md, Scaling out:
+//! existing engines, no home-made clustering). [`super::redis`] speaks the bus
+//! protocol; this file only parses the URL and opens connections.
 //!
 //! URL forms:
 //! - `redis://[[user]:password@]host[:port][/db]`, `rediss://…`, `redis+unix:///path`:

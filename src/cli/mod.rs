@@ -1,5 +1,5 @@
-//! The `buoycast` command line (SPEC 6): flags, subcommands, and the
-//! start-up of each role. `main.rs` only calls [`main`].
+//! The `buoycast` command line (docs/REFERENCE.md, Command line): flags,
+//! subcommands, and the start-up of each role. `main.rs` only calls [`main`].
 //!
 //! This is the binary edge: errors are `anyhow` with context, printed with
 //! `{:#}` and turned into an exit code here.
@@ -41,7 +41,7 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// The subcommands of SPEC 6.
+/// The subcommands (docs/REFERENCE.md, Command line).
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Worker and gateway server in one process (the default).
@@ -211,7 +211,7 @@ pub fn open_bus(config: &Config) -> anyhow::Result<Bus> {
 
 /// [`open_bus`], and when that is the in-process bus, its catch-up buffer
 /// seeded from the store with the observations published within the
-/// retention window (SPEC 4.3: `Last-Event-ID` catch-up holds across restarts
+/// retention window (docs/API.md, Catch-up: `Last-Event-ID` catch-up holds across restarts
 /// of the embedded mode; Redis keeps its own log).
 pub async fn open_bus_seeded(config: &Config, store: &Store) -> anyhow::Result<Bus> {
     if config.redis_url.is_some() {

@@ -1,12 +1,15 @@
-//! `buoycast parse FILE` (SPEC 6): the observations of an NDBC file as JSON
-//! lines on stdout, one object per row in the SPEC 2 names with `observedAt`
-//! and every measurement key (`null` when missing).
+//! `buoycast parse FILE` (docs/REFERENCE.md, Command line): the observations
+//! of an NDBC file as JSON lines on stdout, one object per row in the names of
+//! docs/REFERENCE.md, Observation, with `observedAt` and every measurement key
+//! (`null` when missing).
 //!
-//! Bad lines go to stderr (`line N: reason`, then a count). The exit code is 0
-//! whenever the file is an NDBC file, even with bad lines, no rows, or NDBC
-//! data that is not standard meteorological (then stderr says so); an error
-//! (non-zero, printed by the caller) when it is not an NDBC file at all (an
-//! HTML page), cannot be read, or has no station id.
+//! Bad lines go to stderr (`line N: reason`), and so do implausible values
+//! set to null in a row that is still printed (`line N: WVHT 45.0 is out of
+//! range, 0 to 40 m (set to null)`), in line order, then a count. The exit
+//! code is 0 whenever the file is an NDBC file, even with bad lines, no rows,
+//! or NDBC data that is not standard meteorological (then stderr says so); an
+//! error (non-zero, printed by the caller) when it is not an NDBC file at all
+//! (an HTML page), cannot be read, or has no station id.
 //!
 //! Built for throughput: one `fs::read`, rows streamed from the parser
 //! straight into a large output buffer, stdout locked once, and [`RowWriter`]:
@@ -22,7 +25,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use chrono::{Datelike, NaiveDate, Timelike};
 
-use crate::observation::{Field, Observation, StationId, TimeKey};
+use crate::observation::{Field, Observation, StationId, TimeKey, N_FIELDS};
 use crate::sources::ndbc::parse::{parse_each, station_from_file_name, FileError};
 
 /// Output is flushed to stdout in chunks of about this many bytes.
@@ -78,17 +81,30 @@ pub fn run_with_station(path: &Path, station: Option<&StationId>) -> anyhow::Res
     let mut err = io::BufWriter::new(stderr.lock());
     match parsed {
         Ok(summary) => {
+            // Bad lines and rejected values, merged in line order (each list is).
+            let mut rejected = summary.rejected.iter().peekable();
             for error in &summary.errors {
+                while let Some(rejection) = rejected.next_if(|rejection| rejection.line < error.line) {
+                    writeln!(err, "{rejection}")?;
+                }
                 writeln!(err, "{error}")?;
             }
-            if !summary.errors.is_empty() {
-                writeln!(
+            for rejection in rejected {
+                writeln!(err, "{rejection}")?;
+            }
+            if !summary.errors.is_empty() || !summary.rejected.is_empty() {
+                write!(
                     err,
                     "{}: {} observations, {} bad lines skipped",
                     path.display(),
                     summary.n_rows,
                     summary.errors.len()
                 )?;
+                match summary.rejected.len() {
+                    0 => writeln!(err)?,
+                    1 => writeln!(err, ", 1 value set to null")?,
+                    n => writeln!(err, ", {n} values set to null")?,
+                }
             }
             err.flush()?;
             Ok(ExitCode::SUCCESS)
@@ -292,53 +308,44 @@ impl RowWriter {
     }
 }
 
-/// `text` padded to [`PAD`] bytes, and its length.
-const fn pad(text: &str) -> ([u8; PAD], usize) {
-    let bytes = text.as_bytes();
+/// `,"name":` (and `null` after it when `null`) for one field, padded to
+/// [`PAD`] bytes, and its length. The name comes from the schema
+/// ([`Field::name`]), so it is spelled in one place only.
+const fn key(field: Field, null: bool) -> ([u8; PAD], usize) {
     let mut out = [b' '; PAD];
-    let mut i = 0;
-    while i < bytes.len() {
-        out[i] = bytes[i];
-        i += 1;
+    let mut len = 0;
+    let tail: &[u8] = if null { b"null" } else { b"" };
+    let parts: [&[u8]; 4] = [b",\"", field.name().as_bytes(), b"\":", tail];
+    let mut part = 0;
+    while part < parts.len() {
+        let bytes = parts[part];
+        let mut i = 0;
+        while i < bytes.len() {
+            out[len] = bytes[i];
+            len += 1;
+            i += 1;
+        }
+        part += 1;
     }
-    (out, bytes.len())
+    (out, len)
 }
 
-/// `,"windDirDeg":` and so on, in `Field::ALL` order.
-const KEYS: [([u8; PAD], usize); 14] = [
-    pad(",\"windDirDeg\":"),
-    pad(",\"windSpeedMps\":"),
-    pad(",\"gustMps\":"),
-    pad(",\"waveHeightM\":"),
-    pad(",\"dominantPeriodS\":"),
-    pad(",\"averagePeriodS\":"),
-    pad(",\"meanWaveDirDeg\":"),
-    pad(",\"pressureHpa\":"),
-    pad(",\"airTempC\":"),
-    pad(",\"waterTempC\":"),
-    pad(",\"dewpointC\":"),
-    pad(",\"visibilityNmi\":"),
-    pad(",\"pressureTendencyHpa\":"),
-    pad(",\"tideFt\":"),
-];
+/// Every field's [`key`], in `Field::ALL` order.
+const fn keys(null: bool) -> [([u8; PAD], usize); N_FIELDS] {
+    let mut out = [([b' '; PAD], 0); N_FIELDS];
+    let mut i = 0;
+    while i < N_FIELDS {
+        out[i] = key(Field::ALL[i], null);
+        i += 1;
+    }
+    out
+}
+
+/// `,"<field name>":` for every field, in `Field::ALL` order.
+const KEYS: [([u8; PAD], usize); N_FIELDS] = keys(false);
 
 /// The same keys followed by `null`.
-const KEYS_NULL: [([u8; PAD], usize); 14] = [
-    pad(",\"windDirDeg\":null"),
-    pad(",\"windSpeedMps\":null"),
-    pad(",\"gustMps\":null"),
-    pad(",\"waveHeightM\":null"),
-    pad(",\"dominantPeriodS\":null"),
-    pad(",\"averagePeriodS\":null"),
-    pad(",\"meanWaveDirDeg\":null"),
-    pad(",\"pressureHpa\":null"),
-    pad(",\"airTempC\":null"),
-    pad(",\"waterTempC\":null"),
-    pad(",\"dewpointC\":null"),
-    pad(",\"visibilityNmi\":null"),
-    pad(",\"pressureTendencyHpa\":null"),
-    pad(",\"tideFt\":null"),
-];
+const KEYS_NULL: [([u8; PAD], usize); N_FIELDS] = keys(true);
 
 /// Writes `value` into `slot` as zero-padded decimal digits.
 fn put_digits(slot: &mut [u8], value: u32) {

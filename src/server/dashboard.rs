@@ -1,4 +1,4 @@
-//! `GET /`: the dashboard page (SPEC 4.5).
+//! `GET /`: the dashboard page (docs/API.md, Dashboard).
 //!
 //! The page is `assets/dashboard/index.html` with `style.css` and `app.js`
 //! inlined in place of its two markers, assembled once and embedded in the

@@ -1,5 +1,5 @@
-//! `ApiError`: the one error shape every HTTP error response has (SPEC 4.1,
-//! compatible with the original system):
+//! `ApiError`: the one error shape every HTTP error response has (docs/API.md,
+//! Errors; compatible with the original system):
 //! `{"error":{"code":"VALIDATION_ERROR","message":"…","details":…}}`.
 //!
 //! Internal causes are logged here and never sent to clients.
@@ -8,12 +8,12 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-/// An HTTP error with its SPEC code.
+/// An HTTP error with its documented code (docs/API.md, Errors).
 #[derive(Debug, Clone)]
 pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
-    /// SPEC code: `VALIDATION_ERROR`, `NOT_FOUND`, …
+    /// Documented code: `VALIDATION_ERROR`, `NOT_FOUND`, …
     pub code: &'static str,
     /// One sentence for people.
     pub message: String,
@@ -48,7 +48,8 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
     }
 
-    /// 405, with the SPEC's JSON shape (code `BAD_REQUEST`, the closest SPEC code).
+    /// 405, with the documented JSON shape (code `BAD_REQUEST`, the closest
+    /// documented code; docs/API.md, Errors).
     pub fn method_not_allowed() -> ApiError {
         ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "BAD_REQUEST", "Method not allowed on this path")
     }
@@ -75,6 +76,12 @@ impl ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "Internal server error")
     }
 
+    /// Any error status, with its documented code (`BAD_REQUEST` for the 4xx
+    /// without a code of their own).
+    pub fn new_status(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError::new(status, code_for(status), message)
+    }
+
     /// Attaches structured details.
     pub fn with_details(mut self, details: Value) -> ApiError {
         self.details = details;
@@ -95,4 +102,51 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The documented code for an HTTP error status.
+fn code_for(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::UNAUTHORIZED => "UNAUTHORIZED",
+        StatusCode::NOT_FOUND => "NOT_FOUND",
+        StatusCode::TOO_MANY_REQUESTS => "RATE_LIMITED",
+        StatusCode::SERVICE_UNAVAILABLE => "SERVICE_UNAVAILABLE",
+        status if status.is_server_error() => "INTERNAL_ERROR",
+        _ => "BAD_REQUEST",
+    }
+}
+
+/// The most of a plain-text error body kept as the JSON message.
+const PLAIN_BODY_LIMIT: usize = 4096;
+
+/// Middleware: every error response that is not JSON yet (an extractor's
+/// plain-text rejection such as a missing WebSocket upgrade or a path that is
+/// not UTF-8, a layer's empty 413) becomes the documented JSON shape with
+/// the same status and headers (`Retry-After` kept). Its text, if any, is
+/// the message.
+pub async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, PLAIN_BODY_LIMIT)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let message =
+        if text.is_empty() { status.canonical_reason().unwrap_or("Error").to_owned() } else { text };
+    let json = ApiError::new(status, code_for(status), message).into_response();
+    let (json_parts, json_body) = json.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    for (name, value) in &json_parts.headers {
+        parts.headers.insert(name.clone(), value.clone());
+    }
+    Response::from_parts(parts, json_body)
 }

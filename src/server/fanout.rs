@@ -18,10 +18,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
 use crate::bus::{parse_stream_id, Bus, BusNotice, Replay};
+use crate::log_throttle::LogThrottle;
 use crate::observation::{FieldSet, ObservationEvent};
 
 /// How many events one catch-up read asks for.
 pub const REPLAY_PAGE: usize = 1000;
+
+/// Publisher-to-gateway latency over which an event is logged as a slow
+/// broadcast (the original system's threshold).
+const SLOW_BROADCAST: Duration = Duration::from_millis(200);
 
 /// How long the hub waits before it retries a failed catch-up read.
 const HUB_REPLAY_RETRY: Duration = Duration::from_millis(500);
@@ -147,8 +152,16 @@ impl Hub {
     ) -> Hub {
         let (tx, _) = broadcast::channel(client_queue.max(1));
         let (up_tx, up_rx) = watch::channel(false);
-        let task =
-            HubTask { bus, tx: tx.clone(), up_tx, metrics, last: None, missed: false, live_since: None };
+        let task = HubTask {
+            bus,
+            tx: tx.clone(),
+            up_tx,
+            metrics,
+            last: None,
+            missed: false,
+            live_since: None,
+            slow_log: LogThrottle::new(Duration::from_secs(10)),
+        };
         tracker.spawn(task.run(shutdown));
         Hub { tx, bus_up: up_rx }
     }
@@ -187,6 +200,8 @@ struct HubTask {
     /// When the subscription last came up (wall clock, as stream ids are):
     /// where a catch-up starts while no event with an id was broadcast yet.
     live_since: Option<SystemTime>,
+    /// Throttles the slow-broadcast warning.
+    slow_log: LogThrottle,
 }
 
 impl HubTask {
@@ -201,6 +216,10 @@ impl HubTask {
             match notice {
                 BusNotice::Event(event) => {
                     self.metrics.bus_received.inc();
+                    for field in event.rejected.iter() {
+                        self.metrics.bus_fields_invalid.with_label_values(&[field.name()]).inc();
+                    }
+                    self.warn_if_slow(&event);
                     self.deliver(event);
                 }
                 BusNotice::Invalid { error, payload_len } => {
@@ -228,6 +247,26 @@ impl HubTask {
             }
         }
         self.up_tx.send_replace(false);
+    }
+
+    /// The original system's warning: an event that reaches the gateway more
+    /// than [`SLOW_BROADCAST`] after its publisher's `publishedAt` is logged
+    /// (at most once every 10 s, with how many were held back).
+    fn warn_if_slow(&mut self, event: &ObservationEvent) {
+        let Some(published) = event.published_at.as_deref().and_then(crate::observation::parse_time) else {
+            return;
+        };
+        let latency = chrono::Utc::now().signed_duration_since(published);
+        if latency.num_milliseconds() > SLOW_BROADCAST.as_millis() as i64 {
+            if let Some(suppressed) = self.slow_log.check() {
+                tracing::warn!(
+                    latency_ms = latency.num_milliseconds(),
+                    station = %event.observation.station_id,
+                    suppressed,
+                    "slow broadcast: more than 200 ms from publishedAt to the gateway"
+                );
+            }
+        }
     }
 
     /// Broadcasts one event unless it was already delivered.

@@ -4,7 +4,7 @@
 //!
 //! Gap-free catch-up: the client subscribes to the hub *before* it reads the
 //! bus log, then drops live events whose id is not past the last one it sent,
-//! so replay and live meet without a gap or a duplicate (SPEC 4.3).
+//! so replay and live meet without a gap or a duplicate (docs/API.md, Catch-up).
 //!
 //! This module knows nothing of bytes on the wire: [`super::sse`] and
 //! [`super::ws`] encode the [`Frame`]s.

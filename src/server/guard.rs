@@ -121,6 +121,26 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
     }
 }
 
+/// Refuses a request whose head (request line and headers, as sent) is over
+/// [`MAX_HEAD_BYTES`](super::listener::MAX_HEAD_BYTES) with 431 in the JSON
+/// error shape.
+pub async fn head_limit(request: Request, next: Next) -> Response {
+    let head = request.method().as_str().len()
+        + request.uri().to_string().len()
+        + request.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum::<usize>();
+    if head > super::listener::MAX_HEAD_BYTES {
+        return ApiError::new_status(
+            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!(
+                "The request head is {head} bytes; at most {} are accepted",
+                super::listener::MAX_HEAD_BYTES
+            ),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,8 +32,14 @@ pub const BACKLOG: u32 = 4096;
 /// client stopped reading (its queue is bounded, the socket must be too).
 pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Largest request head (request line + headers) accepted.
+/// Largest request head (request line + headers) accepted: a larger one is
+/// answered 431 in the JSON error shape ([`super::guard::head_limit`]).
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// What hyper itself reads of a head before it gives up with a bare 431
+/// (no body: hyper writes it below the router). Heads between
+/// [`MAX_HEAD_BYTES`] and this get the JSON 431.
+pub const HYPER_HEAD_BYTES: usize = 4 * MAX_HEAD_BYTES;
 
 /// Binds `addr` with [`BACKLOG`].
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -98,7 +104,7 @@ async fn serve_connection(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_timeout)
-        .max_buf_size(MAX_HEAD_BYTES);
+        .max_buf_size(HYPER_HEAD_BYTES);
     let connection = builder.serve_connection(TokioIo::new(StallGuard::new(stream)), service).with_upgrades();
     tokio::pin!(connection);
     tokio::select! {

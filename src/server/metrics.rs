@@ -1,5 +1,5 @@
-//! Prometheus metrics of the gateway (SPEC 4.4), in one registry served at
-//! `GET /metrics`.
+//! Prometheus metrics of the gateway (docs/API.md, Metrics), in one registry
+//! served at `GET /metrics`.
 //!
 //! The SSE names are the original system's (compatible); WebSocket, bus and
 //! HTTP figures are ours. Worker metrics register into the same registry
@@ -40,12 +40,22 @@ pub struct Metrics {
     pub bus_received: IntCounter,
     /// Bus messages dropped as invalid.
     pub bus_invalid: IntCounter,
+    /// Measurements set to null in otherwise valid bus messages, by `field`.
+    pub bus_fields_invalid: IntCounterVec,
     /// Times the bus subscription was lost and came back.
     pub bus_reconnects: IntCounter,
     /// Whether the bus subscription is up (1) or down (0).
     pub bus_up: IntGauge,
-    /// HTTP requests by method, route and status.
+    /// HTTP requests by method, route and `status_code` (the original's label).
     pub http_requests: IntCounterVec,
+    /// Deliveries to SSE clients that failed, by `reason` (the original's
+    /// name; `lagged`: the client fell behind and was closed).
+    pub sse_broadcast_errors: IntCounterVec,
+    /// Rows returned by the REST history endpoints (the original's name).
+    pub observations_queried: IntCounter,
+    /// Stations the store lists as active (the original's name; refreshed
+    /// every minute).
+    pub stations_active: IntGauge,
     /// HTTP request durations (non-streaming responses: time to headers).
     pub http_request_duration: HistogramVec,
 }
@@ -131,14 +141,34 @@ impl Metrics {
                 .expect("valid metric"),
             bus_invalid: IntCounter::new("bus_messages_invalid_total", "Bus messages dropped as invalid")
                 .expect("valid metric"),
+            bus_fields_invalid: IntCounterVec::new(
+                Opts::new(
+                    "bus_message_fields_invalid_total",
+                    "Implausible or non-numeric measurements set to null in bus messages, by field",
+                ),
+                &["field"],
+            )
+            .expect("valid metric"),
             bus_reconnects: IntCounter::new("bus_reconnects_total", "Bus subscription reconnects")
                 .expect("valid metric"),
             bus_up: IntGauge::new("bus_up", "Whether the bus subscription is up").expect("valid metric"),
             http_requests: IntCounterVec::new(
-                Opts::new("http_requests_total", "HTTP requests, by method, route and status"),
-                &["method", "route", "status"],
+                Opts::new("http_requests_total", "HTTP requests, by method, route and status code"),
+                &["method", "route", "status_code"],
             )
             .expect("valid metric"),
+            sse_broadcast_errors: IntCounterVec::new(
+                Opts::new("sse_broadcast_errors_total", "Failed deliveries to SSE clients, by reason"),
+                &["reason"],
+            )
+            .expect("valid metric"),
+            observations_queried: IntCounter::new(
+                "observations_queried_total",
+                "Observations returned by the REST history endpoints",
+            )
+            .expect("valid metric"),
+            stations_active: IntGauge::new("stations_active", "Stations the store lists as active")
+                .expect("valid metric"),
             http_request_duration: HistogramVec::new(
                 HistogramOpts::new(
                     "http_request_duration_seconds",
@@ -154,7 +184,7 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 15] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 19] = [
             Box::new(self.sse_connections.clone()),
             Box::new(self.sse_events_sent.clone()),
             Box::new(self.sse_connection_duration.clone()),
@@ -170,12 +200,20 @@ impl Metrics {
             Box::new(self.bus_up.clone()),
             Box::new(self.http_requests.clone()),
             Box::new(self.http_request_duration.clone()),
+            Box::new(self.sse_broadcast_errors.clone()),
+            Box::new(self.observations_queried.clone()),
+            Box::new(self.stations_active.clone()),
+            Box::new(self.bus_fields_invalid.clone()),
         ];
         for collector in collectors {
             self.registry.register(collector).expect("metric names are unique");
         }
         // The labelled event series are visible at 0 from the start: `sse_sent`
         // and `ws_sent` resolved them.
+        self.sse_broadcast_errors.with_label_values(&["lagged"]);
+        for field in crate::observation::Field::ALL {
+            self.bus_fields_invalid.with_label_values(&[field.name()]);
+        }
     }
 
     /// The Prometheus text exposition of every metric.

@@ -1,10 +1,11 @@
 //! The gateway server: `app(state)` builds the router, [`Gateway::run`]
 //! serves it until shutdown.
 //!
-//! Routes (SPEC 4.1): the SSE and WebSocket streams fed by the fan-out hub,
+//! Routes (docs/API.md): the SSE and WebSocket streams fed by the fan-out hub,
 //! REST history and stations from the store, `/health`, `/ready`,
 //! `/metrics`, `/v1/openapi.json`. Every error, the router's own 404/405
-//! and rejected query strings included, is the SPEC JSON shape.
+//! and rejected query strings included, is the documented JSON shape
+//! (docs/API.md, Errors).
 
 pub mod dashboard;
 pub mod error;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -45,8 +46,8 @@ use metrics::Metrics;
 /// How long a REST request may take before it is answered 503.
 const REST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long a starting gateway waits for the bus before it accepts anyway.
-const STARTUP_BUS_WAIT: Duration = Duration::from_secs(10);
+/// How long after start a new stream waits for the bus instead of a 503.
+pub(crate) const STARTUP_BUS_WAIT: Duration = Duration::from_secs(10);
 
 /// What every handler can reach: one `Arc`, so the clone each request and
 /// each middleware makes is a single atomic increment (the burst of
@@ -84,6 +85,8 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Tasks that shutdown waits for (WebSocket sockets, the hub).
     pub tracker: TaskTracker,
+    /// When the gateway was built (a stream waits for the bus only while starting).
+    pub started: Instant,
 }
 
 /// A running gateway's parts.
@@ -115,6 +118,7 @@ impl Gateway {
             metrics,
             shutdown,
             tracker,
+            started: Instant::now(),
         }));
         Gateway { state }
     }
@@ -123,10 +127,14 @@ impl Gateway {
     /// and stream has ended or the shutdown deadline passed.
     pub async fn run(self, listener: TcpListener) {
         let state = self.state;
-        // A starting gateway does not answer streams with 503: wait for the bus first.
-        if !state.hub.wait_up(STARTUP_BUS_WAIT).await {
-            tracing::warn!("bus not reachable yet; serving anyway (new streams get 503 until it is)");
-        }
+        // Everything but new streams is served at once; a stream that arrives
+        // before the bus is up waits for it (`StreamRequest::admit`).
+        let watched = state.clone();
+        tokio::spawn(async move {
+            if !watched.hub.wait_up(STARTUP_BUS_WAIT).await && !watched.shutdown.is_cancelled() {
+                tracing::warn!("bus not reachable yet; new streams get 503 until it is");
+            }
+        });
         let settings = listener::ConnSettings {
             header_timeout: Duration::from_secs(state.config.http.header_timeout_secs),
         };
@@ -142,13 +150,17 @@ impl Gateway {
     }
 }
 
-/// Periodic upkeep: forget idle rate-limit keys.
+/// Periodic upkeep: forget idle rate-limit keys; refresh `stations_active`.
 async fn housekeeping(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
         if let Some(limiter) = &state.limiter {
             limiter.retain_recent();
+        }
+        match state.store.count_active_stations().await {
+            Ok(count) => state.metrics.stations_active.set(i64::try_from(count).unwrap_or(i64::MAX)),
+            Err(error) => tracing::debug!(error = %error, "stations_active not refreshed"),
         }
     }
 }
@@ -161,10 +173,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/stations", get(rest::stations))
         .route("/v1/stations/{id}", get(rest::station))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard::rate_limit))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            REST_TIMEOUT,
-        ));
+        .layer(middleware::from_fn(rest_timeout));
     let streams = Router::new()
         .route("/v1/observations/stream", get(sse::stream))
         .route("/v1/observations/ws", get(ws::stream));
@@ -178,9 +187,24 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(error::json_errors))
+        .layer(middleware::from_fn(guard::head_limit))
         .layer(middleware::from_fn_with_state(state.clone(), track_http))
         .layer(cors(&state.config))
         .with_state(state)
+}
+
+/// A REST request that takes longer than [`REST_TIMEOUT`] is answered 503
+/// (JSON, with `Retry-After`) and its work dropped.
+async fn rest_timeout(request: Request, next: Next) -> Response {
+    match tokio::time::timeout(REST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::unavailable(
+            format!("The request took longer than {} s; retry later", REST_TIMEOUT.as_secs()),
+            Some(5),
+        )
+        .into_response(),
+    }
 }
 
 /// The CORS policy of `cors.origins`: `*` reflects nothing and allows no

@@ -29,8 +29,8 @@ pub fn spec() -> Value {
     let station_param = json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[A-Za-z0-9]{1,16}$" } });
     let page =
         json!({ "name": "page", "in": "query", "schema": { "type": "integer", "minimum": 1, "default": 1 } });
-    let limit = json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": super::rest::MAX_LIMIT, "default": super::rest::DEFAULT_LIMIT } });
-    let time = |name: &str, what: &str| json!({ "name": name, "in": "query", "description": what, "schema": { "type": "string", "format": "date-time" } });
+    let limit = json!({ "name": "limit", "in": "query", "description": format!("Rows per page; a larger value than {} is taken as {} (as the original system did)", super::rest::MAX_LIMIT, super::rest::MAX_LIMIT), "schema": { "type": "integer", "minimum": 1, "default": super::rest::DEFAULT_LIMIT } });
+    let time = |name: &str, what: &str| json!({ "name": name, "in": "query", "description": format!("{what}. RFC 3339, or a date alone (2026-11-28: its midnight UTC)"), "schema": { "type": "string" } });
     let errors = json!({
         "400": { "$ref": "#/components/responses/Error" },
         "401": { "$ref": "#/components/responses/Error" },
@@ -67,8 +67,9 @@ pub fn spec() -> Value {
                 "responses": with_errors(json!({ "description": "Switching protocols" }))
             }},
             "/v1/observations/by-station/{id}": { "get": {
-                "summary": "One station's history, oldest first",
-                "parameters": [station_param, page, limit, time("since", "Only observations at or after this time")],
+                "summary": "One station's history, paged from the newest rows",
+                "description": "Page 1 is the newest `limit` rows, page 2 the `limit` before them, and so on; each page is returned oldest first. `meta.total` counts every row after `since`.",
+                "parameters": [station_param, page, limit, time("since", "Only observations strictly after this time (exclusive, so polling with the last time seen repeats nothing)")],
                 "responses": with_errors(json!({ "description": "A page", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ObservationPage" } } } }))
             }},
             "/v1/observations": { "get": {

@@ -67,12 +67,44 @@ impl Params {
         }
     }
 
-    /// An RFC 3339 time, if present.
+    /// A whole number of at least `min`, or `default` when absent; a value
+    /// above `max` is clamped to `max`, as the original system did for `limit`.
+    pub fn number_clamped(
+        &self,
+        name: &'static str,
+        default: u32,
+        min: u32,
+        max: u32,
+    ) -> Result<u32, ApiError> {
+        let Some(raw) = self.get(name) else { return Ok(default) };
+        let too_big = !raw.is_empty() && raw.len() > 9 && raw.bytes().all(|b| b.is_ascii_digit());
+        match raw.parse::<u32>() {
+            Ok(value) if value >= min => Ok(value.min(max)),
+            _ if too_big => Ok(max),
+            _ => Err(invalid(name, raw, &format!("expected a whole number of at least {min}"))),
+        }
+    }
+
+    /// A time, if present: RFC 3339 (`2026-11-28T06:40:00Z`), or a date
+    /// alone (`2026-11-28`, meaning its midnight UTC), as the original
+    /// system accepted.
     pub fn time(&self, name: &'static str) -> Result<Option<DateTime<Utc>>, ApiError> {
         let Some(raw) = self.get(name) else { return Ok(None) };
         parse_time(raw)
+            .or_else(|| {
+                chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+                    .ok()
+                    .and_then(|date| date.and_hms_opt(0, 0, 0))
+                    .map(|midnight| midnight.and_utc())
+            })
             .map(Some)
-            .ok_or_else(|| invalid(name, raw, "expected an RFC 3339 time such as 2026-11-28T06:40:00Z"))
+            .ok_or_else(|| {
+                invalid(
+                    name,
+                    raw,
+                    "expected an RFC 3339 time such as 2026-11-28T06:40:00Z, or a date such as 2026-11-28",
+                )
+            })
     }
 }
 

@@ -1,4 +1,5 @@
-//! The REST endpoints (SPEC 4.1): observation history and station metadata.
+//! The REST endpoints (docs/API.md, History): observation history and station
+//! metadata.
 //!
 //! Shapes are the original system's (compatible): paginated lists are
 //! `{"data":[…],"meta":{"page","limit","total"}}`; single items `{"data":{…}}`.
@@ -18,7 +19,9 @@ pub const DEFAULT_LIMIT: u32 = 100;
 /// The largest `limit` accepted.
 pub const MAX_LIMIT: u32 = 1000;
 
-/// `GET /v1/observations/by-station/{id}?page=&limit=&since=`: oldest first.
+/// `GET /v1/observations/by-station/{id}?page=&limit=&since=`: page 1 is the
+/// newest `limit` rows, each page oldest first; `since` is exclusive; a
+/// `limit` above the maximum is clamped (all as the original system).
 pub async fn by_station(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -27,13 +30,14 @@ pub async fn by_station(
     let station = station_path(&id)?;
     let params = Params::parse(query.as_deref());
     let page = params.number("page", 1, 1, 1_000_000)?;
-    let limit = params.number("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
+    let limit = params.number_clamped("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
     let since = params.time("since")?;
     let result = state
         .store
         .observations_by_station(&station, PageQuery { page, limit, since })
         .await
         .map_err(|error| ApiError::internal(&error))?;
+    state.metrics.observations_queried.inc_by(result.items.len() as u64);
     Ok(Json(json!({
         "data": result.items,
         "meta": { "page": page, "limit": limit, "total": result.total },
@@ -56,13 +60,14 @@ pub async fn history(State(state): State<AppState>, RawQuery(query): RawQuery) -
             ));
         }
     }
-    let limit = params.number("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
+    let limit = params.number_clamped("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
     let items = state
         .store
         .observations(HistoryQuery { stations, since, until, limit })
         .await
         .map_err(|error| ApiError::internal(&error))?;
     let count = items.len();
+    state.metrics.observations_queried.inc_by(count as u64);
     Ok(Json(json!({ "data": items, "meta": { "limit": limit, "count": count } })).into_response())
 }
 
@@ -73,7 +78,7 @@ pub async fn stations(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref());
     let page = params.number("page", 1, 1, 1_000_000)?;
-    let limit = params.number("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
+    let limit = params.number_clamped("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
     let result = state.store.stations(page, limit).await.map_err(|error| ApiError::internal(&error))?;
     Ok(Json(json!({
         "data": result.items,

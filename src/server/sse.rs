@@ -1,4 +1,5 @@
-//! `GET /v1/observations/stream`: the SSE stream (SPEC 4.2, compatible).
+//! `GET /v1/observations/stream`: the SSE stream (docs/API.md, The SSE stream;
+//! compatible).
 //!
 //! The body is a stream over a [`Feed`]; it ends itself on shutdown or when
 //! the client lags, so axum's graceful drain never waits on it forever.
@@ -50,12 +51,12 @@ impl StreamRequest {
     }
 
     /// Admits the stream and builds its feed; the permit holds its slot.
-    pub fn open(
+    pub async fn open(
         self,
         state: &AppState,
         transport: &'static str,
     ) -> Result<(Feed, tokio::sync::OwnedSemaphorePermit), ApiError> {
-        let permit = self.admit(state, transport)?;
+        let permit = self.admit(state, transport).await?;
         let feed = Feed::new(
             &state.hub,
             state.bus.clone(),
@@ -69,14 +70,22 @@ impl StreamRequest {
 
     /// Admits a stream or refuses it: bus down (503, unless this is a
     /// reconnect), or the connection cap reached (503 + Retry-After).
-    fn admit(
+    ///
+    /// A gateway that is still starting (its bus not up yet, within
+    /// [`STARTUP_BUS_WAIT`](super::STARTUP_BUS_WAIT) of start) holds a new
+    /// stream until the bus is up instead of refusing it; everything else
+    /// (REST, health, the dashboard) is served from the first moment.
+    async fn admit(
         &self,
         state: &AppState,
         transport: &'static str,
     ) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
         if self.last_event_id.is_none() && !state.hub.bus_up() {
-            state.metrics.stream_rejected.with_label_values(&["bus_down"]).inc();
-            return Err(ApiError::unavailable(UNAVAILABLE, Some(3)));
+            let starting = super::STARTUP_BUS_WAIT.saturating_sub(state.started.elapsed());
+            if starting.is_zero() || !state.hub.wait_up(starting).await {
+                state.metrics.stream_rejected.with_label_values(&["bus_down"]).inc();
+                return Err(ApiError::unavailable(UNAVAILABLE, Some(3)));
+            }
         }
         Arc::clone(&state.connections).try_acquire_owned().map_err(|_| {
             state.metrics.stream_rejected.with_label_values(&["connection_cap"]).inc();
@@ -107,7 +116,7 @@ pub async fn stream(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let request = StreamRequest::parse(query.as_deref(), &headers)?;
-    let (feed, permit) = request.open(&state, "sse")?;
+    let (feed, permit) = request.open(&state, "sse").await?;
     state.metrics.sse_connections.inc();
     let guard = SseGuard { metrics: Arc::clone(&state.metrics), opened: Instant::now() };
     let metrics = Arc::clone(&state.metrics);
@@ -152,6 +161,7 @@ fn encode(frame: &Frame, fields: FieldSet, metrics: &Metrics) -> Bytes {
         ),
         Frame::Lagged { skipped } => {
             metrics.stream_lagged.with_label_values(&["sse"]).inc();
+            metrics.sse_broadcast_errors.with_label_values(&["lagged"]).inc();
             (
             &sent.lagged,
             Bytes::from(format!(

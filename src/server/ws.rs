@@ -1,5 +1,6 @@
 //! `GET /v1/observations/ws`: the same events as the SSE stream, as JSON
-//! text frames (SPEC 4.1): first `{"event":"connection","data":{…}}`, then
+//! text frames (docs/API.md, The WebSocket stream): first
+//! `{"event":"connection","data":{…}}`, then
 //! `{"event":"observation","id":"…","data":{…}}`, plus `reset` and `lagged`.
 //!
 //! Same filters and catch-up (`last_event_id` query parameter) as SSE.
@@ -33,7 +34,7 @@ pub async fn stream(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let request = StreamRequest::parse(query.as_deref(), &headers)?;
-    let (feed, permit) = request.open(&state, "ws")?;
+    let (feed, permit) = request.open(&state, "ws").await?;
     let metrics = Arc::clone(&state.metrics);
     let token = state.tracker.token();
     Ok(upgrade.on_upgrade(move |socket| async move {

@@ -1,6 +1,7 @@
 //! The store: observations and station metadata, in PostgreSQL (production,
 //! several workers and gateways sharing one database) or in one SQLite file
-//! (the embedded default), chosen by the database URL (SPEC 1, 6).
+//! (the embedded default), chosen by the database URL (docs/ARCHITECTURE.md;
+//! docs/REFERENCE.md, Configuration).
 //!
 //! [`Store`] is the one interface the worker and the server use; the two
 //! backends (`postgres.rs`, `sqlite.rs`) answer the same queries with the same
@@ -9,8 +10,12 @@
 //!
 //! Decisions the callers can rely on:
 //! - The key is (`station_id`, `observed_at`). [`Store::upsert_observations`]
-//!   never overwrites a stored row and returns exactly the rows it inserted,
-//!   in input order, each once, so the worker publishes each observation once.
+//!   inserts new rows and applies corrections to stored ones (see
+//!   [`Origin`]: a value filled in or revised), and returns exactly the rows
+//!   it inserted or changed, in input order, each once; an identical
+//!   re-fetch changes and returns nothing. A changed row's `revision` goes up
+//!   by one and it enters the outbox again, so the worker publishes each
+//!   distinct version of a row once.
 //! - Observations may arrive for a station whose metadata is unknown: the
 //!   upsert creates a bare `stations` row (id only, see [`Station::bare`]) in
 //!   the same transaction, so every station with data is listed by
@@ -56,6 +61,25 @@ pub enum Delivery {
     Outbox,
     /// Stored only, never published (backfill without `--publish`).
     Silent,
+}
+
+/// Where a batch of rows comes from, which decides what wins when two
+/// sources disagree about the same (station, time) (docs/REFERENCE.md,
+/// Observation, "Corrections"):
+/// - a value NDBC no longer reports (null) never erases a stored value;
+/// - a non-null value replaces the stored one when its source ranks at least
+///   as high as the source that last set the row, and fills it in when the
+///   stored one is null whatever the ranks.
+///
+/// A station's own file is the record NDBC revises; `latest_obs.txt` is a
+/// summary of the newest rows, rounded and sometimes shifted by a poll. So
+/// the station file wins, and the two never flip a row back and forth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Origin {
+    /// `latest_obs.txt` and any other summary source (rank 1).
+    Summary = 1,
+    /// A station's own file: realtime2 `{ID}.txt`, historical files (rank 2).
+    StationFile = 2,
 }
 
 /// A connected store: a pool of connections to one database.
@@ -123,7 +147,8 @@ pub struct PageQuery {
     pub page: u32,
     /// Rows per page; 0 returns no rows but still the total.
     pub limit: u32,
-    /// Only observations at or after this time.
+    /// Only observations strictly after this time (the original's
+    /// `observedAt > since`: polling with the last time seen repeats nothing).
     pub since: Option<DateTime<Utc>>,
 }
 
@@ -181,12 +206,14 @@ impl Store {
     ///
     /// `postgres://…` and `postgresql://…` open a PostgreSQL pool; `sqlite://PATH`,
     /// `sqlite:PATH` or a plain `PATH` open (creating it and its directory when
-    /// missing) a SQLite file in WAL mode. It connects at once, so an unreachable
+    /// missing) a SQLite file in WAL mode; `sqlite::memory:` opens a private
+    /// in-memory database on a single connection (it lives as long as the store). It connects at once, so an unreachable
     /// database fails here. It does not migrate: call [`Store::migrate`].
     pub async fn connect(url: &str, options: StoreOptions) -> Result<Store, Error> {
         match target(url)? {
             Target::Postgres => Ok(Store::Postgres(PgStore::connect(url, &options).await?)),
             Target::Sqlite(path) => Ok(Store::Sqlite(SqliteStore::connect(path, &options).await?)),
+            Target::SqliteMemory => Ok(Store::Sqlite(SqliteStore::connect_memory(&options).await?)),
         }
     }
 
@@ -226,24 +253,28 @@ impl Store {
         }
     }
 
-    /// Inserts the observations whose key is not stored yet and returns exactly
-    /// those, in input order.
+    /// Inserts the observations whose key is not stored yet, applies the
+    /// corrections the others carry (by the rules of [`Origin`]), and returns
+    /// exactly the rows inserted or changed, as stored, in input order.
     ///
-    /// A key repeated within `rows` counts once (its first occurrence). Stored
-    /// rows are never changed, so re-upserting a file returns nothing. Runs in
-    /// one transaction (all or nothing), in batches, and creates a bare
+    /// A key repeated within `rows` counts once (its first occurrence). A
+    /// re-upsert of the same file changes and returns nothing. Runs in one
+    /// transaction (all or nothing), in batches, and creates a bare
     /// `stations` row for each station not known yet.
     ///
-    /// The inserted rows enter the outbox (see [`Delivery::Outbox`]).
+    /// The rows come from a station file, and inserted and changed rows
+    /// enter the outbox (see [`Delivery::Outbox`]).
     pub async fn upsert_observations(&self, rows: &[Observation]) -> Result<Vec<Observation>, Error> {
-        self.upsert_observations_with(rows, Delivery::Outbox).await
+        self.upsert_observations_with(rows, Delivery::Outbox, Origin::StationFile).await
     }
 
-    /// [`Store::upsert_observations`], choosing whether the new rows are to be published.
+    /// [`Store::upsert_observations`], choosing whether inserted and changed
+    /// rows are to be published, and naming where the rows come from.
     pub async fn upsert_observations_with(
         &self,
         rows: &[Observation],
         delivery: Delivery,
+        origin: Origin,
     ) -> Result<Vec<Observation>, Error> {
         if rows.is_empty() {
             return Ok(Vec::new());
@@ -251,8 +282,8 @@ impl Store {
         let started = std::time::Instant::now();
         let batch = Batch::new(rows);
         let new_rows = match self {
-            Store::Postgres(store) => store.upsert_observations(batch, delivery).await?,
-            Store::Sqlite(store) => store.upsert_observations(batch, delivery).await?,
+            Store::Postgres(store) => store.upsert_observations(batch, delivery, origin).await?,
+            Store::Sqlite(store) => store.upsert_observations(batch, delivery, origin).await?,
         };
         tracing::debug!(
             backend = self.backend(),
@@ -279,8 +310,21 @@ impl Store {
         }
     }
 
-    /// One station's history, oldest first, one page of it, with the total
-    /// number of rows matching `query.since`.
+    /// How many stations are marked active (the `stations_active` gauge).
+    pub async fn count_active_stations(&self) -> Result<u64, Error> {
+        const SQL: &str = "SELECT count(*) FROM stations WHERE active";
+        let count: i64 = match self {
+            Store::Postgres(store) => sqlx::query_scalar(SQL).fetch_one(store.pool()).await,
+            Store::Sqlite(store) => sqlx::query_scalar(SQL).fetch_one(store.pool()).await,
+        }
+        .map_err(Error::query("counting active stations"))?;
+        Ok(count.max(0) as u64)
+    }
+
+    /// One page of a station's history, counted from the newest row: page 1
+    /// is the newest `limit` rows, page 2 the `limit` before them, and so on;
+    /// each page is returned oldest first. With the total number of rows
+    /// after `query.since`.
     pub async fn observations_by_station(
         &self,
         id: &StationId,
@@ -328,6 +372,8 @@ impl Store {
 enum Target {
     Postgres,
     Sqlite(PathBuf),
+    /// `sqlite::memory:`: one private in-memory database (for tests).
+    SqliteMemory,
 }
 
 fn target(url: &str) -> Result<Target, Error> {
@@ -346,8 +392,10 @@ fn target(url: &str) -> Result<Target, Error> {
     };
     // `sqlite:` URLs may carry options (`?mode=rwc`); the store sets its own.
     let path = if url.starts_with("sqlite:") { path.split('?').next().unwrap_or(path) } else { path };
-    // An in-memory database would be a different one on each pooled connection.
-    if path.is_empty() || path == ":memory:" || path.starts_with(":memory:") {
+    if path == ":memory:" && url.starts_with("sqlite:") {
+        return Ok(Target::SqliteMemory);
+    }
+    if path.is_empty() || path.starts_with(":memory:") {
         return Err(unsupported());
     }
     Ok(Target::Sqlite(PathBuf::from(path)))
@@ -407,8 +455,9 @@ impl Batch {
         self.insert_order.chunks(rows_per_chunk).map(|chunk| chunk.iter().map(|&i| &self.rows[i]).collect())
     }
 
-    /// Marks the rows the database returned as inserted.
-    fn mark_new(&mut self, inserted: impl IntoIterator<Item = (String, DateTime<Utc>)>) -> Result<(), Error> {
+    /// Marks the rows the database returned as inserted or changed, taking
+    /// their values as stored (a correction may keep some stored values).
+    fn mark_new(&mut self, stored: Vec<Observation>) -> Result<(), Error> {
         let index: HashMap<(&str, DateTime<Utc>), usize> = self
             .rows
             .iter()
@@ -416,19 +465,20 @@ impl Batch {
             .map(|(i, row)| ((row.station_id.as_str(), row.observed_at), i))
             .collect();
         let mut hits = Vec::new();
-        for (station_id, observed_at) in inserted {
-            match index.get(&(station_id.as_str(), observed_at)) {
-                Some(&i) => hits.push(i),
+        for row in stored {
+            match index.get(&(row.station_id.as_str(), row.observed_at)) {
+                Some(&i) => hits.push((i, row)),
                 None => {
                     return Err(Error::Corrupt {
-                        what: "inserted key",
-                        value: format!("{station_id} {}", format_time(&observed_at)),
+                        what: "upserted key",
+                        value: format!("{} {}", row.station_id, format_time(&row.observed_at)),
                     })
                 }
             }
         }
-        for i in hits {
+        for (i, row) in hits {
             self.is_new[i] = true;
+            self.rows[i] = row;
         }
         Ok(())
     }
@@ -482,6 +532,41 @@ fn observation_columns(prefix: &str) -> String {
 /// [`observation_columns`] without a prefix.
 static OBSERVATION_COLUMNS: LazyLock<String> = LazyLock::new(|| observation_columns(""));
 
+/// The corrections clause of both dialects' observation upsert, after
+/// `INSERT … ` (docs: [`Origin`]): on a key conflict each measurement takes
+/// the merged value, and the row is updated (revision + 1, back into the
+/// outbox when `pending` says so, next `seq`) only when a merged value
+/// differs from the stored one; it returns the stored columns of every row
+/// inserted or changed.
+///
+/// `distinct` is the dialect's null-safe "differs" operator, `greatest` its
+/// two-argument maximum, `pending` and `seq` the new values of those columns.
+fn corrections_clause(distinct: &str, greatest: &str, pending: &str, seq: &str) -> String {
+    let merged = |column: &str| {
+        format!(
+            "CASE WHEN excluded.{column} IS NULL THEN observations.{column} \
+             WHEN observations.{column} IS NULL OR excluded.source_rank >= observations.source_rank \
+             THEN excluded.{column} ELSE observations.{column} END"
+        )
+    };
+    let mut set = Vec::new();
+    let mut changed = Vec::new();
+    for field in Field::ALL {
+        let column = field.column();
+        set.push(format!("{column} = {}", merged(column)));
+        changed.push(format!("({}) {distinct} observations.{column}", merged(column)));
+    }
+    format!(
+        " ON CONFLICT (station_id, observed_at) DO UPDATE SET {}, \
+         source_rank = {greatest}(observations.source_rank, excluded.source_rank), \
+         revision = observations.revision + 1, pending = {pending}, seq = {seq} \
+         WHERE {} RETURNING {}",
+        set.join(", "),
+        changed.join(" OR "),
+        *OBSERVATION_COLUMNS,
+    )
+}
+
 /// The station columns in the order the backends read them.
 const STATION_COLUMNS: &str = "s.id, s.name, s.lat, s.lon, s.owner, s.station_type, s.active";
 
@@ -511,7 +596,8 @@ mod tests {
             error.to_string(),
             "unsupported database url mysql://root:***@db/x: expected postgres://, postgresql://, sqlite: or a file path"
         );
-        assert!(target("sqlite::memory:").is_err());
+        assert_eq!(target("sqlite::memory:").expect("memory"), Target::SqliteMemory);
+        assert_eq!(target("sqlite://:memory:").expect("memory"), Target::SqliteMemory);
         assert!(target("").is_err());
     }
 
@@ -543,7 +629,7 @@ mod tests {
         let order: Vec<_> =
             batch.chunks(2).flatten().map(|o| (o.station_id.as_str().to_owned(), o.observed_at)).collect();
         assert_eq!(order, [("a".to_owned(), time(1)), ("a".to_owned(), time(2)), ("b".to_owned(), time(1))]);
-        batch.mark_new([("a".to_owned(), time(1)), ("b".to_owned(), time(1))]).expect("known keys");
+        batch.mark_new(vec![obs("a", 1), obs("b", 1)]).expect("known keys");
         assert_eq!(batch.into_new(), [obs("b", 1), obs("a", 1)]);
     }
 

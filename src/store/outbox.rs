@@ -1,5 +1,5 @@
-//! The transactional outbox (SPEC 3 "nothing inserted is lost to
-//! subscribers"): observations inserted with [`Delivery::Outbox`](super::Delivery)
+//! The transactional outbox (docs/REFERENCE.md, Worker: "nothing inserted is
+//! lost to subscribers"): observations inserted with [`Delivery::Outbox`](super::Delivery)
 //! are `pending` in the same transaction that stores them; [`Store::drain_outbox`]
 //! publishes the oldest pending rows and marks them with their bus id.
 //!
@@ -25,11 +25,19 @@ use sqlx::Row;
 
 use super::{Error, Store, OBSERVATION_COLUMNS};
 use crate::bus::parse_stream_id;
-use crate::observation::{Observation, ObservationEvent};
+use crate::observation::{Observation, ObservationEvent, N_FIELDS};
 
 /// The PostgreSQL advisory-lock key that serializes outbox drains
 /// (`hashtext('buoycast.outbox')` would do too; a constant is clearer).
 const OUTBOX_LOCK_KEY: i64 = 0x6275_6f79_6f62_7831; // "buoyobx1"
+
+/// An event for a stored row at `revision` (negative or huge values, which
+/// the schema never writes, count as 0 or saturate).
+fn revised(observation: Observation, revision: i64) -> ObservationEvent {
+    let mut event = ObservationEvent::new(None, observation);
+    event.revision = u32::try_from(revision.max(0)).unwrap_or(u32::MAX);
+    event
+}
 
 /// What one drain round did.
 #[derive(Debug)]
@@ -50,13 +58,15 @@ pub enum Drained<E> {
 impl Store {
     /// Publishes at most `limit` pending observations, oldest first, with
     /// `publish` (which must return one bus id per row, in order), and marks
-    /// them published with those ids.
+    /// them published with those ids. Each event carries its row's
+    /// `revision` (a correction is published again as a new version); a row
+    /// changed again while it was being published stays pending.
     ///
     /// When `publish` fails the rows stay pending and its error comes back in
     /// [`Drained::Failed`]; an `Err` is the store's own failure.
     pub async fn drain_outbox<F, Fut, E>(&self, limit: usize, publish: F) -> Result<Drained<E>, Error>
     where
-        F: FnOnce(Vec<Observation>) -> Fut,
+        F: FnOnce(Vec<ObservationEvent>) -> Fut,
         Fut: Future<Output = Result<Vec<String>, E>>,
     {
         let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
@@ -70,7 +80,7 @@ impl Store {
                     .await
                     .map_err(Error::query(operation))?;
                 let sql = format!(
-                    "SELECT {} FROM observations WHERE pending ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+                    "SELECT {}, revision FROM observations WHERE pending ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
                     *OBSERVATION_COLUMNS
                 );
                 let rows = sqlx::query(&sql)
@@ -80,8 +90,11 @@ impl Store {
                     .map_err(Error::query(operation))?;
                 let rows = rows
                     .iter()
-                    .map(|row| super::postgres::read_observation(row, 0))
-                    .collect::<Result<Vec<_>, _>>()?;
+                    .map(|row| {
+                        let revision: i32 = row.try_get(N_FIELDS + 2).map_err(Error::query(operation))?;
+                        Ok(revised(super::postgres::read_observation(row, 0)?, i64::from(revision)))
+                    })
+                    .collect::<Result<Vec<_>, Error>>()?;
                 if rows.is_empty() {
                     tx.commit().await.map_err(Error::query(operation))?;
                     return Ok(Drained::Empty);
@@ -99,8 +112,8 @@ impl Store {
                      FROM UNNEST($1::text[], $2::timestamptz[], $3::text[]) AS u(station_id, observed_at, bus_id) \
                      WHERE o.station_id = u.station_id AND o.observed_at = u.observed_at",
                 )
-                .bind(rows.iter().map(|row| row.station_id.as_str()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|row| row.observed_at).collect::<Vec<_>>())
+                .bind(rows.iter().map(|row| row.observation.station_id.as_str()).collect::<Vec<_>>())
+                .bind(rows.iter().map(|row| row.observation.observed_at).collect::<Vec<_>>())
                 .bind(&ids)
                 .execute(&mut *tx)
                 .await
@@ -111,7 +124,7 @@ impl Store {
             Store::Sqlite(store) => {
                 let operation = "draining the outbox";
                 let sql = format!(
-                    "SELECT {} FROM observations WHERE pending = 1 ORDER BY seq LIMIT ?",
+                    "SELECT {}, revision FROM observations WHERE pending = 1 ORDER BY seq LIMIT ?",
                     *OBSERVATION_COLUMNS
                 );
                 let rows = sqlx::query(&sql)
@@ -121,8 +134,11 @@ impl Store {
                     .map_err(Error::query(operation))?;
                 let rows = rows
                     .iter()
-                    .map(|row| super::sqlite::read_observation(row, 0))
-                    .collect::<Result<Vec<_>, _>>()?;
+                    .map(|row| {
+                        let revision: i64 = row.try_get(N_FIELDS + 2).map_err(Error::query(operation))?;
+                        Ok(revised(super::sqlite::read_observation(row, 0)?, revision))
+                    })
+                    .collect::<Result<Vec<_>, Error>>()?;
                 if rows.is_empty() {
                     return Ok(Drained::Empty);
                 }
@@ -135,14 +151,16 @@ impl Store {
                 let mut tx =
                     store.pool().begin_with("BEGIN IMMEDIATE").await.map_err(Error::query(operation))?;
                 for (row, id) in rows.iter().zip(&ids) {
+                    // Only the version published: a correction stored meanwhile stays pending.
                     sqlx::query(
                         "UPDATE observations SET pending = 0, bus_id = ?, published_at = ? \
-                         WHERE station_id = ? AND observed_at = ?",
+                         WHERE station_id = ? AND observed_at = ? AND revision = ?",
                     )
                     .bind(id)
                     .bind(now)
-                    .bind(row.station_id.as_str())
-                    .bind(row.observed_at.timestamp_micros())
+                    .bind(row.observation.station_id.as_str())
+                    .bind(row.observation.observed_at.timestamp_micros())
+                    .bind(i64::from(row.revision))
                     .execute(&mut *tx)
                     .await
                     .map_err(Error::query(operation))?;
@@ -188,7 +206,7 @@ impl Store {
         match self {
             Store::Postgres(store) => {
                 let sql = format!(
-                    "SELECT {}, bus_id FROM observations WHERE published_at >= $1 AND bus_id IS NOT NULL \
+                    "SELECT {}, bus_id, revision FROM observations WHERE published_at >= $1 AND bus_id IS NOT NULL \
                      ORDER BY published_at DESC LIMIT $2",
                     *OBSERVATION_COLUMNS
                 );
@@ -200,13 +218,16 @@ impl Store {
                     .map_err(Error::query(operation))?;
                 for row in &rows {
                     let observation = super::postgres::read_observation(row, 0)?;
-                    let id: String = row.try_get(16).map_err(Error::query(operation))?;
-                    events.push(ObservationEvent { id: Some(id), observation });
+                    let id: String = row.try_get(N_FIELDS + 2).map_err(Error::query(operation))?;
+                    let revision: i32 = row.try_get(N_FIELDS + 3).map_err(Error::query(operation))?;
+                    let mut event = revised(observation, i64::from(revision));
+                    event.id = Some(id);
+                    events.push(event);
                 }
             }
             Store::Sqlite(store) => {
                 let sql = format!(
-                    "SELECT {}, bus_id FROM observations WHERE published_at >= ? AND bus_id IS NOT NULL \
+                    "SELECT {}, bus_id, revision FROM observations WHERE published_at >= ? AND bus_id IS NOT NULL \
                      ORDER BY published_at DESC LIMIT ?",
                     *OBSERVATION_COLUMNS
                 );
@@ -218,8 +239,11 @@ impl Store {
                     .map_err(Error::query(operation))?;
                 for row in &rows {
                     let observation = super::sqlite::read_observation(row, 0)?;
-                    let id: String = row.try_get(16).map_err(Error::query(operation))?;
-                    events.push(ObservationEvent { id: Some(id), observation });
+                    let id: String = row.try_get(N_FIELDS + 2).map_err(Error::query(operation))?;
+                    let revision: i64 = row.try_get(N_FIELDS + 3).map_err(Error::query(operation))?;
+                    let mut event = revised(observation, revision);
+                    event.id = Some(id);
+                    events.push(event);
                 }
             }
         }

@@ -6,7 +6,9 @@
 //! batch of thousands of rows is one round trip and one statement.
 //!
 //! It is not the public interface: callers go through `Store`; [`PgStore::pool`]
-//! exists for later features (worker leases) that need PostgreSQL itself.
+//! serves the store's PostgreSQL-only queries elsewhere: the worker's source
+//! leases (`ingest.rs`, `FOR UPDATE SKIP LOCKED`) and the outbox drain
+//! (`outbox.rs`, under an advisory lock).
 
 use std::str::FromStr;
 use std::sync::LazyLock;
@@ -17,8 +19,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::{
-    offset, redact, stored_station_id, Batch, Delivery, Error, HistoryQuery, Page, PageQuery, StationSummary,
-    StoreOptions, OBSERVATION_COLUMNS, PG_CHUNK_ROWS, STATION_COLUMNS,
+    offset, redact, stored_station_id, Batch, Delivery, Error, HistoryQuery, Origin, Page, PageQuery,
+    StationSummary, StoreOptions, OBSERVATION_COLUMNS, PG_CHUNK_ROWS, STATION_COLUMNS,
 };
 use crate::observation::{Field, Measurements, Observation, StationId, N_FIELDS};
 use crate::station::Station;
@@ -45,14 +47,21 @@ fn insert_observations(delivery: Delivery) -> String {
     for n in 0..N_FIELDS {
         arrays.push_str(&format!(", ${}::float8[]", n + 3));
     }
-    let (pending_column, pending_value) = match delivery {
-        Delivery::Outbox => ("", ""),
-        Delivery::Silent => (", pending", ", false"),
+    let rank = format!("${}::smallint", N_FIELDS + 3);
+    let (pending_column, pending_value, pending_update) = match delivery {
+        Delivery::Outbox => ("", "", "true"),
+        Delivery::Silent => (", pending", ", false", "observations.pending"),
     };
     format!(
-        "INSERT INTO observations ({columns}{pending_column}) SELECT *{pending_value} FROM UNNEST({arrays}) \
-         ON CONFLICT (station_id, observed_at) DO NOTHING RETURNING station_id, observed_at",
+        "INSERT INTO observations ({columns}{pending_column}, source_rank) \
+         SELECT *{pending_value}, {rank} FROM UNNEST({arrays}){corrections}",
         columns = *OBSERVATION_COLUMNS,
+        corrections = super::corrections_clause(
+            "IS DISTINCT FROM",
+            "GREATEST",
+            pending_update,
+            "nextval('observations_seq')"
+        ),
     )
 }
 
@@ -104,6 +113,7 @@ impl PgStore {
         &self,
         mut batch: Batch,
         delivery: Delivery,
+        origin: Origin,
     ) -> Result<Vec<Observation>, Error> {
         let insert: &str = match delivery {
             Delivery::Outbox => &INSERT_OBSERVATIONS,
@@ -126,12 +136,10 @@ impl PgStore {
                 let column: Vec<Option<f64>> = chunk.iter().map(|row| row.measurements.get(field)).collect();
                 query = query.bind(column);
             }
-            let rows = query.fetch_all(&mut *tx).await.map_err(Error::query(operation))?;
+            let rows =
+                query.bind(origin as i16).fetch_all(&mut *tx).await.map_err(Error::query(operation))?;
             for row in rows {
-                inserted.push((
-                    row.try_get::<String, _>(0).map_err(Error::query(operation))?,
-                    row.try_get::<DateTime<Utc>, _>(1).map_err(Error::query(operation))?,
-                ));
+                inserted.push(read_observation(&row, 0)?);
             }
         }
         tx.commit().await.map_err(Error::query(operation))?;
@@ -175,7 +183,7 @@ impl PgStore {
         let filter = |builder: &mut QueryBuilder<'_, Postgres>| {
             builder.push(" FROM observations WHERE station_id = ").push_bind(id.as_str().to_owned());
             if let Some(since) = query.since {
-                builder.push(" AND observed_at >= ").push_bind(since);
+                builder.push(" AND observed_at > ").push_bind(since);
             }
         };
         let mut count = QueryBuilder::new("SELECT count(*)");
@@ -190,10 +198,11 @@ impl PgStore {
         if query.limit > 0 && total > 0 {
             let mut select = QueryBuilder::new(format!("SELECT {}", *OBSERVATION_COLUMNS));
             filter(&mut select);
-            select.push(" ORDER BY observed_at ASC LIMIT ").push_bind(i64::from(query.limit));
+            select.push(" ORDER BY observed_at DESC LIMIT ").push_bind(i64::from(query.limit));
             select.push(" OFFSET ").push_bind(offset(query.page, query.limit));
             let rows = select.build().fetch_all(&self.pool).await.map_err(Error::query(operation))?;
-            items = rows.iter().map(|row| read_observation(row, 0)).collect::<Result<_, _>>()?;
+            // Newest first from the index; the page is returned oldest first.
+            items = rows.iter().rev().map(|row| read_observation(row, 0)).collect::<Result<_, _>>()?;
         }
         Ok(Page { items, total: total.max(0) as u64 })
     }

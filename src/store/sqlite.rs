@@ -1,5 +1,5 @@
 //! SQLite backend of [`Store`](super::Store): the embedded default, one file,
-//! no service to run (SPEC 1).
+//! no service to run (docs/ARCHITECTURE.md).
 //!
 //! The file is opened in WAL mode (readers never block the writer), with a
 //! busy timeout, foreign keys on, and `synchronous = NORMAL` (safe against
@@ -21,7 +21,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{
-    offset, stored_station_id, Batch, Delivery, Error, HistoryQuery, Page, PageQuery, StationSummary,
+    offset, stored_station_id, Batch, Delivery, Error, HistoryQuery, Origin, Page, PageQuery, StationSummary,
     StoreOptions, OBSERVATION_COLUMNS, SQLITE_CHUNK_ROWS, STATION_COLUMNS,
 };
 use crate::observation::{Field, Measurements, Observation, StationId};
@@ -67,6 +67,23 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 
+    /// One in-memory database: a pool of exactly one connection that never
+    /// closes (each new connection would open another, empty, database).
+    pub(super) async fn connect_memory(options: &StoreOptions) -> Result<SqliteStore, Error> {
+        let connect_options =
+            SqliteConnectOptions::new().in_memory(true).busy_timeout(options.busy_timeout).foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect_options)
+            .await
+            .map_err(|source| Error::Connect { url: "sqlite::memory:".to_owned(), source })?;
+        Ok(SqliteStore { pool })
+    }
+
     /// The underlying pool.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
@@ -89,6 +106,7 @@ impl SqliteStore {
         &self,
         mut batch: Batch,
         delivery: Delivery,
+        origin: Origin,
     ) -> Result<Vec<Observation>, Error> {
         let operation = "upserting observations";
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(Error::query(operation))?;
@@ -102,6 +120,12 @@ impl SqliteStore {
         }
         let mut inserted = Vec::new();
         let pending = i64::from(delivery == Delivery::Outbox);
+        let corrections = super::corrections_clause(
+            "IS NOT",
+            "max",
+            if delivery == Delivery::Outbox { "1" } else { "observations.pending" },
+            "excluded.seq",
+        );
         for chunk in batch.chunks(SQLITE_CHUNK_ROWS) {
             // Reserve one insertion number per candidate row (gaps are fine).
             let n_rows = i64::try_from(chunk.len()).unwrap_or(i64::MAX);
@@ -113,7 +137,7 @@ impl SqliteStore {
                     .map_err(Error::query(operation))?;
             let mut seq = last - n_rows;
             let mut insert = QueryBuilder::<Sqlite>::new(format!(
-                "INSERT INTO observations ({}, seq, pending) ",
+                "INSERT INTO observations ({}, seq, pending, source_rank) ",
                 *OBSERVATION_COLUMNS
             ));
             insert.push_values(chunk, |mut values, row| {
@@ -122,15 +146,12 @@ impl SqliteStore {
                 for field in Field::ALL {
                     values.push_bind(row.measurements.get(field));
                 }
-                values.push_bind(seq).push_bind(pending);
+                values.push_bind(seq).push_bind(pending).push_bind(origin as i64);
             });
-            insert
-                .push(" ON CONFLICT (station_id, observed_at) DO NOTHING RETURNING station_id, observed_at");
+            insert.push(&corrections);
             let rows = insert.build().fetch_all(&mut *tx).await.map_err(Error::query(operation))?;
             for row in rows {
-                let station_id: String = row.try_get(0).map_err(Error::query(operation))?;
-                let micros: i64 = row.try_get(1).map_err(Error::query(operation))?;
-                inserted.push((station_id, time_from_micros(micros)?));
+                inserted.push(read_observation(&row, 0)?);
             }
         }
         tx.commit().await.map_err(Error::query(operation))?;
@@ -183,7 +204,7 @@ impl SqliteStore {
         let filter = |builder: &mut QueryBuilder<'_, Sqlite>| {
             builder.push(" FROM observations WHERE station_id = ").push_bind(id.as_str().to_owned());
             if let Some(since) = query.since {
-                builder.push(" AND observed_at >= ").push_bind(since.timestamp_micros());
+                builder.push(" AND observed_at > ").push_bind(since.timestamp_micros());
             }
         };
         let mut count = QueryBuilder::new("SELECT count(*)");
@@ -198,10 +219,11 @@ impl SqliteStore {
         if query.limit > 0 && total > 0 {
             let mut select = QueryBuilder::new(format!("SELECT {}", *OBSERVATION_COLUMNS));
             filter(&mut select);
-            select.push(" ORDER BY observed_at ASC LIMIT ").push_bind(i64::from(query.limit));
+            select.push(" ORDER BY observed_at DESC LIMIT ").push_bind(i64::from(query.limit));
             select.push(" OFFSET ").push_bind(offset(query.page, query.limit));
             let rows = select.build().fetch_all(&self.pool).await.map_err(Error::query(operation))?;
-            items = rows.iter().map(|row| read_observation(row, 0)).collect::<Result<_, _>>()?;
+            // Newest first from the index; the page is returned oldest first.
+            items = rows.iter().rev().map(|row| read_observation(row, 0)).collect::<Result<_, _>>()?;
         }
         Ok(Page { items, total: total.max(0) as u64 })
     }

@@ -1,6 +1,6 @@
-//! `buoycast backfill` (SPEC 3): load the 45-day realtime2 history of chosen
-//! stations into the store, with a progress bar (stations done, rows
-//! inserted, rate; hidden when stderr is not a terminal).
+//! `buoycast backfill` (docs/REFERENCE.md, Worker): load the 45-day realtime2
+//! history of chosen stations into the store, with a progress bar (stations
+//! done, rows inserted, rate; hidden when stderr is not a terminal).
 //!
 //! It is resumable: upserts are idempotent, so running it again after an
 //! interruption stores only what is missing. Backfilled rows are stored with
@@ -25,7 +25,7 @@ use super::schedule::station_url;
 use crate::bus::Bus;
 use crate::observation::StationId;
 use crate::sources::ndbc::parse;
-use crate::store::{Delivery, Store};
+use crate::store::{Delivery, Origin, Store};
 
 /// What to backfill.
 #[derive(Debug, Clone)]
@@ -61,6 +61,8 @@ pub struct BackfillReport {
     pub rows_published: usize,
     /// Bad lines skipped.
     pub bad_lines: usize,
+    /// Implausible values stored as null in rows that were kept.
+    pub values_rejected: usize,
 }
 
 /// Runs a backfill. `bus` is used only with `options.publish`. An `Err` is
@@ -95,10 +97,11 @@ pub async fn backfill(
         .buffer_unordered(options.concurrency.max(1));
     while let Some((station, url, loaded)) = loads.next().await {
         match loaded {
-            Ok((rows, bad_lines)) => {
+            Ok(Loaded { rows, bad_lines, values_rejected }) => {
                 report.rows_read += rows.len();
                 report.bad_lines += bad_lines;
-                let inserted = store.upsert_observations_with(&rows, delivery).await?;
+                report.values_rejected += values_rejected;
+                let inserted = store.upsert_observations_with(&rows, delivery, Origin::StationFile).await?;
                 report.rows_inserted += inserted.len();
                 report.stations_done += 1;
                 tracing::info!(
@@ -106,6 +109,7 @@ pub async fn backfill(
                     n_rows = rows.len(),
                     n_inserted = inserted.len(),
                     n_bad_lines = bad_lines,
+                    n_values_rejected = values_rejected,
                     "station backfilled"
                 );
             }
@@ -133,20 +137,35 @@ pub async fn backfill(
     Ok(report)
 }
 
+/// One station's file, parsed.
+struct Loaded {
+    /// Its rows within the window.
+    rows: Vec<crate::observation::Observation>,
+    /// Bad lines in the whole file (a cut last line included).
+    bad_lines: usize,
+    /// Implausible values stored as null, in the whole file.
+    values_rejected: usize,
+}
+
 /// Fetches and parses one station's file: its rows within `days` of its
-/// newest row, and the number of bad lines.
+/// newest row, and the number of bad lines and rejected values (logged once
+/// per file, as by the worker).
 async fn load_station(
     fetcher: &Fetcher,
     url: &str,
     station: &StationId,
     days: u32,
-) -> Result<(Vec<crate::observation::Observation>, usize), String> {
+) -> Result<Loaded, String> {
     let body = match fetcher.get(url, &Validators::default()).await.map_err(|error| error.to_string())? {
         Fetched::Modified { body, .. } => body,
         Fetched::NotModified => return Err("unexpected 304 to an unconditional request".to_owned()),
     };
     let (complete, cut) = super::complete_lines(&body);
     let parsed = parse::parse(complete, Some(station)).map_err(|error| format!("unusable file: {error}"))?;
+    if !parsed.rejected.is_empty() {
+        let source = super::Source::Station(station.clone());
+        super::log_rejected_values(&source, &parsed.rejected, parsed.observations.len());
+    }
     let newest = parsed.observations.iter().map(|row| row.observed_at).max();
     let rows = match newest {
         Some(newest) => {
@@ -155,5 +174,9 @@ async fn load_station(
         }
         None => Vec::new(),
     };
-    Ok((rows, parsed.errors.len() + usize::from(cut)))
+    Ok(Loaded {
+        rows,
+        bad_lines: parsed.errors.len() + usize::from(cut),
+        values_rejected: parsed.rejected.len(),
+    })
 }

@@ -1,8 +1,8 @@
-//! HTTP fetching of NDBC files (SPEC 3 "polite"): one shared `reqwest`
-//! client (rustls, gzip) with a connect timeout and a whole-request timeout,
-//! conditional GET with the validators of the last successful fetch
-//! (`If-None-Match`, `If-Modified-Since`; a 304 means nothing to do), and a
-//! size cap on bodies.
+//! HTTP fetching of NDBC files (docs/REFERENCE.md, Worker: "polite"): one
+//! shared `reqwest` client (rustls, gzip) with a connect timeout and a
+//! whole-request timeout, conditional GET with the validators of the last
+//! successful fetch (`If-None-Match`, `If-Modified-Since`; a 304 means nothing
+//! to do), and a size cap on bodies.
 //!
 //! Failures are classified for the `worker_fetches_total{outcome}` metric:
 //! `http_error` (a status other than 200/304), `timeout`, `error`

@@ -1,6 +1,6 @@
-//! The worker's Prometheus metrics (SPEC 4.4), registered into a registry the
-//! caller owns: the gateway's in `buoycast run` (one `/metrics` for both), or
-//! the worker's own in `buoycast worker`.
+//! The worker's Prometheus metrics (docs/API.md, Metrics), registered into a
+//! registry the caller owns: the gateway's in `buoycast run` (one `/metrics`
+//! for both), or the worker's own in `buoycast worker`.
 //!
 //! It deliberately holds no logic: the worker increments these.
 
@@ -14,6 +14,9 @@ pub struct WorkerMetrics {
     pub fetches: IntCounterVec,
     /// Bad lines (and bad files: an HTML page, a truncated last line) skipped.
     pub parse_errors: IntCounter,
+    /// Implausible values set to null in rows that were kept, by `field`
+    /// (the camelCase name, `waveHeightM`).
+    pub values_rejected: IntCounterVec,
     /// Observations inserted (new rows only).
     pub rows_inserted: IntCounter,
     /// Publish attempts that failed (each retry counts).
@@ -42,6 +45,13 @@ impl WorkerMetrics {
                 "worker_parse_errors_total",
                 "Bad lines and unreadable files skipped by the worker",
             )?,
+            values_rejected: IntCounterVec::new(
+                Opts::new(
+                    "ingest_values_rejected_total",
+                    "Implausible values set to null in rows that were kept, by field",
+                ),
+                &["field"],
+            )?,
             rows_inserted: IntCounter::new(
                 "worker_rows_inserted_total",
                 "Observations inserted by the worker",
@@ -61,6 +71,7 @@ impl WorkerMetrics {
         };
         registry.register(Box::new(metrics.fetches.clone()))?;
         registry.register(Box::new(metrics.parse_errors.clone()))?;
+        registry.register(Box::new(metrics.values_rejected.clone()))?;
         registry.register(Box::new(metrics.rows_inserted.clone()))?;
         registry.register(Box::new(metrics.publish_failures.clone()))?;
         registry.register(Box::new(metrics.outbox_depth.clone()))?;

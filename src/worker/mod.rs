@@ -1,4 +1,4 @@
-//! The ingest worker (SPEC 3): NDBC files → parser → store → outbox → bus.
+//! The ingest worker (docs/REFERENCE.md, Worker): NDBC files → parser → store → outbox → bus.
 //!
 //! One [`Worker::run`] is two loops sharing one store, bus and HTTP client:
 //! - the poll loop: register the configured sources in `ingest_sources`,
@@ -14,7 +14,9 @@
 //! Bad input never stores a wrong value: a body whose last line is cut short
 //! loses that line, bad lines are skipped by the parser, a file that is not
 //! NDBC at all (an HTML page with 200) stores nothing; each is counted in
-//! `worker_parse_errors_total` and logged once per file.
+//! `worker_parse_errors_total` and logged once per file. An implausible value
+//! in a row that is kept is stored as null, counted in
+//! `ingest_values_rejected_total{field}` and logged once per file too.
 //! A store that is down fails the poll, which is retried with backoff; the
 //! upsert is idempotent, so nothing is duplicated when it is back.
 //!
@@ -38,10 +40,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::Bus;
 use crate::config::{Config, NdbcConfig};
-use crate::observation::StationId;
-use crate::sources::ndbc::parse::{self, LineError};
+use crate::observation::{Field, StationId, N_FIELDS};
+use crate::sources::ndbc::parse::{self, LineError, ValueRejection};
 use crate::sources::ndbc::stations::parse_active_stations;
-use crate::store::{self, ClaimedSource, SourceUpdate, Store};
+use crate::store::{self, ClaimedSource, Delivery, Origin, SourceUpdate, Store};
 
 pub use fetch::{FetchError, Fetched, Fetcher, Validators};
 pub use metrics::WorkerMetrics;
@@ -152,6 +154,8 @@ pub struct PollReport {
     pub published: usize,
     /// Bad lines and unreadable files.
     pub parse_errors: usize,
+    /// Implausible values stored as null in rows that were kept.
+    pub values_rejected: usize,
 }
 
 /// The worker. Cheap to clone; clones share the client, store, bus and metrics.
@@ -276,6 +280,7 @@ impl Worker {
                     report.failed += source_report.failed;
                     report.inserted += source_report.inserted;
                     report.parse_errors += source_report.parse_errors;
+                    report.values_rejected += source_report.values_rejected;
                 }
                 Err(error) => {
                     first_error.get_or_insert(error);
@@ -480,9 +485,24 @@ impl Worker {
             inner.metrics.parse_errors.inc_by(n_bad as u64);
             log_bad_lines(source, &parsed.errors, cut, parsed.observations.len());
         }
-        let new_rows = inner.store.upsert_observations(&parsed.observations).await?;
+        if !parsed.rejected.is_empty() {
+            count_rejected_values(&inner.metrics, &parsed.rejected);
+            log_rejected_values(source, &parsed.rejected, parsed.observations.len());
+        }
+        // A station's own file outranks latest_obs.txt when they disagree (store::Origin).
+        let origin = match source {
+            Source::Station(_) => Origin::StationFile,
+            _ => Origin::Summary,
+        };
+        let new_rows =
+            inner.store.upsert_observations_with(&parsed.observations, Delivery::Outbox, origin).await?;
         inner.metrics.rows_inserted.inc_by(new_rows.len() as u64);
-        Ok(Ok(PollReport { inserted: new_rows.len(), parse_errors: n_bad, ..Default::default() }))
+        Ok(Ok(PollReport {
+            inserted: new_rows.len(),
+            parse_errors: n_bad,
+            values_rejected: parsed.rejected.len(),
+            ..Default::default()
+        }))
     }
 
     /// Runs the poll loop and the outbox loop until `shutdown` is cancelled,
@@ -618,6 +638,34 @@ fn log_bad_lines(source: &Source, errors: &[LineError], cut: bool, n_rows: usize
     );
 }
 
+/// Adds a file's rejected values to `ingest_values_rejected_total{field}`:
+/// one label lookup per field, not per value.
+fn count_rejected_values(metrics: &WorkerMetrics, rejected: &[ValueRejection]) {
+    let mut by_field = [0u64; N_FIELDS];
+    for rejection in rejected {
+        by_field[rejection.field.index()] += 1;
+    }
+    for field in Field::ALL {
+        let n = by_field[field.index()];
+        if n > 0 {
+            metrics.values_rejected.with_label_values(&[field.name()]).inc_by(n);
+        }
+    }
+}
+
+/// One log line per file with rejected values: how many, and the first few.
+fn log_rejected_values(source: &Source, rejected: &[ValueRejection], n_rows: usize) {
+    const SHOWN: usize = 3;
+    let sample: Vec<String> = rejected.iter().take(SHOWN).map(ToString::to_string).collect();
+    tracing::warn!(
+        source = source.label(),
+        n_values_rejected = rejected.len(),
+        n_rows,
+        first = %sample.join("; "),
+        "implausible values stored as null"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -628,5 +676,23 @@ mod tests {
         assert_eq!(complete_lines(b"a\nb 101"), (&b"a\n"[..], true));
         assert_eq!(complete_lines(b"no newline"), (&b""[..], true));
         assert_eq!(complete_lines(b""), (&b""[..], false));
+    }
+
+    #[test]
+    fn rejected_values_are_counted_by_field() {
+        let registry = prometheus::Registry::new();
+        let metrics = WorkerMetrics::register(&registry).expect("register");
+        let station = StationId::parse("41002").expect("valid");
+        let text = "#YY MM DD hh mm WSPD WVHT PRES\n2018 08 01 15 10 6.0 45.0 1013.0\n\
+                    2018 08 01 15 20 6.0 46.0 1013.0\n2018 08 01 15 30 6.0 1.0 1200.0\n";
+        let parsed = parse::parse(text.as_bytes(), Some(&station)).expect("stdmet");
+        assert_eq!((parsed.observations.len(), parsed.rejected.len()), (3, 3));
+        count_rejected_values(&metrics, &parsed.rejected);
+        let count = |field: Field| metrics.values_rejected.with_label_values(&[field.name()]).get();
+        assert_eq!(count(Field::WaveHeightM), 2);
+        assert_eq!(count(Field::PressureHpa), 1);
+        assert_eq!(count(Field::WindSpeedMps), 0);
+        let text = prometheus::TextEncoder::new().encode_to_string(&registry.gather()).expect("encode");
+        assert!(text.contains("ingest_values_rejected_total{field=\"waveHeightM\"} 2"), "{text}");
     }
 }

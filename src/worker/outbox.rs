@@ -1,5 +1,6 @@
-//! Publishing the outbox (SPEC 3, 4.3): every stored-but-unpublished
-//! observation reaches the bus once, oldest first.
+//! Publishing the outbox (docs/REFERENCE.md, Worker; docs/API.md, Catch-up):
+//! every stored-but-unpublished observation reaches the bus once, oldest
+//! first.
 //!
 //! [`drain`] repeatedly asks the store for the oldest pending rows
 //! ([`Store::drain_outbox`]) and publishes them with
@@ -13,7 +14,7 @@
 use std::time::Duration;
 
 use crate::bus::{self, Bus};
-use crate::observation::Observation;
+use crate::observation::ObservationEvent;
 use crate::store::{Drained, Store};
 
 use super::metrics::WorkerMetrics;
@@ -21,7 +22,7 @@ use super::metrics::WorkerMetrics;
 /// How publishing is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PublishPolicy {
-    /// Tries per batch (SPEC 3: 3).
+    /// Tries per batch (docs/REFERENCE.md, Worker: 3).
     pub attempts: u32,
     /// Delay after the first failed try; doubled after each further one.
     pub first_delay: Duration,
@@ -87,7 +88,7 @@ pub async fn drain(
 /// Publishes `rows` idempotently, retrying with exponential backoff.
 async fn publish_with_retries(
     bus: &Bus,
-    rows: Vec<Observation>,
+    rows: Vec<ObservationEvent>,
     policy: PublishPolicy,
     metrics: &WorkerMetrics,
 ) -> Result<Vec<String>, bus::Error> {

@@ -197,8 +197,9 @@ fn fixture_head(relative: &str, rows: usize) -> (tempfile::TempDir, PathBuf, Vec
     (dir, path, observations)
 }
 
-/// The seven arguments of `/observation` (SPEC 5.1) for an observation, the
-/// numbers with the original sentinels for nulls.
+/// The seven arguments of `/observation` (docs/REFERENCE.md, OSC address
+/// space) for an observation, the numbers with the original sentinels for
+/// nulls.
 fn observation_args(observation: &Observation) -> (String, String, [f64; 5]) {
     let m = &observation.measurements;
     (
@@ -255,7 +256,7 @@ fn assert_observation_printed(
     }
     let wave_norm = norms.iter().find(|(name, _)| name == "waveHeightM");
     match observation.measurements.get(Field::WaveHeightM) {
-        // SPEC 5.2: waveHeightM's default range is 0–10, linear.
+        // docs/REFERENCE.md, MIDI map: waveHeightM's default range is 0–10, linear.
         Some(wave) => assert_number(
             &wave_norm.expect("a wave height norm").1,
             (wave / 10.0).clamp(0.0, 1.0),
@@ -418,7 +419,7 @@ async fn supercollider_patch_posts_what_a_live_bridge_sends() {
 }
 
 #[test]
-fn max_patch_is_patcher_json_that_receives_the_spec_addresses_on_57120() {
+fn max_patch_is_patcher_json_that_receives_the_documented_addresses_on_57120() {
     let text = std::fs::read_to_string(repo().join("patches/max/buoycast.maxpat")).expect("the Max patch");
     let json: serde_json::Value = serde_json::from_str(&text).expect("the .maxpat is JSON");
     let patcher = &json["patcher"];
@@ -486,10 +487,10 @@ fn max_patch_is_patcher_json_that_receives_the_spec_addresses_on_57120() {
         assert_eq!(parts.len(), 5, "{address}");
         assert_eq!((parts[0], parts[1], parts[4]), ("", "buoy", "norm"), "{address}");
         buoycast::observation::StationId::parse(parts[2]).expect("a station id in the address");
-        assert!(Field::from_name(parts[3]).is_some(), "{address}: a SPEC field");
+        assert!(Field::from_name(parts[3]).is_some(), "{address}: a documented field");
     }
     let unpack = find("unpack");
-    assert_eq!(unpack["text"], "unpack s s f f i f f", "the /observation arguments of SPEC 5.1");
+    assert_eq!(unpack["text"], "unpack s s f f i f f", "the documented /observation arguments");
     assert!(connected(route, 0, unpack), "/observation feeds the unpack");
 
     // The synth: dials driven by the norms, reaching the DAC.

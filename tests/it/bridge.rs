@@ -1,6 +1,7 @@
 //! The `bridge` binary against the real gateway: it follows the SSE stream,
 //! and across a gateway restart it reconnects with `Last-Event-ID` and loses
-//! nothing (SPEC 5: "with Last-Event-ID reconnects so a performer loses nothing").
+//! nothing (docs/AUDIO_CLIENTS.md, Bridge cookbook: "The live SSE source
+//! reconnects with `Last-Event-ID`, so a gateway restart loses nothing").
 
 use std::path::PathBuf;
 use std::time::Duration;

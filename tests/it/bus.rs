@@ -491,8 +491,11 @@ async fn redis_the_acl_documented_in_operations_md_is_enough() {
     let shutdown = CancellationToken::new();
     let mut rx = subscribed(&bus, &shutdown).await;
     let observations = real_observations(3);
-    let ids = bus.publish_once(&observations).await.expect("publish_once");
-    assert_eq!(bus.publish_once(&observations).await.expect("publish_once again"), ids);
+    let ids = bus.publish_once(&crate::harness::originals(&observations)).await.expect("publish_once");
+    assert_eq!(
+        bus.publish_once(&crate::harness::originals(&observations)).await.expect("publish_once again"),
+        ids
+    );
     for id in &ids {
         assert_eq!(next_event(&mut rx).await.id.as_ref(), Some(id));
     }
@@ -523,8 +526,7 @@ async fn redis_wire_bytes_are_the_bus_json_and_the_log_keeps_them_without_id() {
     let mut messages = pubsub.on_message();
     for (observation, id) in observations.iter().zip(&ids) {
         let message = tokio::time::timeout(WAIT, messages.next()).await.expect("a message").expect("open");
-        let expected =
-            ObservationEvent { id: Some(id.clone()), observation: observation.clone() }.to_bus_json();
+        let expected = ObservationEvent::new(Some(id.clone()), observation.clone()).to_bus_json();
         assert_eq!(message.get_channel_name(), "observations:new");
         assert_eq!(String::from_utf8_lossy(message.get_payload_bytes()), expected);
     }

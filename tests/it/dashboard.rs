@@ -1,5 +1,5 @@
-//! The dashboard (SPEC 4.5): the page as served, and the page at work in a
-//! real headless Chromium against the real gateway.
+//! The dashboard (docs/API.md, Dashboard): the page as served, and the page
+//! at work in a real headless Chromium against the real gateway.
 //!
 //! The browser is driven through playwright-core by `tests/browser/driver.mjs`,
 //! a thin line protocol (one JSON command per line on its stdin, one JSON
@@ -12,14 +12,14 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use buoycast::bus::Bus;
 use buoycast::observation::{Field, Measurements, Observation, StationId};
 use buoycast::station::Station;
 use buoycast::store::Store;
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -272,7 +272,7 @@ impl Browser {
     }
 }
 
-/// A full reading: `n` ten-minute steps after a fixed morning, with a water
+/// A full reading: `n` ten-minute steps after [`base_time`], with a water
 /// temperature only when `water_temp_c` is given (so the page must show "—").
 fn reading(
     id: &str,
@@ -281,7 +281,7 @@ fn reading(
     wind_speed_mps: f64,
     water_temp_c: Option<f64>,
 ) -> Observation {
-    let base = Utc.with_ymd_and_hms(2026, 11, 28, 0, 0, 0).single().expect("valid time");
+    let base = base_time();
     let mut measurements = Measurements::default()
         .with(Field::WaveHeightM, wave_height_m)
         .with(Field::WindSpeedMps, wind_speed_mps)
@@ -302,6 +302,22 @@ fn reading(
 }
 
 /// Three real NDBC stations' metadata (from activestations.xml).
+/// Three hours ago on a whole minute, fixed for the test binary's run: the
+/// page loads the last 24 hours, so the history must be relative to today.
+fn base_time() -> DateTime<Utc> {
+    static BASE: OnceLock<DateTime<Utc>> = OnceLock::new();
+    *BASE.get_or_init(|| {
+        let now = Utc::now() - chrono::Duration::hours(3);
+        now.with_second(0).and_then(|t| t.with_nanosecond(0)).unwrap_or(now)
+    })
+}
+
+/// The quiet station: it last reported [`QUIET_DAYS`] days ago.
+const QUIET: &str = "46014";
+const QUIET_DAYS: i64 = 3;
+/// How many readings the quiet station has in its last day.
+const QUIET_READINGS: usize = 4;
+
 fn stations() -> Vec<Station> {
     let station = |id: &str, name: &str, lat: f64, lon: f64| Station {
         name: Some(name.to_owned()),
@@ -315,15 +331,26 @@ fn stations() -> Vec<Station> {
         station("46026", "San Francisco", 37.75, -122.838),
         station("46042", "Monterey", 36.785, -122.398),
         station("46013", "Bodega Bay", 38.235, -123.317),
+        station(QUIET, "Point Arena", 39.196, -123.969),
     ]
 }
 
-/// Stations and six readings of history for 46026 (the sparkline at load).
+/// Stations, six readings of history for 46026 (the sparkline at load), and
+/// the quiet station's last readings, [`QUIET_DAYS`] days old, with one more
+/// a day before them (outside its own last day, so never drawn).
 async fn seed(store: &Store) -> usize {
     store.upsert_stations(&stations()).await.expect("seed stations");
     let history: Vec<Observation> =
         (0..6).map(|n| reading("46026", n, 1.4 + n as f64 * 0.1, 4.0 + n as f64, Some(13.9))).collect();
     store.upsert_observations(&history).await.expect("seed history");
+    let days_ago = |days: i64, n: i64| {
+        let mut quiet = reading(QUIET, n, 0.8, 3.0, Some(12.0));
+        quiet.observed_at -= chrono::Duration::days(days);
+        quiet
+    };
+    let mut quiet: Vec<Observation> = (0..QUIET_READINGS as i64).map(|n| days_ago(QUIET_DAYS, n)).collect();
+    quiet.push(days_ago(QUIET_DAYS + 1, 0));
+    store.upsert_observations(&quiet).await.expect("seed the quiet station");
     history.len()
 }
 
@@ -392,6 +419,18 @@ async fn dashboard_shows_live_data_and_catches_up_after_a_gateway_restart() {
         )
         .await;
     assert_eq!(browser.text(&format!("{} .sname", card("46026"))).await, "San Francisco");
+    // A station that went quiet days ago shows its own last day, marked with its age.
+    browser
+        .wait_attr(
+            &format!("{} .spark", card(QUIET)),
+            "data-points",
+            &QUIET_READINGS.to_string(),
+            Duration::from_secs(10),
+        )
+        .await;
+    browser
+        .wait_text(&format!("{}.quiet .updated", card(QUIET)), &format!("quiet · {QUIET_DAYS} d ago"))
+        .await;
 
     // Live, after load.
     let live = [reading("46026", 6, 2.3, 9.4, Some(14.2)), reading("46042", 6, 1.7, 6.1, None)];
@@ -475,8 +514,9 @@ async fn dashboard_filter_token_keyboard_audio_and_phone_layout() {
     ];
     app.bus.publish(&first).await.expect("publish");
     browser.wait_text(&value("46013", "waveHeightM"), "2.6 m").await;
-    browser.wait_count(".station:not([hidden])", 3).await;
-    browser.wait_count("#plot [data-pin] .pin.in", 3).await;
+    // The three live stations and the quiet one.
+    browser.wait_count(".station:not([hidden])", 4).await;
+    browser.wait_count("#plot [data-pin] .pin.in", 4).await;
 
     // Filter by keyboard: type an id and press Enter.
     browser.call(json!({ "cmd": "focus", "selector": "#filter-input" })).await;
@@ -561,7 +601,7 @@ async fn dashboard_filter_token_keyboard_audio_and_phone_layout() {
 
     // Show everything again, then a phone-sized window.
     browser.call(json!({ "cmd": "click", "selector": "#filter-clear" })).await;
-    browser.wait_count(".station:not([hidden])", 3).await;
+    browser.wait_count(".station:not([hidden])", 4).await;
     browser.wait_state("connected", Duration::from_secs(10)).await;
     browser.call(json!({ "cmd": "viewport", "width": 390, "height": 844 })).await;
     let width = browser.call(json!({ "cmd": "scrollWidth" })).await;
@@ -694,7 +734,9 @@ async fn the_original_test_sse_client_page_works_unchanged() {
     browser.wait_text("#connections", "1").await;
     app.bus.publish(&[reading("46026", 1, 1.2, 5.1, Some(14.2))]).await.expect("publish");
     browser.wait_text("#observations", "1").await;
-    browser.wait_text("#log", "46026 2026-11-28T00:10:00Z wave=1.2 wind=5.1").await;
+    let at =
+        (base_time() + chrono::Duration::minutes(10)).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    browser.wait_text("#log", &format!("46026 {at} wave=1.2 wind=5.1")).await;
     browser.assert_clean().await;
     browser.close().await;
 }

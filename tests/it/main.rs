@@ -17,5 +17,6 @@ mod scale;
 mod server;
 mod store;
 mod stream;
+mod tidy;
 mod worker;
 mod ws;

@@ -1,9 +1,11 @@
 //! The NDBC parsers over the real fixture files, and `buoycast parse`.
 //!
 //! Data-driven: each stdmet fixture is summarised (row count, bad lines,
-//! first and last row as the JSON `buoycast parse` prints) and compared with
-//! an `expect!` snapshot whose values were checked by eye against the file.
-//! Targeted tests then pin the SPEC 2 rules to specific rows.
+//! values set to null, first and last row as the JSON `buoycast parse`
+//! prints) and compared with an `expect!` snapshot whose values were checked
+//! by eye against the file.
+//! Targeted tests then pin the rules of docs/REFERENCE.md, Observation, to
+//! specific rows.
 
 use std::collections::HashSet;
 use std::process::Command;
@@ -31,9 +33,17 @@ fn json(observation: &Observation) -> String {
 
 fn check(relative: &str, expected: Expect) {
     let parsed = parse_fixture(relative).unwrap_or_else(|error| panic!("{relative}: {error}"));
-    let mut summary = format!("rows {}, bad lines {}\n", parsed.observations.len(), parsed.errors.len());
+    let mut summary = format!(
+        "rows {}, bad lines {}, values set to null {}\n",
+        parsed.observations.len(),
+        parsed.errors.len(),
+        parsed.rejected.len()
+    );
     for error in parsed.errors.iter().take(5) {
         summary.push_str(&format!("{error}\n"));
+    }
+    for rejection in parsed.rejected.iter().take(5) {
+        summary.push_str(&format!("{rejection}\n"));
     }
     if let (Some(first), Some(last)) = (parsed.observations.first(), parsed.observations.last()) {
         summary.push_str(&format!("first {}\nlast  {}\n", json(first), json(last)));
@@ -56,7 +66,7 @@ fn realtime_41002() {
     check(
         "realtime2/41002.txt",
         expect![[r#"
-            rows 6560, bad lines 0
+            rows 6560, bad lines 0, values set to null 0
             first {"stationId":"41002","observedAt":"2018-08-01T15:10:00Z","windDirDeg":160,"windSpeedMps":6.0,"gustMps":7.0,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1022.9,"airTempC":null,"waterTempC":28.0,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
             last  {"stationId":"41002","observedAt":"2018-06-17T00:00:00Z","windDirDeg":80,"windSpeedMps":5.0,"gustMps":6.0,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1017.6,"airTempC":null,"waterTempC":26.6,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":0.4,"tideFt":null}
         "#]],
@@ -68,10 +78,10 @@ fn realtime_44013() {
     check(
         "realtime2/44013.txt",
         expect![[r#"
-        rows 6508, bad lines 0
-        first {"stationId":"44013","observedAt":"2022-06-05T13:00:00Z","windDirDeg":280,"windSpeedMps":3.0,"gustMps":4.0,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1015.2,"airTempC":null,"waterTempC":13.9,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":1.6,"tideFt":null}
-        last  {"stationId":"44013","observedAt":"2022-04-21T00:00:00Z","windDirDeg":90,"windSpeedMps":2.0,"gustMps":3.0,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1029.6,"airTempC":null,"waterTempC":7.0,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":3.5,"tideFt":null}
-    "#]],
+            rows 6508, bad lines 0, values set to null 0
+            first {"stationId":"44013","observedAt":"2022-06-05T13:00:00Z","windDirDeg":280,"windSpeedMps":3.0,"gustMps":4.0,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1015.2,"airTempC":null,"waterTempC":13.9,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":1.6,"tideFt":null}
+            last  {"stationId":"44013","observedAt":"2022-04-21T00:00:00Z","windDirDeg":90,"windSpeedMps":2.0,"gustMps":3.0,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1029.6,"airTempC":null,"waterTempC":7.0,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":3.5,"tideFt":null}
+        "#]],
     );
 }
 
@@ -80,10 +90,10 @@ fn realtime_tplm2_uppercase_file_name() {
     check(
         "realtime2/TPLM2.txt",
         expect![[r#"
-        rows 1094, bad lines 0
-        first {"stationId":"tplm2","observedAt":"2022-08-13T18:00:00Z","windDirDeg":10,"windSpeedMps":4.1,"gustMps":5.1,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1020.8,"airTempC":23.3,"waterTempC":null,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":-1.0,"tideFt":null}
-        last  {"stationId":"tplm2","observedAt":"2022-06-29T00:00:00Z","windDirDeg":170,"windSpeedMps":4.1,"gustMps":4.6,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1023.2,"airTempC":23.8,"waterTempC":24.0,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":0.6,"tideFt":null}
-    "#]],
+            rows 1094, bad lines 0, values set to null 0
+            first {"stationId":"tplm2","observedAt":"2022-08-13T18:00:00Z","windDirDeg":10,"windSpeedMps":4.1,"gustMps":5.1,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1020.8,"airTempC":23.3,"waterTempC":null,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":-1.0,"tideFt":null}
+            last  {"stationId":"tplm2","observedAt":"2022-06-29T00:00:00Z","windDirDeg":170,"windSpeedMps":4.1,"gustMps":4.6,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1023.2,"airTempC":23.8,"waterTempC":24.0,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":0.6,"tideFt":null}
+        "#]],
     );
 }
 
@@ -92,10 +102,10 @@ fn realtime_46097() {
     check(
         "realtime2/46097.txt",
         expect![[r#"
-        rows 1500, bad lines 0
-        first {"stationId":"46097","observedAt":"2019-04-02T13:50:00Z","windDirDeg":120,"windSpeedMps":2.0,"gustMps":null,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1007.7,"airTempC":10.7,"waterTempC":11.1,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
-        last  {"stationId":"46097","observedAt":"2019-03-22T22:50:00Z","windDirDeg":230,"windSpeedMps":5.0,"gustMps":null,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1014.1,"airTempC":11.0,"waterTempC":10.3,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
-    "#]],
+            rows 1500, bad lines 0, values set to null 0
+            first {"stationId":"46097","observedAt":"2019-04-02T13:50:00Z","windDirDeg":120,"windSpeedMps":2.0,"gustMps":null,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1007.7,"airTempC":10.7,"waterTempC":11.1,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
+            last  {"stationId":"46097","observedAt":"2019-03-22T22:50:00Z","windDirDeg":230,"windSpeedMps":5.0,"gustMps":null,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1014.1,"airTempC":11.0,"waterTempC":10.3,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
+        "#]],
     );
 }
 
@@ -104,10 +114,10 @@ fn drifting_buoy_hhmm_and_lat_lon_columns() {
     check(
         "realtime2/22101.drift",
         expect![[r#"
-        rows 1084, bad lines 0
-        first {"stationId":"22101","observedAt":"2018-08-01T14:00:00Z","windDirDeg":20,"windSpeedMps":1.0,"gustMps":null,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1004.2,"airTempC":24.9,"waterTempC":22.1,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
-        last  {"stationId":"22101","observedAt":"2018-06-17T00:00:00Z","windDirDeg":150,"windSpeedMps":1.0,"gustMps":null,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1012.3,"airTempC":15.3,"waterTempC":14.6,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
-    "#]],
+            rows 1084, bad lines 0, values set to null 0
+            first {"stationId":"22101","observedAt":"2018-08-01T14:00:00Z","windDirDeg":20,"windSpeedMps":1.0,"gustMps":null,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1004.2,"airTempC":24.9,"waterTempC":22.1,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
+            last  {"stationId":"22101","observedAt":"2018-06-17T00:00:00Z","windDirDeg":150,"windSpeedMps":1.0,"gustMps":null,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1012.3,"airTempC":15.3,"waterTempC":14.6,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
+        "#]],
     );
 }
 
@@ -116,10 +126,10 @@ fn historical_46035h1990_two_digit_year_no_minute_zero_padded() {
     check(
         "historical/46035h1990.txt",
         expect![[r#"
-        rows 300, bad lines 0
-        first {"stationId":"46035","observedAt":"1990-01-01T00:00:00Z","windDirDeg":154,"windSpeedMps":12.8,"gustMps":15.1,"waveHeightM":5.4,"dominantPeriodS":12.5,"averagePeriodS":8.5,"meanWaveDirDeg":null,"pressureHpa":987.4,"airTempC":4.0,"waterTempC":2.8,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
-        last  {"stationId":"46035","observedAt":"1990-01-13T12:00:00Z","windDirDeg":339,"windSpeedMps":12.1,"gustMps":14.4,"waveHeightM":4.3,"dominantPeriodS":10.0,"averagePeriodS":8.4,"meanWaveDirDeg":null,"pressureHpa":985.2,"airTempC":-0.2,"waterTempC":2.5,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
-    "#]],
+            rows 300, bad lines 0, values set to null 0
+            first {"stationId":"46035","observedAt":"1990-01-01T00:00:00Z","windDirDeg":154,"windSpeedMps":12.8,"gustMps":15.1,"waveHeightM":5.4,"dominantPeriodS":12.5,"averagePeriodS":8.5,"meanWaveDirDeg":null,"pressureHpa":987.4,"airTempC":4.0,"waterTempC":2.8,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
+            last  {"stationId":"46035","observedAt":"1990-01-13T12:00:00Z","windDirDeg":339,"windSpeedMps":12.1,"gustMps":14.4,"waveHeightM":4.3,"dominantPeriodS":10.0,"averagePeriodS":8.4,"meanWaveDirDeg":null,"pressureHpa":985.2,"airTempC":-0.2,"waterTempC":2.5,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
+        "#]],
     );
     let parsed = parse_fixture("historical/46035h1990.txt").expect("stdmet");
     // `90 01 01 02 148 12.8 15.0 05.30 12.50 08.50 999 0986.8  03.9  03.1 999.0 99.0`
@@ -140,10 +150,10 @@ fn historical_46035h1997_no_leading_zero() {
     check(
         "historical/46035h1997.txt",
         expect![[r#"
-        rows 300, bad lines 0
-        first {"stationId":"46035","observedAt":"1997-01-01T00:00:00Z","windDirDeg":14,"windSpeedMps":1.7,"gustMps":2.6,"waveHeightM":0.79,"dominantPeriodS":11.11,"averagePeriodS":6.61,"meanWaveDirDeg":null,"pressureHpa":1010.0,"airTempC":0.1,"waterTempC":3.2,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
-        last  {"stationId":"46035","observedAt":"1997-01-13T11:00:00Z","windDirDeg":83,"windSpeedMps":5.5,"gustMps":6.8,"waveHeightM":4.54,"dominantPeriodS":12.5,"averagePeriodS":8.86,"meanWaveDirDeg":null,"pressureHpa":975.3,"airTempC":2.4,"waterTempC":2.7,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
-    "#]],
+            rows 300, bad lines 0, values set to null 0
+            first {"stationId":"46035","observedAt":"1997-01-01T00:00:00Z","windDirDeg":14,"windSpeedMps":1.7,"gustMps":2.6,"waveHeightM":0.79,"dominantPeriodS":11.11,"averagePeriodS":6.61,"meanWaveDirDeg":null,"pressureHpa":1010.0,"airTempC":0.1,"waterTempC":3.2,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
+            last  {"stationId":"46035","observedAt":"1997-01-13T11:00:00Z","windDirDeg":83,"windSpeedMps":5.5,"gustMps":6.8,"waveHeightM":4.54,"dominantPeriodS":12.5,"averagePeriodS":8.86,"meanWaveDirDeg":null,"pressureHpa":975.3,"airTempC":2.4,"waterTempC":2.7,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
+        "#]],
     );
     let parsed = parse_fixture("historical/46035h1997.txt").expect("stdmet");
     // `97 01 01 02  73  1.9  3.0   .81 12.50  6.79 999 1009.3   -.2   3.2 999.0 99.0`
@@ -171,10 +181,10 @@ fn historical_46035h1999_four_digit_year_and_sentinels() {
     check(
         "historical/46035h1999.txt",
         expect![[r#"
-        rows 300, bad lines 0
-        first {"stationId":"46035","observedAt":"1999-01-01T00:00:00Z","windDirDeg":null,"windSpeedMps":null,"gustMps":null,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":null,"airTempC":null,"waterTempC":null,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
-        last  {"stationId":"46035","observedAt":"1999-01-13T11:00:00Z","windDirDeg":null,"windSpeedMps":null,"gustMps":null,"waveHeightM":5.14,"dominantPeriodS":11.11,"averagePeriodS":7.86,"meanWaveDirDeg":null,"pressureHpa":979.1,"airTempC":-3.2,"waterTempC":2.9,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
-    "#]],
+            rows 300, bad lines 0, values set to null 0
+            first {"stationId":"46035","observedAt":"1999-01-01T00:00:00Z","windDirDeg":null,"windSpeedMps":null,"gustMps":null,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":null,"airTempC":null,"waterTempC":null,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
+            last  {"stationId":"46035","observedAt":"1999-01-13T11:00:00Z","windDirDeg":null,"windSpeedMps":null,"gustMps":null,"waveHeightM":5.14,"dominantPeriodS":11.11,"averagePeriodS":7.86,"meanWaveDirDeg":null,"pressureHpa":979.1,"airTempC":-3.2,"waterTempC":2.9,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
+        "#]],
     );
     let parsed = parse_fixture("historical/46035h1999.txt").expect("stdmet");
     // `1999 01 01 00 999 99.0 99.0 99.00 99.00 99.00 999 9999.0 999.0 999.0 999.0 99.0`: all missing.
@@ -187,10 +197,10 @@ fn historical_46035h2000_short_rows_have_no_tide_and_blank_line_is_fine() {
     check(
         "historical/46035h2000.txt",
         expect![[r#"
-        rows 48, bad lines 0
-        first {"stationId":"46035","observedAt":"2000-07-31T01:00:00Z","windDirDeg":57,"windSpeedMps":8.3,"gustMps":10.1,"waveHeightM":2.12,"dominantPeriodS":7.14,"averagePeriodS":5.7,"meanWaveDirDeg":null,"pressureHpa":1006.8,"airTempC":9.4,"waterTempC":9.7,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
-        last  {"stationId":"46035","observedAt":"2000-08-02T00:00:00Z","windDirDeg":26,"windSpeedMps":15.4,"gustMps":18.8,"waveHeightM":3.4,"dominantPeriodS":7.69,"averagePeriodS":6.2,"meanWaveDirDeg":null,"pressureHpa":990.4,"airTempC":8.6,"waterTempC":8.7,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
-    "#]],
+            rows 48, bad lines 0, values set to null 0
+            first {"stationId":"46035","observedAt":"2000-07-31T01:00:00Z","windDirDeg":57,"windSpeedMps":8.3,"gustMps":10.1,"waveHeightM":2.12,"dominantPeriodS":7.14,"averagePeriodS":5.7,"meanWaveDirDeg":null,"pressureHpa":1006.8,"airTempC":9.4,"waterTempC":9.7,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
+            last  {"stationId":"46035","observedAt":"2000-08-02T00:00:00Z","windDirDeg":26,"windSpeedMps":15.4,"gustMps":18.8,"waveHeightM":3.4,"dominantPeriodS":7.69,"averagePeriodS":6.2,"meanWaveDirDeg":null,"pressureHpa":990.4,"airTempC":8.6,"waterTempC":8.7,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
+        "#]],
     );
     let parsed = parse_fixture("historical/46035h2000.txt").expect("stdmet");
     assert!(parsed.errors.is_empty(), "line 2 is blank, not an error: {:?}", parsed.errors);
@@ -206,26 +216,26 @@ fn historical_post_2007_vintages() {
     check(
         "historical/tplm2h2020.txt",
         expect![[r#"
-        rows 500, bad lines 0
-        first {"stationId":"tplm2","observedAt":"2020-01-01T00:00:00Z","windDirDeg":188,"windSpeedMps":6.1,"gustMps":6.2,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1006.1,"airTempC":9.5,"waterTempC":6.6,"dewpointC":-0.3,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
-        last  {"stationId":"tplm2","observedAt":"2020-01-21T19:00:00Z","windDirDeg":343,"windSpeedMps":4.5,"gustMps":6.0,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1031.9,"airTempC":-0.1,"waterTempC":4.4,"dewpointC":-11.7,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
-    "#]],
+            rows 500, bad lines 0, values set to null 0
+            first {"stationId":"tplm2","observedAt":"2020-01-01T00:00:00Z","windDirDeg":188,"windSpeedMps":6.1,"gustMps":6.2,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1006.1,"airTempC":9.5,"waterTempC":6.6,"dewpointC":-0.3,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
+            last  {"stationId":"tplm2","observedAt":"2020-01-21T19:00:00Z","windDirDeg":343,"windSpeedMps":4.5,"gustMps":6.0,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1031.9,"airTempC":-0.1,"waterTempC":4.4,"dewpointC":-11.7,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
+        "#]],
     );
     check(
         "historical/tplm212022.txt",
         expect![[r#"
-        rows 744, bad lines 0
-        first {"stationId":"tplm2","observedAt":"2022-01-01T00:00:00Z","windDirDeg":127,"windSpeedMps":5.1,"gustMps":5.6,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1013.6,"airTempC":9.5,"waterTempC":7.7,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
-        last  {"stationId":"tplm2","observedAt":"2022-01-31T23:00:00Z","windDirDeg":30,"windSpeedMps":5.6,"gustMps":6.2,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1027.9,"airTempC":0.4,"waterTempC":1.7,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
-    "#]],
+            rows 744, bad lines 0, values set to null 0
+            first {"stationId":"tplm2","observedAt":"2022-01-01T00:00:00Z","windDirDeg":127,"windSpeedMps":5.1,"gustMps":5.6,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1013.6,"airTempC":9.5,"waterTempC":7.7,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
+            last  {"stationId":"tplm2","observedAt":"2022-01-31T23:00:00Z","windDirDeg":30,"windSpeedMps":5.6,"gustMps":6.2,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1027.9,"airTempC":0.4,"waterTempC":1.7,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
+        "#]],
     );
     check(
         "historical/46097h201908qc.txt",
         expect![[r#"
-        rows 288, bad lines 0
-        first {"stationId":"46097","observedAt":"2019-08-01T00:00:00Z","windDirDeg":231,"windSpeedMps":1.6,"gustMps":null,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1017.3,"airTempC":15.7,"waterTempC":13.5,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
-        last  {"stationId":"46097","observedAt":"2019-08-02T23:50:00Z","windDirDeg":165,"windSpeedMps":1.6,"gustMps":null,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1019.8,"airTempC":15.5,"waterTempC":15.3,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
-    "#]],
+            rows 288, bad lines 0, values set to null 0
+            first {"stationId":"46097","observedAt":"2019-08-01T00:00:00Z","windDirDeg":231,"windSpeedMps":1.6,"gustMps":null,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1017.3,"airTempC":15.7,"waterTempC":13.5,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
+            last  {"stationId":"46097","observedAt":"2019-08-02T23:50:00Z","windDirDeg":165,"windSpeedMps":1.6,"gustMps":null,"waveHeightM":null,"dominantPeriodS":null,"averagePeriodS":null,"meanWaveDirDeg":null,"pressureHpa":1019.8,"airTempC":15.5,"waterTempC":15.3,"dewpointC":null,"visibilityNmi":null,"pressureTendencyHpa":null,"tideFt":null}
+        "#]],
     );
 }
 
@@ -533,7 +543,8 @@ fn cli_html_page_fails_clearly() {
 
 /// Regression (found by the `ndbc_parse` fuzz target): a row that lost a
 /// middle column slides its later values into the wrong fields. Such a row
-/// is refused whole as out of range instead of storing a pressure of 8 hPa.
+/// is refused whole as shifted (four values out of range) instead of storing
+/// a pressure of 8 hPa.
 #[test]
 fn r_fuzz_shifted_row_is_refused_not_stored_shifted() {
     let text = "YYYY MM DD hh WD   WSPD GST  WVHT  DPD   APD  MWD  BAR    ATMP  WTMP  DEWP  VIS  TIDE\n\
@@ -543,7 +554,185 @@ fn r_fuzz_shifted_row_is_refused_not_stored_shifted() {
     let parsed =
         buoycast::sources::ndbc::parse::parse(text.as_bytes(), Some(&station)).expect("an NDBC file");
     assert_eq!(parsed.observations.len(), 1, "only the whole row is kept");
+    assert!(parsed.rejected.is_empty(), "nothing of the shifted row is kept: {:?}", parsed.rejected);
     assert_eq!(parsed.errors.len(), 1);
+    assert!(
+        matches!(
+            parsed.errors[0].kind,
+            LineErrorKind::ShiftedColumns { column: "APD", n_out_of_range: 4, .. }
+        ),
+        "{:?}",
+        parsed.errors[0]
+    );
     let error = parsed.errors[0].to_string();
     assert!(error.contains("line 3") && error.contains("out of range for column APD"), "{error}");
+}
+
+// ---- Partial values, shifted rows, mid-file headers (on real files) ----
+
+/// The lines of a fixture, to edit.
+fn fixture_lines(relative: &str) -> Vec<String> {
+    let text = String::from_utf8(fixtures::read(relative)).expect("ASCII fixture");
+    text.lines().map(str::to_owned).collect()
+}
+
+fn parse_lines(lines: &[String], station: &str) -> Parsed {
+    let station = StationId::parse(station).expect("valid");
+    parse(format!("{}\n", lines.join("\n")).as_bytes(), Some(&station)).expect("stdmet")
+}
+
+/// The index of the line that starts with `prefix`.
+fn line_starting(lines: &[String], prefix: &str) -> usize {
+    lines.iter().position(|line| line.starts_with(prefix)).unwrap_or_else(|| panic!("no line {prefix:?}"))
+}
+
+#[test]
+fn a_spike_in_a_real_file_is_set_to_null_and_the_row_kept() {
+    let original = parse_fixture("realtime2/41002.txt").expect("stdmet");
+    let mut lines = fixture_lines("realtime2/41002.txt");
+    // Line 709: `2018 07 27 15 50 160  7.0  9.0   1.2     8   5.2  99 1020.0    MM  27.5 …`
+    let at = line_starting(&lines, "2018 07 27 15 50 ");
+    assert_eq!(at + 1, 709);
+    lines[at] = lines[at].replacen("  1.2  ", " 45.0  ", 1);
+    let parsed = parse_lines(&lines, "41002");
+    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+    assert_eq!(parsed.observations.len(), original.observations.len(), "no row is lost");
+    let rejected: Vec<String> = parsed.rejected.iter().map(ToString::to_string).collect();
+    assert_eq!(rejected, ["line 709: WVHT 45.0 is out of range, 0 to 40 m (set to null)"]);
+    assert_eq!(parsed.rejected[0].field, Field::WaveHeightM);
+    for (row, before) in parsed.observations.iter().zip(&original.observations) {
+        if row.observed_at.to_rfc3339() == "2018-07-27T15:50:00+00:00" {
+            assert_eq!(before.measurements.get(Field::WaveHeightM), Some(1.2));
+            assert_eq!(row.measurements.get(Field::WaveHeightM), None);
+            for field in Field::ALL.into_iter().filter(|field| *field != Field::WaveHeightM) {
+                assert_eq!(row.measurements.get(field), before.measurements.get(field), "{field}");
+            }
+        } else {
+            assert_eq!(row, before);
+        }
+    }
+}
+
+#[test]
+fn a_row_that_lost_a_column_in_a_real_file_is_dropped_whole() {
+    let original = parse_fixture("realtime2/41002.txt").expect("stdmet");
+    let mut lines = fixture_lines("realtime2/41002.txt");
+    // `2018 07 27 15 50 160  7.0 …` without WDIR: 7.0 would be a direction,
+    // 9.0 a speed, … and the pressure a wave direction (the only value out
+    // of range: MWD's 99 lands in APD, where it means "missing").
+    let at = line_starting(&lines, "2018 07 27 15 50 ");
+    lines[at] = lines[at].replacen(" 160 ", " ", 1);
+    // `2018 08 01 15 10 160  6.0  7.0    MM    MM    MM  MM 1022.9    MM  28.0 …`
+    // without one `MM`: the pressure lands in MWD (the only value out of
+    // range), the water temperature in ATMP.
+    let first = line_starting(&lines, "2018 08 01 15 10 ");
+    lines[first] = lines[first].replacen("    MM", "", 1);
+    let parsed = parse_lines(&lines, "41002");
+    assert_eq!(parsed.observations.len(), original.observations.len() - 2);
+    assert!(parsed.rejected.is_empty(), "{:?}", parsed.rejected);
+    let errors: Vec<String> = parsed.errors.iter().map(ToString::to_string).collect();
+    expect![[r#"
+        [
+            "line 3: columns look shifted: 1022.9 is out of range for column MWD (0 to 360) in a row of 18 columns where 19 are expected",
+            "line 709: columns look shifted: 1020.0 is out of range for column MWD (0 to 360) in a row of 18 columns where 19 are expected",
+        ]
+    "#]]
+    .assert_debug_eq(&errors);
+    let kept: Vec<&Observation> = original
+        .observations
+        .iter()
+        .filter(|row| {
+            !["2018-07-27T15:50:00+00:00", "2018-08-01T15:10:00+00:00"]
+                .contains(&row.observed_at.to_rfc3339().as_str())
+        })
+        .collect();
+    assert_eq!(parsed.observations.iter().collect::<Vec<_>>(), kept);
+}
+
+#[test]
+fn a_stray_header_in_a_real_file_is_a_bad_line_and_every_row_still_reads() {
+    let original = parse_fixture("realtime2/41002.txt").expect("stdmet");
+    let historical = fixture_lines("historical/46035h2000.txt");
+    let mut lines = fixture_lines("realtime2/41002.txt");
+    // A historical header pasted after row 100 (line 103), then a realtime
+    // header without PTDY after row 200.
+    lines.insert(102, historical[0].clone());
+    lines.insert(203, lines[0].replacen(" PTDY", "", 1));
+    let parsed = parse_lines(&lines, "41002");
+    assert_eq!(parsed.observations, original.observations, "every row reads as before");
+    assert!(parsed.rejected.is_empty(), "{:?}", parsed.rejected);
+    let errors: Vec<String> = parsed.errors.iter().map(ToString::to_string).collect();
+    expect![[r#"
+        [
+            "line 103: header line ignored: the row on line 104 fits the columns in use, not this header's 17 columns",
+            "line 204: header line ignored: the row on line 205 fits the columns in use, not this header's 18 columns",
+        ]
+    "#]]
+    .assert_debug_eq(&errors);
+    assert!(matches!(parsed.errors[0].kind, LineErrorKind::StrayHeader { columns: 17, witness: 104 }));
+}
+
+#[test]
+fn concatenated_real_files_are_read_whole() {
+    let concatenated = |files: &[&str], station: &str| {
+        let lines: Vec<String> = files.iter().flat_map(|file| fixture_lines(file)).collect();
+        let alone: Vec<Observation> = files
+            .iter()
+            .flat_map(|file| parse_fixture(file).expect("stdmet").observations)
+            .map(|mut row| {
+                row.station_id = StationId::parse(station).expect("valid");
+                row
+            })
+            .collect();
+        (parse_lines(&lines, station), alone)
+    };
+    // Two realtime2 files (header and units line again in the middle).
+    let (parsed, alone) = concatenated(&["realtime2/41002.txt", "realtime2/44013.txt"], "41002");
+    assert!(parsed.errors.is_empty() && parsed.rejected.is_empty(), "{:?}", parsed.errors);
+    assert_eq!(parsed.observations.len(), 6560 + 6508);
+    assert_eq!(parsed.observations, alone);
+    // Four historical vintages: `YY`, then `YYYY`, then `YYYY` with `TIDE`
+    // (whose July rows do not have it yet), then a realtime2 file.
+    let files = [
+        "historical/46035h1990.txt",
+        "historical/46035h1997.txt",
+        "historical/46035h1999.txt",
+        "historical/46035h2000.txt",
+        "realtime2/46097.txt",
+    ];
+    let (parsed, alone) = concatenated(&files, "46035");
+    assert!(parsed.errors.is_empty() && parsed.rejected.is_empty(), "{:?}", parsed.errors);
+    assert_eq!(parsed.observations.len(), 300 + 300 + 300 + 48 + 1500);
+    assert_eq!(parsed.observations, alone);
+}
+
+#[test]
+fn cli_reports_rejected_values_and_prints_their_rows() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("46035h2000.txt");
+    let mut bytes = fixtures::read("historical/46035h2000.txt");
+    bytes.extend_from_slice(
+        b"2000 08 02 01  28 15.0 18.4 45.00  7.69  5.98 999  992.0   8.2   8.8 999.0 99.0 99.00\n\
+          2000 08 02 02 13 02 02 86 9.4\n\
+          2000 08 02 03  28 15.0 18.4  2.88  7.69  5.98 999  992.0 -99.0   8.8 999.0 99.0 99.00\n",
+    );
+    std::fs::write(&path, bytes).expect("write temp file");
+    let output = buoycast_parse(&path);
+    assert_eq!(output.code, Some(0), "stderr: {}", output.stderr);
+    let rows: Vec<serde_json::Value> =
+        output.stdout.lines().map(|line| serde_json::from_str(line).expect("JSON")).collect();
+    assert_eq!(rows.len(), 50, "both rows with a spike are printed");
+    assert_eq!(rows[48]["observedAt"], "2000-08-02T01:00:00Z");
+    assert!(rows[48]["waveHeightM"].is_null());
+    assert_eq!(rows[48]["pressureHpa"], 992.0);
+    assert!(rows[49]["airTempC"].is_null());
+    assert_eq!(rows[49]["waveHeightM"], 2.88);
+    let stderr = output.stderr.replace(&path.display().to_string(), "FILE");
+    expect![[r#"
+        line 51: WVHT 45.00 is out of range, 0 to 40 m (set to null)
+        line 52: columns look shifted: 86 is out of range for column WVHT (0 to 40) in a row of 9 columns where 17 are expected
+        line 53: ATMP -99.0 is out of range, -70 to 60 degC (set to null)
+        FILE: 50 observations, 1 bad lines skipped, 2 values set to null
+    "#]]
+    .assert_eq(&stderr);
 }

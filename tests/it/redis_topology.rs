@@ -1,4 +1,5 @@
-//! The bus and the gateway on Redis Sentinel and Redis Cluster (SPEC 1, 4.3),
+//! The bus and the gateway on Redis Sentinel and Redis Cluster
+//! (docs/OPERATIONS.md, Redis Sentinel and Cluster; docs/API.md, Catch-up),
 //! against real servers from Debian's redis-server: publish, subscribe and
 //! catch-up through a Sentinel master failover with nothing lost that was
 //! acknowledged, and the single-server bus contract on a 3-node cluster.
@@ -55,7 +56,7 @@ async fn publish_until_ok(bus: &Bus, batch: &[Observation]) -> (Vec<String>, usi
     let deadline = Instant::now() + RECOVER;
     let mut failures = 0;
     loop {
-        match bus.publish_once(batch).await {
+        match bus.publish_once(&crate::harness::originals(batch)).await {
             Ok(ids) => return (ids, failures),
             Err(error) => {
                 failures += 1;
@@ -110,7 +111,11 @@ async fn sentinel_publish_subscribe_and_catch_up_survive_a_failover() {
     // Before the failover: the contract holds through the sentinel-named master.
     let observations = rows(0, 12);
     let mut acknowledged = bus.publish(&observations[0..3]).await.expect("publish through sentinel");
-    acknowledged.extend(bus.publish_once(&observations[3..6]).await.expect("publish_once through sentinel"));
+    acknowledged.extend(
+        bus.publish_once(&crate::harness::originals(&observations[3..6]))
+            .await
+            .expect("publish_once through sentinel"),
+    );
     assert_strictly_increasing(&acknowledged);
     for (id, observation) in acknowledged.iter().zip(&observations[0..6]) {
         let event = next_event(&mut rx).await;
@@ -120,7 +125,10 @@ async fn sentinel_publish_subscribe_and_catch_up_survive_a_failover() {
     }
     assert_eq!(all_after(&bus, &acknowledged[0]).await, acknowledged[1..]);
     // A retry of an acknowledged batch is not published again.
-    assert_eq!(bus.publish_once(&observations[3..6]).await.expect("retry"), acknowledged[3..6]);
+    assert_eq!(
+        bus.publish_once(&crate::harness::originals(&observations[3..6])).await.expect("retry"),
+        acknowledged[3..6]
+    );
 
     // The master dies; the sentinel promotes the replica.
     setup.kill_master();
@@ -148,7 +156,10 @@ async fn sentinel_publish_subscribe_and_catch_up_survive_a_failover() {
         }
         assert!(Instant::now() < deadline, "no Connected within {RECOVER:?}\n{}", setup.logs());
     }
-    let live = bus.publish_once(&observations[8..10]).await.expect("publish on the new master");
+    let live = bus
+        .publish_once(&crate::harness::originals(&observations[8..10]))
+        .await
+        .expect("publish on the new master");
     for id in &live {
         loop {
             let event = next_event(&mut rx).await;
@@ -167,7 +178,10 @@ async fn sentinel_publish_subscribe_and_catch_up_survive_a_failover() {
     assert_eq!(all_after(&bus, &acknowledged[0]).await, expected, "\n{}", setup.logs());
     assert_strictly_increasing(&expected);
     // The marks moved with the data: an acknowledged observation is not published twice.
-    assert_eq!(bus.publish_once(&observations[3..6]).await.expect("retry"), acknowledged[3..6]);
+    assert_eq!(
+        bus.publish_once(&crate::harness::originals(&observations[3..6])).await.expect("retry"),
+        acknowledged[3..6]
+    );
     bus.ping().await.expect("the bus answers on the new master");
     shutdown.cancel();
 }
@@ -179,12 +193,13 @@ async fn sentinel_gateway_client_catches_up_across_a_failover() {
     let observations = rows(100, 6);
 
     let mut client = connect_stream(&app, &[]).await;
-    let seen = app.bus.publish_once(&observations[0..1]).await.expect("publish");
+    let seen = app.bus.publish_once(&crate::harness::originals(&observations[0..1])).await.expect("publish");
     assert_eq!(sse_ids(&client.observations(1, WAIT).await), seen);
     drop(client);
 
     // Published (and acknowledged) while the client is away, then the master dies.
-    let missed = app.bus.publish_once(&observations[1..3]).await.expect("publish");
+    let missed =
+        app.bus.publish_once(&crate::harness::originals(&observations[1..3])).await.expect("publish");
     setup.kill_master();
     setup.wait_for_failover().await;
     let (after_failover, _) = publish_until_ok(&app.bus, &observations[3..4]).await;
@@ -216,7 +231,11 @@ async fn cluster_publish_subscribe_and_catch_up() {
 
     let observations = rows(200, 8);
     let mut ids = bus.publish(&observations[0..5]).await.expect("publish on the cluster");
-    ids.extend(bus.publish_once(&observations[5..8]).await.expect("publish_once on the cluster"));
+    ids.extend(
+        bus.publish_once(&crate::harness::originals(&observations[5..8]))
+            .await
+            .expect("publish_once on the cluster"),
+    );
     assert_eq!(ids.len(), 8);
     assert_strictly_increasing(&ids);
     for rx in [&mut first, &mut second] {
@@ -230,7 +249,10 @@ async fn cluster_publish_subscribe_and_catch_up() {
     }
 
     // Idempotent publish: the marks live in the log's slot.
-    assert_eq!(bus.publish_once(&observations[5..8]).await.expect("retry"), ids[5..8]);
+    assert_eq!(
+        bus.publish_once(&crate::harness::originals(&observations[5..8])).await.expect("retry"),
+        ids[5..8]
+    );
 
     // Catch-up: everything after an id, pages, the very last id, ids that cannot be placed.
     assert_eq!(all_after(&bus, &ids[0]).await, ids[1..]);
@@ -299,13 +321,14 @@ async fn cluster_gateway_clients_receive_and_catch_up() {
     let app = TestApp::spawn(Backends { redis_url: Some(setup.url()), ..Backends::default() }).await;
     let observations = rows(400, 5);
     let mut client = connect_stream(&app, &[]).await;
-    let seen = app.bus.publish_once(&observations[0..2]).await.expect("publish");
+    let seen = app.bus.publish_once(&crate::harness::originals(&observations[0..2])).await.expect("publish");
     let events = client.observations(2, WAIT).await;
     assert_eq!(sse_ids(&events), seen);
     assert_eq!(events[0].json()["stationId"], "41002");
     drop(client);
 
-    let missed = app.bus.publish_once(&observations[2..5]).await.expect("publish");
+    let missed =
+        app.bus.publish_once(&crate::harness::originals(&observations[2..5])).await.expect("publish");
     let mut client = connect_stream(&app, &[("Last-Event-ID", &seen[1])]).await;
     assert_eq!(sse_ids(&client.observations(3, WAIT).await), missed);
 }

@@ -1,4 +1,4 @@
-//! The REST API (SPEC 4.1) on both stores: compatible shapes, pagination,
+//! The REST API (docs/API.md, History) on both stores: compatible shapes, pagination,
 //! filters, 400s that name the parameter, 404s, and the protections (bearer
 //! tokens, rate limit, CORS), plus /metrics and /v1/openapi.json.
 
@@ -38,24 +38,94 @@ async fn both_stores() -> Vec<TestApp> {
     ]
 }
 
+fn times(body: &Value) -> Vec<String> {
+    body["data"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|row| row["observedAt"].as_str().expect("time").to_owned())
+        .collect()
+}
+
 #[tokio::test]
-async fn by_station_is_paginated_oldest_first_in_the_compatible_shape() {
+async fn by_station_pages_from_the_newest_rows_each_page_oldest_first() {
     for app in both_stores().await {
-        let (status, body) = get(&app, "/v1/observations/by-station/46026?page=2&limit=2").await;
+        // Rows at 00:10 … 00:50. Page 1 is the newest two, page 2 the two before.
+        let (status, body) = get(&app, "/v1/observations/by-station/46026?page=1&limit=2").await;
         assert_eq!(status, 200, "{body}");
-        assert_eq!(body["meta"], serde_json::json!({ "page": 2, "limit": 2, "total": 5 }));
+        assert_eq!(body["meta"], serde_json::json!({ "page": 1, "limit": 2, "total": 5 }));
+        assert_eq!(times(&body), ["2026-11-28T00:40:00Z", "2026-11-28T00:50:00Z"]);
+        let (_, body) = get(&app, "/v1/observations/by-station/46026?page=2&limit=2").await;
+        assert_eq!(times(&body), ["2026-11-28T00:20:00Z", "2026-11-28T00:30:00Z"]);
+        let (_, body) = get(&app, "/v1/observations/by-station/46026?page=3&limit=2").await;
+        assert_eq!(times(&body), ["2026-11-28T00:10:00Z"]);
         let data = body["data"].as_array().expect("array");
-        let times: Vec<_> =
-            data.iter().map(|row| row["observedAt"].as_str().expect("time").to_owned()).collect();
-        assert_eq!(times, ["2026-11-28T00:30:00Z", "2026-11-28T00:40:00Z"]);
         assert_eq!(data[0]["stationId"], "46026");
         assert_eq!(data[0]["windDirDeg"], 99);
         assert!(data[0]["tideFt"].is_null());
 
+        // `since` is exclusive: polling with the last time seen repeats nothing.
         let (_, body) = get(&app, "/v1/observations/by-station/46026?since=2026-11-28T00:40:00Z").await;
-        assert_eq!(body["meta"]["total"], 2);
+        assert_eq!(body["meta"]["total"], 1);
+        assert_eq!(times(&body), ["2026-11-28T00:50:00Z"]);
+        let (_, body) = get(&app, "/v1/observations/by-station/46026?since=2026-11-28T00:50:00Z").await;
+        assert_eq!(body["meta"]["total"], 0);
+        // What the original accepted: a date alone (its midnight UTC), a limit above the maximum (clamped).
+        let (status, body) = get(&app, "/v1/observations/by-station/46026?since=2026-11-28").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["meta"]["total"], 5);
+        let (status, body) = get(&app, "/v1/observations/by-station/46026?limit=5000").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["meta"]["limit"], 1000);
+        assert_eq!(times(&body).len(), 5);
         let (_, body) = get(&app, "/v1/observations/by-station/NOPE1").await;
         assert_eq!(body["meta"]["total"], 0);
+    }
+}
+
+/// The original system's by-station query over `rows` (its code: `WHERE
+/// observedAt > since ORDER BY observedAt DESC LIMIT limit OFFSET
+/// (page-1)*limit`, then reversed), with its limit clamp.
+fn original_by_station(
+    rows: &[String],
+    page: usize,
+    limit: usize,
+    since: Option<&str>,
+) -> (Vec<String>, usize) {
+    let limit = limit.min(1000);
+    let mut matching: Vec<&String> =
+        rows.iter().filter(|time| since.map_or(true, |since| time.as_str() > since)).collect();
+    let total = matching.len();
+    matching.sort_by(|a, b| b.cmp(a));
+    let mut page: Vec<String> = matching.into_iter().skip((page - 1) * limit).take(limit).cloned().collect();
+    page.reverse();
+    (page, total)
+}
+
+#[tokio::test]
+async fn by_station_answers_the_original_clients_calls_as_the_original_did() {
+    for app in both_stores().await {
+        let stored: Vec<String> = (1..=5).map(|n| format!("2026-11-28T00:{n}0:00Z")).collect();
+        for (page, limit, since) in [
+            (1, 100, None),
+            (1, 2, None),
+            (2, 2, None),
+            (3, 2, None),
+            (4, 2, None),
+            (1, 3, Some("2026-11-28T00:20:00Z")),
+            (2, 3, Some("2026-11-28T00:20:00Z")),
+            (1, 5000, None),
+        ] {
+            let mut path = format!("/v1/observations/by-station/46026?page={page}&limit={limit}");
+            if let Some(since) = since {
+                path.push_str(&format!("&since={since}"));
+            }
+            let (status, body) = get(&app, &path).await;
+            assert_eq!(status, 200, "{path}: {body}");
+            let (expected, total) = original_by_station(&stored, page, limit, since);
+            assert_eq!(times(&body), expected, "{path}");
+            assert_eq!(body["meta"]["total"], total, "{path}");
+        }
     }
 }
 
@@ -100,7 +170,7 @@ async fn bad_parameters_are_400s_naming_the_parameter() {
     let app = TestApp::spawn(Backends::default()).await;
     for (path, param) in [
         ("/v1/observations/by-station/46026?page=0", "page"),
-        ("/v1/observations/by-station/46026?limit=5000", "limit"),
+        ("/v1/observations/by-station/46026?limit=0", "limit"),
         ("/v1/observations/by-station/46026?limit=ten", "limit"),
         ("/v1/observations/by-station/46026?since=yesterday", "since"),
         ("/v1/observations?until=2026-13-01T00:00:00Z", "until"),
@@ -219,7 +289,7 @@ async fn cors_reflects_configured_origins_only() {
 }
 
 #[tokio::test]
-async fn metrics_expose_the_spec_names() {
+async fn metrics_expose_the_documented_names() {
     let app = TestApp::spawn(Backends::default()).await;
     let _ = get(&app, "/v1/stations").await;
     let text = reqwest::get(app.url("/metrics")).await.expect("request").text().await.expect("text");
@@ -234,13 +304,54 @@ async fn metrics_expose_the_spec_names() {
         "bus_messages_received_total",
         "bus_messages_invalid_total",
         "bus_reconnects_total",
+        "bus_message_fields_invalid_total",
+        "sse_broadcast_errors_total",
+        "observations_queried_total",
+        "stations_active",
     ] {
         assert!(text.contains(name), "/metrics lacks {name}");
     }
     assert!(
-        text.contains(r#"http_requests_total{method="GET",route="/v1/stations",status="200"} 1"#),
+        text.contains(r#"http_requests_total{method="GET",route="/v1/stations",status_code="200"} 1"#),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn observations_queried_counts_the_rows_history_returned() {
+    let app = seeded(Backends::default()).await;
+    let (_, body) = get(&app, "/v1/observations/by-station/46026?limit=3").await;
+    assert_eq!(times(&body).len(), 3);
+    let (_, body) = get(&app, "/v1/observations?station=46042").await;
+    assert_eq!(body["data"].as_array().expect("array").len(), 2);
+    let text = reqwest::get(app.url("/metrics")).await.expect("request").text().await.expect("text");
+    assert!(text.lines().any(|line| line == "observations_queried_total 5"), "{text}");
+}
+
+/// Errors produced below the handlers are the JSON shape too.
+#[tokio::test]
+async fn every_error_is_json_even_below_the_router() {
+    let app = TestApp::spawn(Backends::default()).await;
+    let client = reqwest::Client::new();
+    let big = "x".repeat(20 * 1024);
+    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+        // A plain GET on the WebSocket endpoint (no upgrade).
+        (client.get(app.url("/v1/observations/ws")), 400, "BAD_REQUEST"),
+        // A path that is not UTF-8 once decoded.
+        (client.get(app.url("/v1/stations/%FF")), 400, "BAD_REQUEST"),
+        // Request headers over the limit.
+        (client.get(app.url("/v1/stations")).header("x-padding", big.as_str()), 431, "BAD_REQUEST"),
+    ];
+    for (request, status, code) in cases {
+        let response = request.send().await.expect("request");
+        let url = response.url().to_string();
+        assert_eq!(response.status().as_u16(), status, "{url}");
+        let content_type = response.headers()["content-type"].to_str().expect("ascii").to_owned();
+        assert!(content_type.starts_with("application/json"), "{url}: {content_type}");
+        let body: Value = response.json().await.expect("JSON body");
+        assert_eq!(body["error"]["code"], code, "{url}: {body}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{url}: {body}");
+    }
 }
 
 #[tokio::test]

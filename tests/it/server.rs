@@ -1,4 +1,4 @@
-//! The gateway's HTTP surface at the foundation stage: `/health`, `/ready`,
+//! The gateway's basic HTTP surface: `/health`, `/ready`,
 //! the JSON error shape for the router's own 404/405, and clean shutdown —
 //! on the embedded default and on real PostgreSQL + Redis.
 
@@ -37,7 +37,7 @@ async fn embedded_default_serves_health_and_ready() {
 }
 
 #[tokio::test]
-async fn router_errors_have_the_spec_json_shape() {
+async fn router_errors_have_the_documented_json_shape() {
     let app = TestApp::spawn(Backends::default()).await;
     let (status, body) = get_json(&app.url("/no/such/route")).await;
     assert_eq!(status, 404);

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use buoycast::observation::{Field, Measurements, Observation, StationId};
 use buoycast::sources::ndbc::parse;
 use buoycast::station::Station;
-use buoycast::store::{HistoryQuery, PageQuery, Store, StoreOptions};
+use buoycast::store::{Delivery, Drained, HistoryQuery, Origin, PageQuery, Store, StoreOptions};
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::harness::{self, fixtures, postgres as pg};
@@ -95,7 +95,7 @@ contract!(
         mixed_batch_returns_exactly_the_new_rows,
         repeated_key_in_one_batch_counts_once,
         values_round_trip_exactly,
-        by_station_pages_oldest_first,
+        by_station_pages_back_from_the_newest,
         history_is_newest_first_with_filters,
         stations_list_metadata_and_latest_observation,
         station_with_data_but_no_metadata,
@@ -104,6 +104,8 @@ contract!(
         concurrent_overlapping_upserts_return_each_row_once,
         realtime_file_round_trips,
         latest_obs_lists_every_station,
+        a_revised_row_is_stored_and_published_again_once,
+        a_station_file_outranks_latest_obs_and_null_never_erases,
     ]
 );
 
@@ -277,7 +279,8 @@ async fn read_station(store: &Store, station: &StationId) -> Vec<Observation> {
         if got.items.is_empty() {
             break;
         }
-        rows.extend(got.items);
+        // Page 1 is the newest rows: each later page goes before the ones read.
+        rows.splice(0..0, got.items);
     }
     rows
 }
@@ -399,7 +402,7 @@ async fn values_round_trip_exactly(store: Store) {
     assert_eq!(summary.latest, Some(full));
 }
 
-async fn by_station_pages_oldest_first(store: Store) {
+async fn by_station_pages_back_from_the_newest(store: Store) {
     let start = at(2022, 4, 21, 0, 0);
     let rows = series("44013", start, 25);
     let mut all = rows.clone();
@@ -418,17 +421,17 @@ async fn by_station_pages_oldest_first(store: Store) {
     };
     let first = page(1, 10, None).await;
     assert_eq!(first.total, 25);
-    assert_eq!(first.items, rows[..10].to_vec(), "oldest first");
+    assert_eq!(first.items, rows[15..].to_vec(), "the newest ten, oldest first");
     let third = page(3, 10, None).await;
-    assert_eq!((third.total, third.items), (25, rows[20..].to_vec()));
+    assert_eq!((third.total, third.items), (25, rows[..5].to_vec()));
     let beyond = page(4, 10, None).await;
     assert_eq!((beyond.total, beyond.items.len()), (25, 0));
-    // `since` is inclusive and narrows the total too.
+    // `since` is exclusive and narrows the total too.
     let since = rows[18].observed_at;
     let recent = page(1, 5, Some(since)).await;
-    assert_eq!((recent.total, recent.items), (7, rows[18..23].to_vec()));
+    assert_eq!((recent.total, recent.items), (6, rows[20..].to_vec()));
     let recent_second = page(2, 5, Some(since)).await;
-    assert_eq!(recent_second.items, rows[23..].to_vec());
+    assert_eq!(recent_second.items, rows[19..20].to_vec());
     let unknown = store
         .observations_by_station(&id("zzz9"), PageQuery { page: 1, limit: 10, since: None })
         .await
@@ -584,7 +587,7 @@ async fn large_batch_goes_through(store: Store) {
         .await
         .expect("page");
     assert_eq!(page.total, 5_000);
-    assert_eq!(page.items, rows[5_000 + 4_900..10_000].to_vec());
+    assert_eq!(page.items, rows[5_000..5_100].to_vec(), "the last page is the oldest rows");
     assert!(elapsed < Duration::from_secs(60), "20,000 rows took {elapsed:?}");
 }
 
@@ -669,4 +672,128 @@ async fn sqlite_creates_its_directory_and_uses_wal() {
         store.close().await;
     }
     assert!(path.is_file());
+}
+
+/// `sqlite::memory:` (for tests): one private database that keeps what is
+/// written for as long as the store lives, across many queries.
+#[tokio::test]
+async fn sqlite_memory_url_is_one_database_for_the_store_lifetime() {
+    harness::init_logs();
+    let store = Store::connect("sqlite::memory:", StoreOptions::default()).await.expect("opening in memory");
+    assert_eq!(store.backend(), "sqlite");
+    store.migrate().await.expect("migrating");
+    let rows: Vec<_> = (1..=3).map(|n| crate::stream::observation("46026", n)).collect();
+    assert_eq!(store.upsert_observations(&rows).await.expect("insert").len(), 3);
+    let id = buoycast::observation::StationId::parse("46026").expect("valid");
+    for _ in 0..5 {
+        let page = store
+            .observations_by_station(&id, buoycast::store::PageQuery { page: 1, limit: 10, since: None })
+            .await
+            .expect("read");
+        assert_eq!(page.total, 3);
+    }
+    store.close().await;
+}
+
+/// Drains the whole outbox; returns every event published, in order, and
+/// gives each a fake bus id.
+async fn drain_all(store: &Store) -> Vec<buoycast::observation::ObservationEvent> {
+    let mut published = Vec::new();
+    loop {
+        let mut batch = Vec::new();
+        let drained = store
+            .drain_outbox(100, |events| {
+                let ids: Vec<String> =
+                    (0..events.len()).map(|n| format!("{}-{n}", 1_700_000_000_000u64)).collect();
+                batch = events;
+                async move { Ok::<_, std::convert::Infallible>(ids) }
+            })
+            .await
+            .expect("drain");
+        match drained {
+            Drained::Empty => return published,
+            Drained::Published(_) => published.append(&mut batch),
+            Drained::Failed { .. } => unreachable!("the fake publisher never fails"),
+        }
+    }
+}
+
+/// A value NDBC fills in or revises: the row changes, its revision goes up,
+/// and it is published again once; the same file again changes nothing.
+async fn a_revised_row_is_stored_and_published_again_once(store: Store) {
+    let time = at(2026, 11, 28, 6, 40);
+    let first = obs("46026", time, &[(Field::WindSpeedMps, 5.1)]);
+    assert_eq!(
+        store.upsert_observations(std::slice::from_ref(&first)).await.expect("insert"),
+        std::slice::from_ref(&first)
+    );
+    let published = drain_all(&store).await;
+    assert_eq!((published.len(), published[0].revision), (1, 0));
+
+    // The same row again: nothing changes, nothing is published.
+    assert!(store.upsert_observations(std::slice::from_ref(&first)).await.expect("same").is_empty());
+    assert!(drain_all(&store).await.is_empty());
+
+    // A null filled in (wave height) and a value revised (wind speed).
+    let revised = obs("46026", time, &[(Field::WindSpeedMps, 5.3), (Field::WaveHeightM, 1.4)]);
+    assert_eq!(
+        store.upsert_observations(std::slice::from_ref(&revised)).await.expect("revise"),
+        std::slice::from_ref(&revised)
+    );
+    let published = drain_all(&store).await;
+    assert_eq!(published.len(), 1, "published again, once");
+    assert_eq!((published[0].revision, &published[0].observation), (1, &revised));
+    assert!(published[0].to_bus_json().contains(r#""revised":true"#));
+    assert!(store.upsert_observations(std::slice::from_ref(&revised)).await.expect("same again").is_empty());
+    assert!(drain_all(&store).await.is_empty());
+    // REST shows the latest version.
+    assert_eq!(read_station(&store, &id("46026")).await, [revised]);
+
+    // Backfill without publishing stores a correction but never publishes it.
+    let silent = obs("46026", time, &[(Field::WindSpeedMps, 5.9), (Field::WaveHeightM, 1.4)]);
+    let changed = store
+        .upsert_observations_with(std::slice::from_ref(&silent), Delivery::Silent, Origin::StationFile)
+        .await;
+    assert_eq!(changed.expect("silent revise"), std::slice::from_ref(&silent));
+    assert!(drain_all(&store).await.is_empty());
+    assert_eq!(read_station(&store, &id("46026")).await, [silent]);
+}
+
+/// latest_obs.txt and the station file disagree: the station file wins,
+/// latest_obs only fills in what is still null, and a null never erases.
+async fn a_station_file_outranks_latest_obs_and_null_never_erases(store: Store) {
+    let time = at(2026, 11, 28, 6, 40);
+    let summary = |values: &[(Field, f64)]| obs("46026", time, values);
+    let upsert = |rows: Vec<Observation>, origin| {
+        let store = store.clone();
+        async move { store.upsert_observations_with(&rows, Delivery::Outbox, origin).await.expect("upsert") }
+    };
+    // latest_obs first (rounded pressure), then the station file (exact, with tide).
+    upsert(vec![summary(&[(Field::PressureHpa, 1016.0), (Field::WindSpeedMps, 5.0)])], Origin::Summary).await;
+    let file = summary(&[(Field::PressureHpa, 1016.3), (Field::WindSpeedMps, 5.0), (Field::TideFt, 1.2)]);
+    assert_eq!(upsert(vec![file.clone()], Origin::StationFile).await, std::slice::from_ref(&file));
+    // latest_obs again, still rounded: the station file's values stay, nothing flips.
+    let again = summary(&[(Field::PressureHpa, 1016.0), (Field::WindSpeedMps, 5.0)]);
+    assert!(
+        upsert(vec![again], Origin::Summary).await.is_empty(),
+        "a summary never overrides the station file"
+    );
+    // latest_obs with a value the file did not have: filled in.
+    let extra = summary(&[(Field::PressureHpa, 1016.0), (Field::WaterTempC, 14.2)]);
+    let merged = summary(&[
+        (Field::PressureHpa, 1016.3),
+        (Field::WindSpeedMps, 5.0),
+        (Field::TideFt, 1.2),
+        (Field::WaterTempC, 14.2),
+    ]);
+    assert_eq!(
+        upsert(vec![extra], Origin::Summary).await,
+        std::slice::from_ref(&merged),
+        "returned as stored"
+    );
+    // The station file again without water temperature (MM): the value stays.
+    assert!(upsert(vec![file], Origin::StationFile).await.is_empty(), "a null never erases");
+    assert_eq!(read_station(&store, &id("46026")).await, [merged]);
+    let revisions: Vec<u32> = drain_all(&store).await.iter().map(|event| event.revision).collect();
+    assert_eq!(revisions, [2], "the outbox holds only the newest version, published once");
 }

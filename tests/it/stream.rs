@@ -1,7 +1,7 @@
-//! The SSE stream (SPEC 4.2, 4.3) over real sockets: headers, the
-//! connection event, observations with increasing ids, filters, keepalives,
-//! catch-up across disconnects, gateway restarts and Redis restarts, the
-//! bus-down 503, lagging clients and the connection cap.
+//! The SSE stream (docs/API.md, The SSE stream and Catch-up) over real
+//! sockets: headers, the connection event, observations with increasing ids,
+//! filters, keepalives, catch-up across disconnects, gateway restarts and
+//! Redis restarts, the bus-down 503, lagging clients and the connection cap.
 
 use std::time::Duration;
 
@@ -131,6 +131,62 @@ async fn original_system_messages_published_with_plain_publish_are_delivered() {
     assert_eq!(app.metric("bus_messages_invalid_total").await, Some(1.0));
 }
 
+/// One implausible or ill-typed value costs that value, not the reading;
+/// `publishedAt` (the original worker's latency stamp) reaches clients.
+#[tokio::test]
+async fn a_bad_value_becomes_null_and_published_at_passes_through() {
+    let redis = RedisServer::start();
+    let app = redis_app(&redis, &[]).await;
+    let mut client = connect(&app, "", &[]).await;
+    let raw = r#"{"stationId":"46026","timestamp":"2026-11-28T06:40:00.000Z","waveHeightM":1.2,"windSpeedMps":"fast","pressureHpa":9999,"waterTempC":14.2,"publishedAt":"2026-11-28T06:41:00.000Z"}"#;
+    let connection = redis::Client::open(redis.url()).expect("client");
+    let mut conn = connection.get_multiplexed_async_connection().await.expect("connects");
+    let _: i64 =
+        redis::cmd("PUBLISH").arg("observations:new").arg(raw).query_async(&mut conn).await.expect("publish");
+    let event = client.next_event(WAIT).await.expect("an event");
+    assert_eq!(event.event, "observation");
+    let data = event.json();
+    assert_eq!(data["waveHeightM"], 1.2);
+    assert_eq!(data["waterTempC"], 14.2);
+    assert!(data["pressureHpa"].is_null(), "9999 hPa is not weather: null, {data}");
+    assert!(data["windSpeedMps"].is_null(), "a string is not a speed: null, {data}");
+    assert_eq!(data["publishedAt"], "2026-11-28T06:41:00.000Z");
+    assert_eq!(app.metric("bus_messages_invalid_total").await, Some(0.0));
+    assert_eq!(app.metric(r#"bus_message_fields_invalid_total{field="pressureHpa"}"#).await, Some(1.0));
+    assert_eq!(app.metric(r#"bus_message_fields_invalid_total{field="windSpeedMps"}"#).await, Some(1.0));
+}
+
+/// Redis down at start-up: REST, health and the dashboard answer at once;
+/// a stream opened while the gateway is starting is held until the bus is up
+/// instead of being refused.
+#[tokio::test]
+async fn a_gateway_starting_without_redis_serves_at_once_and_holds_streams() {
+    let mut redis = RedisServer::start();
+    let url = redis.url();
+    redis.stop();
+    let started = std::time::Instant::now();
+    let app = TestApp::spawn(Backends { redis_url: Some(url), ..Backends::default() }).await;
+    assert!(started.elapsed() < Duration::from_secs(5), "healthy at once, not after a bus wait");
+    for path in ["/v1/stations", "/v1/observations", "/"] {
+        let response = reqwest::get(app.url(path)).await.expect("request");
+        assert_eq!(response.status(), 200, "{path} is served while the bus is down");
+    }
+    let ready = reqwest::get(app.url("/ready")).await.expect("request");
+    assert_eq!(ready.status(), 503, "not ready without the bus");
+    let stream_url = app.url("/v1/observations/stream");
+    let held = tokio::spawn(async move { SseClient::connect(&stream_url, &[]).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!held.is_finished(), "the stream is held, not refused, while the gateway starts");
+    redis.restart();
+    let mut client = tokio::time::timeout(Duration::from_secs(15), held)
+        .await
+        .expect("the held stream is answered once the bus is up")
+        .expect("the connect task");
+    assert_eq!(client.status, 200, "{:?}", client.error_json());
+    let first = client.next_event(WAIT).await.expect("connection event");
+    assert_eq!(first.event, "connection");
+}
+
 #[tokio::test]
 async fn station_and_field_filters_narrow_the_stream() {
     let app = TestApp::spawn(Backends::default()).await;
@@ -258,7 +314,7 @@ async fn catch_up_survives_a_redis_restart_with_persistence() {
     assert_eq!(ids(&client.observations(2, Duration::from_secs(20)).await), missed);
     let mut live = Vec::new();
     for attempt in 0..50 {
-        match app.bus.publish_once(&[observation("46026", 4)]).await {
+        match app.bus.publish_once(&crate::harness::originals(&[observation("46026", 4)])).await {
             Ok(ids) => {
                 live = ids;
                 break;
@@ -354,7 +410,7 @@ async fn bus_down_refuses_new_streams_but_not_reconnects() {
     redis.restart();
     let mut live = Vec::new();
     for _ in 0..100 {
-        if let Ok(ids) = app.bus.publish_once(&[observation("46026", 2)]).await {
+        if let Ok(ids) = app.bus.publish_once(&crate::harness::originals(&[observation("46026", 2)])).await {
             live = ids;
             break;
         }

@@ -1,5 +1,5 @@
-//! The ingest worker (issue 3, SPEC 3): real NDBC fixture files served by a
-//! local HTTP server, real SQLite, PostgreSQL and Redis.
+//! The ingest worker (issue 3; docs/REFERENCE.md, Worker): real NDBC fixture
+//! files served by a local HTTP server, real SQLite, PostgreSQL and Redis.
 //!
 //! Each test drives the worker with `poll_once` / `publish_pending` (no
 //! timers) except the end-to-end `buoycast run` test, and counts what a real
@@ -167,12 +167,7 @@ async fn first_poll_then_304_then_two_new_rows(store: Store, bus: Bus) {
     let events = collect_n(&mut rx, expected.len()).await;
     assert_eq!(
         keys(&events),
-        keys(
-            &expected
-                .iter()
-                .map(|o| ObservationEvent { id: None, observation: o.clone() })
-                .collect::<Vec<_>>()
-        )
+        keys(&expected.iter().map(|o| ObservationEvent::new(None, o.clone())).collect::<Vec<_>>())
     );
     for (event, row) in events.iter().zip(expected.iter().rev()) {
         // Oldest first on the bus; the file is newest first.
@@ -410,9 +405,14 @@ async fn publish_once_publishes_an_observation_a_single_time() {
     for bus in [redis_bus(&redis), Bus::memory(MemoryBusOptions::default())] {
         let shutdown = CancellationToken::new();
         let mut rx = subscribe(&bus, &shutdown).await;
-        let first = bus.publish_once(std::slice::from_ref(&observation)).await.expect("publish");
-        let again =
-            bus.publish_once(&[observation.clone(), observation.clone()]).await.expect("publish again");
+        let first = bus
+            .publish_once(&crate::harness::originals(std::slice::from_ref(&observation)))
+            .await
+            .expect("publish");
+        let again = bus
+            .publish_once(&crate::harness::originals(&[observation.clone(), observation.clone()]))
+            .await
+            .expect("publish again");
         assert_eq!(again, [first[0].clone(), first[0].clone()], "{}", bus.backend_name());
         let events = collect_n(&mut rx, 1).await;
         assert_eq!(events[0].id.as_deref(), Some(first[0].as_str()));
@@ -574,10 +574,10 @@ async fn buoycast_run_ingests_stores_and_streams_on_the_embedded_default() {
     ended.expect("no panic").expect("run_all ends cleanly");
 }
 
-/// SPEC 3 / issue 3: PostgreSQL goes away while the worker runs. It backs
-/// off and resumes when the database is back, and every stored row reaches
-/// subscribers exactly once (the database is cut by a proxy, so the cluster
-/// other tests share is untouched).
+/// docs/REFERENCE.md, Worker / issue 3: PostgreSQL goes away while the worker
+/// runs. It backs off and resumes when the database is back, and every stored
+/// row reaches subscribers exactly once (the database is cut by a proxy, so
+/// the cluster other tests share is untouched).
 #[tokio::test]
 async fn postgres_down_backs_off_and_resumes_without_duplicates() {
     use crate::harness::tcp_proxy::TcpProxy;

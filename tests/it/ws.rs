@@ -1,5 +1,6 @@
-//! The WebSocket stream (SPEC 4.1): the same events as SSE as JSON text
-//! frames, the same filters and catch-up, and shutdown that closes sockets.
+//! The WebSocket stream (docs/API.md, The WebSocket stream): the same events
+//! as SSE as JSON text frames, the same filters and catch-up, and shutdown
+//! that closes sockets.
 
 use std::time::Duration;
 

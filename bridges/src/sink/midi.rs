@@ -1,7 +1,7 @@
-//! MIDI Control Change output (SPEC 5.2): the mapping engine (channels per
-//! station, 7- or 14-bit values, skip-unchanged, `--glide` ramps, `--learn`
-//! sweeps) and the outputs (named ports reopened when they come back,
-//! virtual ports, the .mid file).
+//! MIDI Control Change output (docs/REFERENCE.md, MIDI map): the mapping
+//! engine (channels per station, 7- or 14-bit values, skip-unchanged, `--glide`
+//! ramps, `--learn` sweeps) and the outputs (named ports reopened when they
+//! come back, virtual ports, the .mid file).
 //!
 //! [`MidiEngine`] is pure and clock-free: it turns observations and media
 //! times into timed messages, so tests drive it directly. The port threads

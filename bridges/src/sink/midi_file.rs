@@ -1,6 +1,7 @@
-//! `--midi-file PATH`: the CC messages as a Standard MIDI File (SPEC 5.2):
-//! format 0, 480 ticks per quarter note, tempo 120 (500000 µs per quarter),
-//! each message at its media time (960 ticks a second).
+//! `--midi-file PATH`: the CC messages as a Standard MIDI File
+//! (docs/REFERENCE.md, MIDI map): format 0, 480 ticks per quarter note, tempo
+//! 120 (500000 µs per quarter), each message at its media time (960 ticks a
+//! second).
 //!
 //! Messages are kept in memory and the file is written once, completely, at
 //! the end (replay done, SIGINT or SIGTERM); it is not a streaming writer.

@@ -16,7 +16,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
 use crate::osc::slip_encode;
-use crate::source::{Backoff, RateLimit};
+use crate::source::{Backoff, LogThrottle};
 
 /// One observation's OSC datagrams, shared by every destination.
 pub type Frame = Arc<Vec<Bytes>>;
@@ -32,7 +32,7 @@ async fn resolve(target: &str) -> std::io::Result<SocketAddr> {
 
 /// Sends each frame's datagrams to `target` until the queue closes.
 pub async fn run_udp(target: String, mut frames_rx: mpsc::Receiver<Frame>, healthy: Arc<AtomicBool>) {
-    let mut log_limit = RateLimit::new(LOG_PERIOD);
+    let mut log_limit = LogThrottle::new(LOG_PERIOD);
     let mut socket: Option<(UdpSocket, SocketAddr)> = None;
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
     let mut retry_at = tokio::time::Instant::now();
@@ -77,7 +77,7 @@ async fn open_udp(target: &str) -> std::io::Result<(UdpSocket, SocketAddr)> {
 /// reconnecting (with backoff) after a failure; frames that arrive while it
 /// is down are dropped, the receiver holding its last values.
 pub async fn run_tcp(target: String, mut frames_rx: mpsc::Receiver<Frame>, healthy: Arc<AtomicBool>) {
-    let mut log_limit = RateLimit::new(LOG_PERIOD);
+    let mut log_limit = LogThrottle::new(LOG_PERIOD);
     let mut stream: Option<TcpStream> = None;
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
     let mut retry_at = tokio::time::Instant::now();

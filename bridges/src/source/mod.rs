@@ -1,5 +1,6 @@
 //! Where the bridge's observations come from: the gateway's SSE stream or
-//! WebSocket, Redis directly, or a replay of history (SPEC 5).
+//! WebSocket, Redis directly, or a replay of history (docs/REFERENCE.md,
+//! Command line: `bridge`).
 //!
 //! Each source is one task that sends [`Item`]s into a bounded channel and
 //! ends on cancellation (live sources) or when the history is played (replay).
@@ -118,35 +119,4 @@ pub async fn sleep_or_cancel(delay: Duration, shutdown: &CancellationToken) -> b
     }
 }
 
-/// Logs at most one line per `period`, counting what it held back.
-#[derive(Debug)]
-pub struct RateLimit {
-    /// Minimum time between two lines.
-    period: Duration,
-    /// When the last line was let through.
-    last: Option<Instant>,
-    /// Lines held back since.
-    suppressed: u64,
-}
-
-impl RateLimit {
-    /// One line per `period`.
-    pub fn new(period: Duration) -> RateLimit {
-        RateLimit { period, last: None, suppressed: 0 }
-    }
-
-    /// `Some(n_suppressed)` when a line may be logged now.
-    pub fn check(&mut self) -> Option<u64> {
-        let now = Instant::now();
-        match self.last {
-            Some(last) if now.duration_since(last) < self.period => {
-                self.suppressed += 1;
-                None
-            }
-            _ => {
-                self.last = Some(now);
-                Some(std::mem::take(&mut self.suppressed))
-            }
-        }
-    }
-}
+pub use buoycast::log_throttle::LogThrottle;

@@ -1,5 +1,6 @@
 //! Redis directly as a source: SUBSCRIBE `observations:new` (the bus of
-//! SPEC 2) and reconnect with backoff when Redis goes away.
+//! docs/REFERENCE.md, Bus messages and stream ids) and reconnect with backoff
+//! when Redis goes away.
 //!
 //! Live only: Redis Pub/Sub has no catch-up; use the gateway's SSE stream
 //! for Last-Event-ID reconnects.
@@ -9,7 +10,7 @@ use std::time::Duration;
 use buoycast::observation::ObservationEvent;
 use futures::StreamExt;
 
-use super::{sleep_or_cancel, Backoff, RateLimit, SessionEnd, SourceContext};
+use super::{sleep_or_cancel, Backoff, LogThrottle, SessionEnd, SourceContext};
 
 /// The bus channel.
 pub const CHANNEL: &str = "observations:new";
@@ -19,7 +20,7 @@ pub async fn run(redis_url: String, ctx: SourceContext) -> anyhow::Result<()> {
     let client =
         redis::Client::open(redis_url.as_str()).map_err(|error| anyhow::anyhow!("--redis: {error}"))?;
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-    let mut log_limit = RateLimit::new(Duration::from_secs(10));
+    let mut log_limit = LogThrottle::new(Duration::from_secs(10));
     loop {
         match session(&client, &mut backoff, &ctx).await {
             SessionEnd::Shutdown | SessionEnd::DownstreamClosed => return Ok(()),
@@ -52,7 +53,7 @@ async fn session(client: &redis::Client, backoff: &mut Backoff, ctx: &SourceCont
     backoff.reset();
     tracing::info!(channel = CHANNEL, "redis source subscribed");
     let mut messages = pubsub.on_message();
-    let mut invalid_log = RateLimit::new(Duration::from_secs(10));
+    let mut invalid_log = LogThrottle::new(Duration::from_secs(10));
     loop {
         let message = tokio::select! {
             () = ctx.shutdown.cancelled() => return SessionEnd::Shutdown,

@@ -1,7 +1,7 @@
-//! The gateway's SSE stream as a source (SPEC 4.2): a hand-written
-//! event-stream parser (the HTML spec's rules: LF, CR or CRLF line ends, any
-//! chunking, multi-line `data`, comments, `id`, `retry`) and the reconnect
-//! loop that sends `Last-Event-ID` so a performer loses nothing.
+//! The gateway's SSE stream as a source (docs/API.md, The SSE stream): a
+//! hand-written event-stream parser (the HTML spec's rules: LF, CR or CRLF
+//! line ends, any chunking, multi-line `data`, comments, `id`, `retry`) and
+//! the reconnect loop that sends `Last-Event-ID` so a performer loses nothing.
 //!
 //! It is not an EventSource for browsers: it only understands the events the
 //! gateway sends (`connection`, `observation`, `reset`, `lagged`).
@@ -11,7 +11,7 @@ use std::time::Duration;
 use buoycast::observation::ObservationEvent;
 use futures::StreamExt;
 
-use super::{sleep_or_cancel, Backoff, RateLimit, SessionEnd, SourceContext};
+use super::{sleep_or_cancel, Backoff, LogThrottle, SessionEnd, SourceContext};
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,7 +150,7 @@ pub async fn run(source: String, ctx: SourceContext) -> anyhow::Result<()> {
     let client = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build()?;
     let mut last_event_id = String::new();
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
-    let mut log_limit = RateLimit::new(Duration::from_secs(10));
+    let mut log_limit = LogThrottle::new(Duration::from_secs(10));
     loop {
         let end = session(&client, &url, &mut last_event_id, &mut backoff, &ctx).await;
         match end {
@@ -190,7 +190,7 @@ async fn session(
     };
     let mut parser = SseParser::new();
     let mut stream = response.bytes_stream();
-    let mut invalid_log = RateLimit::new(Duration::from_secs(10));
+    let mut invalid_log = LogThrottle::new(Duration::from_secs(10));
     loop {
         let chunk = tokio::select! {
             () = ctx.shutdown.cancelled() => return SessionEnd::Shutdown,
@@ -248,11 +248,11 @@ mod tests {
         (events, parser)
     }
 
-    const SPEC_STREAM: &str = "retry: 3000\n\nevent: connection\ndata: {\"status\":\"connected\"}\n\nid: 17-0\nevent: observation\ndata: {\"id\":\"17-0\"}\n\n: keepalive\n\n";
+    const DOCUMENTED_STREAM: &str = "retry: 3000\n\nevent: connection\ndata: {\"status\":\"connected\"}\n\nid: 17-0\nevent: observation\ndata: {\"id\":\"17-0\"}\n\n: keepalive\n\n";
 
     #[test]
-    fn parses_the_spec_example() {
-        let (events, parser) = feed_all(&[SPEC_STREAM.as_bytes()]);
+    fn parses_the_documented_example() {
+        let (events, parser) = feed_all(&[DOCUMENTED_STREAM.as_bytes()]);
         assert_eq!(parser.retry, Some(3000));
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].event, "connection");
@@ -265,8 +265,8 @@ mod tests {
 
     #[test]
     fn any_chunking_gives_the_same_events() {
-        let (whole, _) = feed_all(&[SPEC_STREAM.as_bytes()]);
-        let bytes = SPEC_STREAM.as_bytes();
+        let (whole, _) = feed_all(&[DOCUMENTED_STREAM.as_bytes()]);
+        let bytes = DOCUMENTED_STREAM.as_bytes();
         for split in 1..bytes.len() {
             let (events, _) = feed_all(&[&bytes[..split], &bytes[split..]]);
             assert_eq!(events, whole, "split at {split}");
@@ -277,9 +277,9 @@ mod tests {
 
     #[test]
     fn crlf_and_cr_line_ends() {
-        let crlf = SPEC_STREAM.replace('\n', "\r\n");
-        let cr = SPEC_STREAM.replace('\n', "\r");
-        let (whole, _) = feed_all(&[SPEC_STREAM.as_bytes()]);
+        let crlf = DOCUMENTED_STREAM.replace('\n', "\r\n");
+        let cr = DOCUMENTED_STREAM.replace('\n', "\r");
+        let (whole, _) = feed_all(&[DOCUMENTED_STREAM.as_bytes()]);
         assert_eq!(feed_all(&[crlf.as_bytes()]).0, whole);
         assert_eq!(feed_all(&[cr.as_bytes()]).0, whole);
         // CR at the end of one chunk, LF at the start of the next: one line end.

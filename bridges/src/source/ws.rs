@@ -1,6 +1,7 @@
-//! The gateway's WebSocket as a source (SPEC 4.1): text frames
-//! `{"event":"connection","data":{…}}` then `{"event":"observation","id":"…","data":{…}}`,
-//! reconnecting with the `last_event_id` query parameter.
+//! The gateway's WebSocket as a source (docs/API.md, The WebSocket stream):
+//! text frames `{"event":"connection","data":{…}}` then
+//! `{"event":"observation","id":"…","data":{…}}`, reconnecting with the
+//! `last_event_id` query parameter.
 //!
 //! Same events as the SSE source; only the framing differs.
 
@@ -10,7 +11,7 @@ use buoycast::observation::ObservationEvent;
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{sleep_or_cancel, Backoff, RateLimit, SessionEnd, SourceContext};
+use super::{sleep_or_cancel, Backoff, LogThrottle, SessionEnd, SourceContext};
 
 /// The WebSocket URL for a `--source`: http → ws, https → wss, a bare origin
 /// gets `/v1/observations/ws`; `station=` and `last_event_id=` are added.
@@ -39,7 +40,7 @@ pub async fn run(source: String, ctx: SourceContext) -> anyhow::Result<()> {
     ws_url(&source, None, "").map_err(anyhow::Error::msg)?;
     let mut last_event_id = String::new();
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
-    let mut log_limit = RateLimit::new(Duration::from_secs(10));
+    let mut log_limit = LogThrottle::new(Duration::from_secs(10));
     loop {
         let url =
             ws_url(&source, ctx.station_query().as_deref(), &last_event_id).map_err(anyhow::Error::msg)?;
@@ -73,7 +74,7 @@ async fn session(
         Ok(Err(error)) => return SessionEnd::Disconnected(error.to_string()),
         Err(_) => return SessionEnd::Disconnected("connect timed out".to_owned()),
     };
-    let mut invalid_log = RateLimit::new(Duration::from_secs(10));
+    let mut invalid_log = LogThrottle::new(Duration::from_secs(10));
     loop {
         let message = tokio::select! {
             () = ctx.shutdown.cancelled() => {

@@ -12,15 +12,10 @@ use clap::Parser;
 use rosc::{OscMessage, OscPacket};
 use tokio::net::UdpSocket;
 
-/// The fixture root: `BUOYCAST_FIXTURES` if set, else `../shared/fixtures/ndbc`
-/// beside the workspace root.
+/// One of the workspace's NDBC fixture files (`tests/fixtures/ndbc/`).
 pub fn fixture(relative: &str) -> PathBuf {
-    let root = match std::env::var_os("BUOYCAST_FIXTURES") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/ndbc"),
-    };
-    let path = root.join(relative);
-    assert!(path.is_file(), "fixture {} not found: set BUOYCAST_FIXTURES", path.display());
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/ndbc")).join(relative);
+    assert!(path.is_file(), "fixture {} not found", path.display());
     path
 }
 

@@ -1,6 +1,6 @@
-//! SPEC 5.2 / 5.3: ranges, clamping, curves, invert, 7- and 14-bit values
-//! (with property tests), map files refused with their line, and the
-//! example maps.
+//! docs/REFERENCE.md, MIDI map and Mapping file: ranges, clamping, curves,
+//! invert, 7- and 14-bit values (with property tests), map files refused with
+//! their line, and the example maps.
 
 use buoycast::observation::{Field, StationId};
 use buoycast_bridges::mapping::{cc14, cc7, split14, Curve, FieldMap, Map, MapError};
@@ -26,7 +26,7 @@ fn range_maps_linearly_and_clamps() {
 }
 
 #[test]
-fn curves_and_invert_follow_the_spec_formulas() {
+fn curves_and_invert_follow_the_documented_formulas() {
     let log = FieldMap { curve: Curve::Log, ..wave() };
     let exp = FieldMap { curve: Curve::Exp, ..wave() };
     assert!((log.norm(5.0) - (5.5f64).ln() / 10f64.ln()).abs() < 1e-12);

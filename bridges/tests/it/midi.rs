@@ -1,6 +1,6 @@
-//! SPEC 5.2: CC values per station channel, 14-bit pairs, skip-unchanged,
-//! nulls never sent, glide ramps (virtual time), the learn sweep, and the
-//! .mid file read back with midly.
+//! docs/REFERENCE.md, MIDI map: CC values per station channel, 14-bit pairs,
+//! skip-unchanged, nulls never sent, glide ramps (virtual time), the learn
+//! sweep, and the .mid file read back with midly.
 
 use std::time::Duration;
 
@@ -141,10 +141,10 @@ async fn glide_steps_reach_the_midi_file_in_virtual_time() {
     let start = tokio::time::Instant::now();
     let task = tokio::spawn(midi::run(engine, outputs, items_rx, start));
     let item = |wave: f64, at: Duration| Item {
-        event: ObservationEvent {
-            id: None,
-            observation: observation("46026", Measurements::default().with(Field::WaveHeightM, wave)),
-        },
+        event: ObservationEvent::new(
+            None,
+            observation("46026", Measurements::default().with(Field::WaveHeightM, wave)),
+        ),
         at,
         now: Utc::now(),
     };

@@ -1,5 +1,6 @@
-//! SPEC 5.1: every OSC format encoded, decoded back with rosc, and checked
-//! address by address, type by type, float32 by float32.
+//! docs/REFERENCE.md, OSC address space: every OSC format encoded, decoded
+//! back with rosc, and checked address by address, type by type, float32 by
+//! float32.
 
 use buoycast::observation::{Field, Measurements, Observation, StationId};
 use buoycast_bridges::cli::OscFormat;

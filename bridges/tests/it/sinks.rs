@@ -169,7 +169,7 @@ async fn a_dead_destination_never_costs_the_live_one_a_message() {
         let obs = observation(i);
         let now = obs.observed_at;
         items_tx
-            .send(Item { event: ObservationEvent { id: None, observation: obs }, at: Duration::ZERO, now })
+            .send(Item { event: ObservationEvent::new(None, obs), at: Duration::ZERO, now })
             .await
             .expect("send");
         if i % 50 == 0 {

@@ -1,5 +1,5 @@
-//! The NDBC standard-meteorological text parser (SPEC 2): bytes in, observations
-//! plus per-line errors out.
+//! The NDBC standard-meteorological text parser (docs/REFERENCE.md,
+//! Observation): bytes in, observations plus per-line errors out.
 //!
 //! It reads every stdmet vintage NDBC has served: realtime2 `{ID}.txt`
 //! (`#YY MM DD hh mm WDIR … TIDE` and a `#yr mo …` units line), the yearly and
@@ -9,18 +9,61 @@
 //! `.drift` files (one `hhmm` column, `LAT`/`LON` per row, both ignored).
 //! Columns are always found by name in the header line.
 //!
-//! Rules (SPEC 2):
+//! Rules (docs/REFERENCE.md, Observation):
 //! - `MM` and the per-field sentinels of [`Field::sentinel`] (compared
 //!   numerically, so `99.00`, `99.0` and `99` are the same) become `None`,
 //!   never 0. A 99 in `WDIR`/`MWD` is a real direction (their sentinel is 999).
 //! - A row shorter than the header has its missing trailing fields `None`.
+//! - An implausible value (a number outside [`Field::valid_range`] that is not
+//!   the sentinel: a spike such as `WVHT 45.0` or `PRES 1200`) becomes `None`
+//!   and the rest of the row is kept. Each one is reported as a
+//!   [`ValueRejection`] in [`Parsed::rejected`] / [`Summary::rejected`], in
+//!   file order.
+//! - Except in a shifted row. A row that lost (or gained) a middle column
+//!   slides its later values into the wrong fields (`WDIR 1013`: the pressure
+//!   slid in), so its plausible-looking values are wrong too. A row is
+//!   shifted, and skipped whole as a [`LineErrorKind::ShiftedColumns`] bad
+//!   line, when
+//!   1. two or more of its values are implausible, or
+//!   2. one is, and the row has fewer tokens than the longest row kept so
+//!      far under the current header (before the first kept row: fewer
+//!      tokens than the header has columns).
+//!
+//!   Rule 2 measures against the rows above rather than the header because
+//!   historical files legitimately leave out trailing columns for months
+//!   (`TIDE` before it was added): a spike in such a row is a partial value.
 //! - A line with more columns than the header, a malformed number or date
 //!   (month 13, February 30, minute 60, …), or bytes that are not UTF-8 is a
 //!   bad line: skipped whole and reported as a [`LineError`], and the rest
 //!   of the file is still read. Blank lines are skipped silently.
 //! - `#` lines that are not a header (units lines, comments) are skipped
-//!   wherever they appear. A header line in mid-file re-defines the columns
-//!   of the rows below it.
+//!   wherever they appear.
+//! - A header line in mid-file (concatenated or hand-edited files) is judged
+//!   by the rows below it, so that a stray one cannot make every later row
+//!   unreadable. Its witness is the first data line below it that *reads*
+//!   under the new header or under the columns in use; blank lines, `#`
+//!   lines that are not headers, and up to 16 data lines that read under
+//!   neither are passed over. A row reads under a stdmet header when it
+//!   would be kept there: no more tokens than columns, valid date and time,
+//!   well-formed numbers, a valid `STN`, not shifted (for the new header,
+//!   rule 2 counts against its own columns). A row reads under a header of
+//!   another NDBC kind (`.cwind`) when it has at most as many tokens as that
+//!   header has columns. Then:
+//!   - the witness reads under the columns in use but not under the new
+//!     header: the header line is a bad line ([`LineErrorKind::StrayHeader`])
+//!     and the columns in use go on;
+//!   - it reads under both, gives different values under each, and has
+//!     exactly as many tokens as the columns in use and fewer than the new
+//!     header has: the same (a header that would leave its last columns
+//!     empty and move the row's values is not the row's header);
+//!   - otherwise (it reads under the new header only; or under both, to the
+//!     same values, as when a newer vintage adds `TIDE` at the end; or there
+//!     is no witness because another header or the end of the file comes
+//!     first, or 16 data lines read under neither) the header re-defines the
+//!     columns of the rows below it, as for two files concatenated.
+//!
+//!   Below a header of another NDBC kind there are no columns in use, so any
+//!   header there is taken. Judging reads ahead only at a mid-file header.
 //! - Two-digit years are 19YY when YY >= 50, else 20YY (NDBC's two-digit files
 //!   run 1970–1998). The year is judged by the value, not by the header name:
 //!   realtime files say `#YY` over four-digit years.
@@ -50,13 +93,16 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::observation::{Field, Measurements, Observation, StationId};
 
-/// The result of parsing one file: its good rows and its bad lines.
+/// The result of parsing one file: its good rows, its bad lines, and the
+/// implausible values set to `None` in good rows.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Parsed {
     /// Every good row, in file order (duplicates included).
     pub observations: Vec<Observation>,
     /// Every bad line, in file order.
     pub errors: Vec<LineError>,
+    /// Every implausible value of a good row (now `None` in it), in file order.
+    pub rejected: Vec<ValueRejection>,
 }
 
 /// What [`parse_each`] returns once every row went to the callback.
@@ -66,6 +112,38 @@ pub struct Summary {
     pub n_rows: usize,
     /// Every bad line, in file order.
     pub errors: Vec<LineError>,
+    /// Every implausible value of a good row (now `None` in it), in file order.
+    pub rejected: Vec<ValueRejection>,
+}
+
+/// An implausible value in a good row: outside [`Field::valid_range`] and not
+/// the sentinel. The row is kept with this field `None` (see the module doc;
+/// a row with more evidence of shifted columns is a
+/// [`LineErrorKind::ShiftedColumns`] bad line instead).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueRejection {
+    /// 1-based line number in the file.
+    pub line: usize,
+    /// The header's name for the column (`WVHT`, `BAR`, …).
+    pub column: &'static str,
+    /// The token as written (shortened when long).
+    pub value: String,
+    /// The field it would have filled.
+    pub field: Field,
+}
+
+impl fmt::Display for ValueRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (min, max) = self.field.valid_range();
+        write!(
+            f,
+            "line {}: {} {} is out of range, {min} to {max} {} (set to null)",
+            self.line,
+            self.column,
+            self.value,
+            self.field.unit()
+        )
+    }
 }
 
 /// A bad line: skipped whole, the rest of the file still read.
@@ -104,17 +182,26 @@ pub enum LineErrorKind {
         /// The offending token (truncated when long).
         value: String,
     },
-    /// A reading outside what the sea and the air can do (see
-    /// [`Field::valid_range`]): in practice a row that lost a middle column,
-    /// so that its later values slid into the wrong fields.
-    #[error("{value} is out of range for column {column} ({} to {})", field.valid_range().0, field.valid_range().1)]
-    OutOfRange {
-        /// The header's name for the column (`WSPD`, `BAR`, …).
+    /// A row whose columns look shifted: it lost (or gained) a middle
+    /// column, so that its later values slid into the wrong fields. The
+    /// evidence is two or more values outside [`Field::valid_range`], or one
+    /// in a row shorter than the rows above it (see the module doc). A single
+    /// implausible value elsewhere is a [`ValueRejection`], not a bad line.
+    #[error("{}", describe_shift(column, value, *field, *n_out_of_range, *found, *expected))]
+    ShiftedColumns {
+        /// The header's name for the first column out of range (`WSPD`, `BAR`, …).
         column: &'static str,
-        /// The token as written (truncated when long).
+        /// Its token as written (truncated when long).
         value: String,
         /// The field it would have filled.
         field: Field,
+        /// How many values of the row are out of range (at least 1).
+        n_out_of_range: usize,
+        /// Tokens on the line.
+        found: usize,
+        /// Tokens of the longest row kept so far under this header (the
+        /// header's column count before the first).
+        expected: usize,
     },
     /// A date or time token that is not a number in its range.
     #[error("malformed {} {value:?} (column {column})", date_label(column))]
@@ -161,6 +248,36 @@ pub enum LineErrorKind {
     /// A row below such a header.
     #[error("row under a header that is not standard meteorological")]
     UnderForeignHeader,
+    /// A header line in mid-file that the rows below it do not fit, while
+    /// they fit the columns in use: ignored, the columns in use go on (see
+    /// the module doc).
+    #[error("header line ignored: the row on line {witness} fits the columns in use, not this header's {columns} columns")]
+    StrayHeader {
+        /// Columns the ignored header names.
+        columns: usize,
+        /// The line of the row below that decided it.
+        witness: usize,
+    },
+}
+
+/// The message of [`LineErrorKind::ShiftedColumns`].
+fn describe_shift(
+    column: &str,
+    value: &str,
+    field: Field,
+    n_out_of_range: usize,
+    found: usize,
+    expected: usize,
+) -> String {
+    let (min, max) = field.valid_range();
+    let first = format!("{value} is out of range for column {column} ({min} to {max})");
+    match n_out_of_range {
+        0 | 1 => {
+            format!("columns look shifted: {first} in a row of {found} columns where {expected} are expected")
+        }
+        2 => format!("columns look shifted: {first}, and 1 more value in the row is out of range"),
+        n => format!("columns look shifted: {first}, and {} more values in the row are out of range", n - 1),
+    }
 }
 
 /// What a date column holds, for messages (`MM` alone reads like "missing").
@@ -218,14 +335,14 @@ pub fn parse(bytes: &[u8], station: Option<&StationId>) -> Result<Parsed, FileEr
     // One slot per line is an upper bound on the rows: no reallocation.
     let mut observations = Vec::with_capacity(memchr::memchr_iter(b'\n', bytes).count() + 1);
     let summary = parse_each(bytes, station, |observation| observations.push(observation.clone()))?;
-    Ok(Parsed { observations, errors: summary.errors })
+    Ok(Parsed { observations, errors: summary.errors, rejected: summary.rejected })
 }
 
 /// Parses a whole NDBC stdmet file, handing each good row to `on_row`.
 ///
 /// The same [`Observation`] is reused from row to row, so nothing is
-/// allocated per row; clone it to keep it. Bad lines come back in the
-/// [`Summary`]. See [`parse`] for `station`.
+/// allocated per row; clone it to keep it. Bad lines and rejected values come
+/// back in the [`Summary`]. See [`parse`] for `station`.
 pub fn parse_each(
     bytes: &[u8],
     station: Option<&StationId>,
@@ -251,7 +368,7 @@ pub fn parse_each(
         }
         match classify_header(trimmed) {
             Header::Stdmet(layout) => break layout,
-            Header::Foreign(unknown) => return Err(FileError::NotStdmet { unknown }),
+            Header::Foreign { unknown, .. } => return Err(FileError::NotStdmet { unknown }),
             Header::Other if trimmed[0] == b'#' => continue,
             Header::Other => return Err(FileError::NotNdbc { reason: not_a_header(number, trimmed) }),
         }
@@ -263,6 +380,7 @@ pub fn parse_each(
     let placeholder = || StationId::parse("unknown").expect("a literal valid station id");
     let mut row = RowParser {
         layout: Some(layout),
+        longest_kept: 0,
         default_station: station.is_some(),
         observation: Observation {
             station_id: station.cloned().unwrap_or_else(placeholder),
@@ -272,7 +390,7 @@ pub fn parse_each(
         day_cache: None,
     };
     let mut summary = Summary::default();
-    for (number, line) in lines {
+    while let Some((number, line)) = lines.next() {
         if !all_ascii && !line.is_ascii() && std::str::from_utf8(line).is_err() {
             summary.errors.push(LineError { line: number, kind: LineErrorKind::NotUtf8 });
             continue;
@@ -287,30 +405,48 @@ pub fn parse_each(
         // which `classify_header` rejects quickly).
         if trimmed[0] == b'#' || trimmed[0].is_ascii_alphabetic() {
             match classify_header(trimmed) {
-                Header::Stdmet(layout) => {
-                    row.layout = Some(layout);
-                    continue;
-                }
-                Header::Foreign(unknown) => {
-                    row.layout = None;
-                    summary
-                        .errors
-                        .push(LineError { line: number, kind: LineErrorKind::ForeignHeader { unknown } });
-                    continue;
-                }
                 Header::Other if trimmed[0] == b'#' => continue,
                 Header::Other => {}
+                Header::Stdmet(layout) => {
+                    match row.stray_witness(Candidate::Stdmet(&layout), lines.clone()) {
+                        Some(witness) => {
+                            summary.errors.push(stray_header(number, layout.columns.len(), witness))
+                        }
+                        None => row.set_layout(Some(layout)),
+                    }
+                    continue;
+                }
+                Header::Foreign { unknown, n_columns } => {
+                    match row.stray_witness(Candidate::Foreign { n_columns }, lines.clone()) {
+                        Some(witness) => summary.errors.push(stray_header(number, n_columns, witness)),
+                        None => {
+                            row.set_layout(None);
+                            let kind = LineErrorKind::ForeignHeader { unknown };
+                            summary.errors.push(LineError { line: number, kind });
+                        }
+                    }
+                    continue;
+                }
             }
         }
         match row.parse(trimmed) {
-            Ok(()) => {
+            Ok(implausible) => {
                 summary.n_rows += 1;
+                if let Some(Implausible { column, token, field }) = implausible {
+                    let value = shorten(token, 40);
+                    summary.rejected.push(ValueRejection { line: number, column, value, field });
+                }
                 on_row(&row.observation);
             }
             Err(kind) => summary.errors.push(LineError { line: number, kind }),
         }
     }
     Ok(summary)
+}
+
+/// The bad line of a mid-file header judged stray.
+fn stray_header(line: usize, columns: usize, witness: usize) -> LineError {
+    LineError { line, kind: LineErrorKind::StrayHeader { columns, witness } }
 }
 
 /// The reason text for a first line that is not a header.
@@ -425,8 +561,20 @@ enum Header {
     Other,
     /// A standard-meteorological header.
     Stdmet(Layout),
-    /// A header of another NDBC file kind, with its unknown column names.
-    Foreign(Vec<String>),
+    /// A header of another NDBC file kind.
+    Foreign {
+        /// Its column names that stdmet does not have.
+        unknown: Vec<String>,
+        /// All of its columns.
+        n_columns: usize,
+    },
+}
+
+/// A mid-file header being judged (see [`RowParser::stray_witness`]).
+#[derive(Clone, Copy)]
+enum Candidate<'a> {
+    Stdmet(&'a Layout),
+    Foreign { n_columns: usize },
 }
 
 /// Decides whether a (trimmed, non-empty) line is a column header.
@@ -456,11 +604,12 @@ fn classify_header(line: &[u8]) -> Header {
     if !is_header {
         return Header::Other;
     }
+    let n_columns = columns.len() + unknown.len();
     if !unknown.is_empty() {
-        return Header::Foreign(unknown);
+        return Header::Foreign { unknown, n_columns };
     }
     if !columns.iter().any(|(column, _)| matches!(column, Column::Measure(_))) {
-        return Header::Foreign(Vec::new());
+        return Header::Foreign { unknown, n_columns };
     }
     let has_station = has(Column::Station);
     Header::Stdmet(Layout { columns, has_station })
@@ -508,109 +657,91 @@ fn stdmet_name(field: Field) -> &'static str {
     }
 }
 
+/// Data lines a mid-file header looks past for a witness (see the module doc).
+const WITNESS_LOOKAHEAD: usize = 16;
+
+/// The last (year, month, day) seen and its date.
+type DayCache = Option<((i32, u32, u32), NaiveDate)>;
+
+/// The first implausible value of a row.
+#[derive(Debug, Clone, Copy)]
+struct Implausible<'a> {
+    column: &'static str,
+    token: &'a [u8],
+    field: Field,
+}
+
+/// One data line read under a layout (measurements go to the caller's buffer).
+struct Scanned<'a> {
+    observed_at: DateTime<Utc>,
+    station_token: Option<&'a [u8]>,
+    /// The first implausible value, if any.
+    implausible: Option<Implausible<'a>>,
+    /// How many values are implausible.
+    n_implausible: usize,
+    /// Tokens on the line.
+    n_tokens: usize,
+}
+
+impl Scanned<'_> {
+    /// Whether the row's columns look shifted (module doc, rules 1 and 2):
+    /// `expected` is the token count of the longest row kept so far (or the
+    /// header's column count).
+    fn is_shifted(&self, expected: usize) -> bool {
+        self.n_implausible >= 2 || (self.n_implausible == 1 && self.n_tokens < expected)
+    }
+}
+
 /// Parses data rows into one reused [`Observation`].
 struct RowParser {
     /// The current header's columns; `None` below a foreign header.
     layout: Option<Layout>,
+    /// Tokens of the longest row kept under the current header; 0 before the first.
+    longest_kept: usize,
     /// Whether the caller gave a station (used when there is no `STN` column).
     default_station: bool,
     /// The row being built, handed out by reference.
     observation: Observation,
     /// The last (year, month, day) seen and its date: rows come sorted, so
     /// the calendar check runs once per day, not once per row.
-    day_cache: Option<((i32, u32, u32), NaiveDate)>,
+    day_cache: DayCache,
 }
 
 impl RowParser {
-    /// Parses one trimmed, non-empty data line into `self.observation`.
+    /// Switches to a new header's columns (`None`: a foreign header).
+    fn set_layout(&mut self, layout: Option<Layout>) {
+        self.layout = layout;
+        self.longest_kept = 0;
+    }
+
+    /// Parses one trimmed, non-empty data line into `self.observation`, and
+    /// returns its implausible value (now `None` in the row), if any.
     ///
-    /// On error `self.observation` is left half-written; it is only handed
-    /// out after an `Ok`.
-    fn parse(&mut self, line: &[u8]) -> Result<(), LineErrorKind> {
+    /// On error `self.observation` is left unchanged except for its station;
+    /// it is only handed out after an `Ok`.
+    fn parse<'a>(&mut self, line: &'a [u8]) -> Result<Option<Implausible<'a>>, LineErrorKind> {
         let Some(layout) = &self.layout else {
             return Err(LineErrorKind::UnderForeignHeader);
         };
-        let columns = layout.columns.as_slice();
         if !layout.has_station && !self.default_station {
             return Err(LineErrorKind::NoStation);
         }
         let mut measurements = Measurements::default();
-        let (mut year, mut month, mut day, mut hour, mut minute) = (None, None, None, None, Some(0));
-        let mut station_token: Option<&[u8]> = None;
-        let mut n_tokens = 0;
-        for token in Tokens::new(line) {
-            let Some(&(column, name)) = columns.get(n_tokens) else {
-                let found = n_tokens + 1 + Tokens::new(line).skip(n_tokens + 1).count();
-                return Err(LineErrorKind::TooManyColumns { found, expected: columns.len() });
-            };
-            n_tokens += 1;
-            match column {
-                Column::Measure(field) => {
-                    if token == b"MM" {
-                        continue;
-                    }
-                    let value = parse_decimal(token).ok_or_else(|| LineErrorKind::BadNumber {
-                        column: name,
-                        value: shorten(token, 40),
-                    })?;
-                    if value != field.sentinel() {
-                        if !field.is_plausible(value) {
-                            return Err(LineErrorKind::OutOfRange {
-                                column: name,
-                                value: shorten(token, 40),
-                                field,
-                            });
-                        }
-                        // Directions are whole degrees; round only the rare `123.0` form.
-                        let value =
-                            if field.is_integer() && token.contains(&b'.') { value.round() } else { value };
-                        measurements.set(field, Some(value));
-                    }
-                }
-                Column::Year => {
-                    year = Some(match (token.len(), parse_uint(token)) {
-                        (2, Some(yy)) if yy >= 50 => 1900 + yy as i32,
-                        (2, Some(yy)) => 2000 + yy as i32,
-                        (4, Some(yyyy)) => yyyy as i32,
-                        _ => return Err(bad_date(name, token)),
-                    });
-                }
-                Column::Month => month = Some(date_field(token, name, 1..=12)?),
-                Column::Day => day = Some(date_field(token, name, 1..=31)?),
-                Column::Hour => hour = Some(date_field(token, name, 0..=23)?),
-                Column::Minute => minute = Some(date_field(token, name, 0..=59)?),
-                Column::HourMinute => {
-                    let hhmm = match parse_uint(token) {
-                        Some(hhmm) if token.len() == 4 && hhmm / 100 <= 23 && hhmm % 100 <= 59 => hhmm,
-                        _ => return Err(bad_date(name, token)),
-                    };
-                    hour = Some(hhmm / 100);
-                    minute = Some(hhmm % 100);
-                }
-                Column::Station => station_token = Some(token),
-                Column::Skip => {}
-            }
+        let scanned = scan_row(layout, line, &mut measurements, &mut self.day_cache)?;
+        let expected = expected_tokens(layout, self.longest_kept);
+        if scanned.is_shifted(expected) {
+            let first = scanned.implausible.expect("a shifted row has an implausible value");
+            return Err(LineErrorKind::ShiftedColumns {
+                column: first.column,
+                value: shorten(first.token, 40),
+                field: first.field,
+                n_out_of_range: scanned.n_implausible,
+                found: scanned.n_tokens,
+                expected,
+            });
         }
-        let (Some(year), Some(month), Some(day), Some(hour), Some(minute)) = (year, month, day, hour, minute)
-        else {
-            return Err(LineErrorKind::MissingDate { found: n_tokens });
-        };
-        let date = match self.day_cache {
-            Some((key, date)) if key == (year, month, day) => date,
-            _ => {
-                let Some(date) = NaiveDate::from_ymd_opt(year, month, day) else {
-                    return Err(LineErrorKind::ImpossibleDate { year, month, day });
-                };
-                self.day_cache = Some(((year, month, day), date));
-                date
-            }
-        };
-        // Hour and minute are range-checked above, so this holds; stay total anyway.
-        let Some(observed_at) = date.and_hms_opt(hour, minute, 0).map(|time| time.and_utc()) else {
-            return Err(LineErrorKind::ImpossibleDate { year, month, day });
-        };
         if layout.has_station {
-            match station_token {
+            match scanned.station_token {
                 Some(token) => {
                     if !token.eq_ignore_ascii_case(self.observation.station_id.as_str().as_bytes()) {
                         let text = std::str::from_utf8(token).unwrap_or("");
@@ -618,13 +749,204 @@ impl RowParser {
                             .map_err(|_| LineErrorKind::BadStation { value: shorten(token, 40) })?;
                     }
                 }
-                None => return Err(LineErrorKind::MissingDate { found: n_tokens }),
+                None => return Err(LineErrorKind::MissingDate { found: scanned.n_tokens }),
             }
         }
-        self.observation.observed_at = observed_at;
+        self.observation.observed_at = scanned.observed_at;
         self.observation.measurements = measurements;
-        Ok(())
+        self.longest_kept = self.longest_kept.max(scanned.n_tokens);
+        Ok(scanned.implausible)
     }
+
+    /// Judges a mid-file header (module doc): the line of the witness row
+    /// when the header is stray, `None` when it is to be taken. `below`
+    /// yields the lines after the header; nothing is parsed for real.
+    fn stray_witness(&self, candidate: Candidate<'_>, below: Lines<'_>) -> Option<usize> {
+        // Below a foreign header there are no columns in use to prefer.
+        let current = self.layout.as_ref()?;
+        let mut day_cache = self.day_cache;
+        let mut reads = |layout: &Layout, expected: usize, line: &[u8]| {
+            row_reads(layout, expected, line, self.default_station, &mut day_cache)
+        };
+        let mut n_unread = 0;
+        for (number, line) in below {
+            let trimmed = trim(line);
+            if trimmed.is_empty() {
+                continue;
+            }
+            if trimmed[0] == b'#' || trimmed[0].is_ascii_alphabetic() {
+                match classify_header(trimmed) {
+                    Header::Other if trimmed[0] == b'#' => continue,
+                    Header::Other => {}
+                    // The next header comes first: nothing to judge by.
+                    Header::Stdmet(_) | Header::Foreign { .. } => return None,
+                }
+            }
+            if std::str::from_utf8(line).is_ok() {
+                // What the row reads as under the new header (`None` if it
+                // does not, or when it is foreign: nothing to compare).
+                let (fits_new, new_reading, new_columns) = match candidate {
+                    Candidate::Stdmet(layout) => {
+                        let reading = reads(layout, expected_tokens(layout, 0), trimmed);
+                        (reading.is_some(), reading, layout.columns.len())
+                    }
+                    Candidate::Foreign { n_columns } => {
+                        (Tokens::new(trimmed).count() <= n_columns, None, n_columns)
+                    }
+                };
+                let expected = expected_tokens(current, self.longest_kept);
+                if let Some(reading) = reads(current, expected, trimmed) {
+                    if !fits_new {
+                        return Some(number);
+                    }
+                    // It reads under both: the header is stray only if the
+                    // two readings differ and the row fits the columns in
+                    // use exactly, leaving the new header's last ones empty.
+                    let differ = match &new_reading {
+                        Some(new) => new.values != reading.values,
+                        None => true,
+                    };
+                    let exact = reading.n_tokens == current.columns.len() && reading.n_tokens < new_columns;
+                    return (differ && exact).then_some(number);
+                }
+                if fits_new {
+                    return None;
+                }
+            }
+            n_unread += 1;
+            if n_unread == WITNESS_LOOKAHEAD {
+                return None;
+            }
+        }
+        None
+    }
+}
+
+/// How a row reads under a layout, for judging a mid-file header.
+struct Reading {
+    /// Tokens on the line.
+    n_tokens: usize,
+    /// Its time and measurements.
+    values: (DateTime<Utc>, Measurements),
+}
+
+/// How `line` reads under `layout` if it would be kept (see
+/// [`RowParser::parse`]; `expected` is as in [`Scanned::is_shifted`]).
+fn row_reads(
+    layout: &Layout,
+    expected: usize,
+    line: &[u8],
+    default_station: bool,
+    day_cache: &mut DayCache,
+) -> Option<Reading> {
+    if !layout.has_station && !default_station {
+        return None;
+    }
+    let mut measurements = Measurements::default();
+    let scanned = scan_row(layout, line, &mut measurements, day_cache).ok()?;
+    if scanned.is_shifted(expected) {
+        return None;
+    }
+    if layout.has_station {
+        let token = scanned.station_token?;
+        StationId::parse(std::str::from_utf8(token).ok()?).ok()?;
+    }
+    Some(Reading { n_tokens: scanned.n_tokens, values: (scanned.observed_at, measurements) })
+}
+
+/// The token count a row is measured against for rule 2 of shifted rows.
+fn expected_tokens(layout: &Layout, longest_kept: usize) -> usize {
+    if longest_kept == 0 {
+        layout.columns.len()
+    } else {
+        longest_kept
+    }
+}
+
+/// Reads one trimmed, non-empty data line under `layout`: date, time and
+/// station token, and the measurements into `measurements` (implausible
+/// values left `None` and counted).
+fn scan_row<'a>(
+    layout: &Layout,
+    line: &'a [u8],
+    measurements: &mut Measurements,
+    day_cache: &mut DayCache,
+) -> Result<Scanned<'a>, LineErrorKind> {
+    let columns = layout.columns.as_slice();
+    let (mut year, mut month, mut day, mut hour, mut minute) = (None, None, None, None, Some(0));
+    let mut station_token: Option<&[u8]> = None;
+    let mut implausible = None;
+    let mut n_implausible = 0;
+    let mut n_tokens = 0;
+    for token in Tokens::new(line) {
+        let Some(&(column, name)) = columns.get(n_tokens) else {
+            let found = n_tokens + 1 + Tokens::new(line).skip(n_tokens + 1).count();
+            return Err(LineErrorKind::TooManyColumns { found, expected: columns.len() });
+        };
+        n_tokens += 1;
+        match column {
+            Column::Measure(field) => {
+                if token == b"MM" {
+                    continue;
+                }
+                let value = parse_decimal(token)
+                    .ok_or_else(|| LineErrorKind::BadNumber { column: name, value: shorten(token, 40) })?;
+                if value != field.sentinel() {
+                    if !field.is_plausible(value) {
+                        // Left `None`; whether the row is kept is the caller's call.
+                        n_implausible += 1;
+                        implausible.get_or_insert(Implausible { column: name, token, field });
+                        continue;
+                    }
+                    // Directions are whole degrees; round only the rare `123.0` form.
+                    let value =
+                        if field.is_integer() && token.contains(&b'.') { value.round() } else { value };
+                    measurements.set(field, Some(value));
+                }
+            }
+            Column::Year => {
+                year = Some(match (token.len(), parse_uint(token)) {
+                    (2, Some(yy)) if yy >= 50 => 1900 + yy as i32,
+                    (2, Some(yy)) => 2000 + yy as i32,
+                    (4, Some(yyyy)) => yyyy as i32,
+                    _ => return Err(bad_date(name, token)),
+                });
+            }
+            Column::Month => month = Some(date_field(token, name, 1..=12)?),
+            Column::Day => day = Some(date_field(token, name, 1..=31)?),
+            Column::Hour => hour = Some(date_field(token, name, 0..=23)?),
+            Column::Minute => minute = Some(date_field(token, name, 0..=59)?),
+            Column::HourMinute => {
+                let hhmm = match parse_uint(token) {
+                    Some(hhmm) if token.len() == 4 && hhmm / 100 <= 23 && hhmm % 100 <= 59 => hhmm,
+                    _ => return Err(bad_date(name, token)),
+                };
+                hour = Some(hhmm / 100);
+                minute = Some(hhmm % 100);
+            }
+            Column::Station => station_token = Some(token),
+            Column::Skip => {}
+        }
+    }
+    let (Some(year), Some(month), Some(day), Some(hour), Some(minute)) = (year, month, day, hour, minute)
+    else {
+        return Err(LineErrorKind::MissingDate { found: n_tokens });
+    };
+    let date = match *day_cache {
+        Some((key, date)) if key == (year, month, day) => date,
+        _ => {
+            let Some(date) = NaiveDate::from_ymd_opt(year, month, day) else {
+                return Err(LineErrorKind::ImpossibleDate { year, month, day });
+            };
+            *day_cache = Some(((year, month, day), date));
+            date
+        }
+    };
+    // Hour and minute are range-checked above, so this holds; stay total anyway.
+    let Some(observed_at) = date.and_hms_opt(hour, minute, 0).map(|time| time.and_utc()) else {
+        return Err(LineErrorKind::ImpossibleDate { year, month, day });
+    };
+    Ok(Scanned { observed_at, station_token, implausible, n_implausible, n_tokens })
 }
 
 fn bad_date(column: &'static str, token: &[u8]) -> LineErrorKind {
@@ -764,7 +1086,8 @@ impl<'a> Iterator for Tokens<'a> {
 }
 
 /// Lines with their 1-based numbers, without the `\n`. A UTF-8 byte-order
-/// mark at the start is dropped.
+/// mark at the start is dropped. Cloning it looks ahead.
+#[derive(Clone)]
 struct Lines<'a> {
     rest: &'a [u8],
     number: usize,
@@ -827,6 +1150,31 @@ mod tests {
                 text.parse::<f64>().ok().map(f64::to_bits),
                 "{}", text
             );
+        }
+
+        #[test]
+        fn one_implausible_value_in_a_whole_row_is_nulled_not_dropped(
+            column in 5usize..19,
+            value in prop::sample::select(vec!["123456.7", "-123456.7", "-9999.5", "7777"]),
+        ) {
+            let mut tokens: Vec<&str> = ROW.split_whitespace().collect();
+            let reference = parse(format!("{HEADER}{ROW}\n").as_bytes(), Some(&station())).expect("stdmet");
+            let reference = reference.observations[0].measurements;
+            tokens[column] = value;
+            let text = format!("{HEADER}{}\n", tokens.join(" "));
+            let parsed = parse(text.as_bytes(), Some(&station())).expect("stdmet");
+            prop_assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+            prop_assert_eq!(parsed.rejected.len(), 1);
+            let field = parsed.rejected[0].field;
+            // The realtime2 header lists the fields in `Field::ALL` order.
+            prop_assert_eq!(field, Field::ALL[column - 5]);
+            prop_assert_eq!(parsed.rejected[0].line, 3);
+            prop_assert_eq!(&parsed.rejected[0].value, value);
+            let row = parsed.observations[0].measurements;
+            for other in Field::ALL {
+                let expected = if other == field { None } else { reference.get(other) };
+                prop_assert_eq!(row.get(other), expected, "{}", other);
+            }
         }
 
         #[test]
@@ -975,6 +1323,247 @@ mod tests {
                 "line 6: row under a header that is not standard meteorological",
             ]
         );
+    }
+
+    fn errors_of(parsed: &Parsed) -> Vec<String> {
+        parsed.errors.iter().map(ToString::to_string).collect()
+    }
+
+    fn rejections_of(parsed: &Parsed) -> Vec<String> {
+        parsed.rejected.iter().map(ToString::to_string).collect()
+    }
+
+    /// A realtime2 row of 41002.txt (line 709), 19 tokens.
+    const ROW: &str =
+        "2018 07 27 15 50 160  7.0  9.0   1.2     8   5.2  99 1020.0    MM  27.5    MM   MM   MM    MM";
+
+    #[test]
+    fn a_single_implausible_value_becomes_null_and_is_reported() {
+        let text = format!(
+            "{HEADER}{ROW}\n\
+             2018 07 27 15 40 160  7.0  9.0  45.0     8   5.2  99 1020.0    MM  27.5    MM   MM   MM    MM\n\
+             2018 07 27 15 30 160  7.0  9.0   1.2     8   5.2  99 1200.0    MM  27.5    MM   MM   MM    MM\n\
+             2018 07 27 15 20 160  7.0  9.0   1.2     8   5.2  99 1020.0    MM  27.5    MM   MM   MM -123456789.123456789\n"
+        );
+        let parsed = parse(text.as_bytes(), Some(&station())).expect("stdmet");
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert_eq!(parsed.observations.len(), 4, "every row is kept");
+        let reference = parsed.observations[0].measurements;
+        let spike = parsed.observations[1].measurements;
+        assert_eq!(spike.get(Field::WaveHeightM), None, "WVHT 45.0 is null");
+        for field in Field::ALL.into_iter().filter(|field| *field != Field::WaveHeightM) {
+            assert_eq!(spike.get(field), reference.get(field), "{field} is kept");
+        }
+        assert_eq!(parsed.observations[2].measurements.get(Field::PressureHpa), None);
+        assert_eq!(parsed.observations[2].measurements.get(Field::WaterTempC), Some(27.5));
+        assert_eq!(
+            parsed.rejected[0],
+            ValueRejection { line: 4, column: "WVHT", value: "45.0".to_owned(), field: Field::WaveHeightM }
+        );
+        expect_test::expect![[r#"
+            [
+                "line 4: WVHT 45.0 is out of range, 0 to 40 m (set to null)",
+                "line 5: PRES 1200.0 is out of range, 800 to 1100 hPa (set to null)",
+                "line 6: TIDE -123456789.123456789 is out of range, -50 to 50 ft (set to null)",
+            ]
+        "#]]
+        .assert_debug_eq(&rejections_of(&parsed));
+
+        // The streaming API reports the same.
+        let mut n_seen = 0;
+        let summary = parse_each(text.as_bytes(), Some(&station()), |_| n_seen += 1).expect("stdmet");
+        assert_eq!((summary.n_rows, n_seen), (4, 4));
+        assert_eq!(summary.rejected, parsed.rejected);
+    }
+
+    #[test]
+    fn a_spike_in_a_historical_row_without_trailing_columns_is_a_partial_value() {
+        // 46035h2000.txt: TIDE in the header, but the July rows have 16 tokens.
+        let text = "YYYY MM DD hh WD   WSPD GST  WVHT  DPD   APD  MWD  BAR    ATMP  WTMP  DEWP  VIS  TIDE\n\
+                    2000 07 31 01  57  8.3 10.1  2.12  7.14  5.70 999 1006.8   9.4   9.7 999.0 99.0\n\
+                    2000 07 31 02  60  8.5  9.9 45.17  7.14  5.78 999 1007.0   9.4   9.7 999.0 99.0\n\
+                    2000 08 01 19  31 14.7 18.3  2.88  7.14  5.83 999  993.6   7.8   9.0 99999.0 99.0 99.00\n";
+        let parsed = parse(text.as_bytes(), Some(&station())).expect("stdmet");
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert_eq!(parsed.observations.len(), 3);
+        assert_eq!(parsed.observations[1].measurements.get(Field::WaveHeightM), None);
+        assert_eq!(parsed.observations[1].measurements.get(Field::PressureHpa), Some(1007.0));
+        assert_eq!(parsed.observations[2].measurements.get(Field::DewpointC), None);
+        assert_eq!(parsed.observations[2].measurements.get(Field::WaterTempC), Some(9.0));
+        expect_test::expect![[r#"
+            [
+                "line 3: WVHT 45.17 is out of range, 0 to 40 m (set to null)",
+                "line 4: DEWP 99999.0 is out of range, -80 to 50 degC (set to null)",
+            ]
+        "#]]
+        .assert_debug_eq(&rejections_of(&parsed));
+    }
+
+    #[test]
+    fn shifted_rows_are_dropped_whole() {
+        let text = format!(
+            "{HEADER}{ROW}\n\
+             2018 07 27 15 40 1020.0 160 7.0 9.0 1.2 8 5.2 99 MM 27.5 MM MM MM MM\n\
+             2018 07 27 15 30 160 7.0 9.0 MM MM MM 1020.0 MM 27.5 MM MM MM MM\n\
+             2018 07 27 15 20 1013.2 27.5\n\
+             {ROW}\n"
+        );
+        let parsed = parse(text.as_bytes(), Some(&station())).expect("stdmet");
+        assert_eq!(parsed.observations.len(), 2, "only the two whole rows");
+        assert!(parsed.rejected.is_empty(), "{:?}", parsed.rejected);
+        expect_test::expect![[r#"
+            [
+                "line 4: columns look shifted: 1020.0 is out of range for column WDIR (0 to 360), and 2 more values in the row are out of range",
+                "line 5: columns look shifted: 1020.0 is out of range for column MWD (0 to 360) in a row of 18 columns where 19 are expected",
+                "line 6: columns look shifted: 1013.2 is out of range for column WDIR (0 to 360) in a row of 7 columns where 19 are expected",
+            ]
+        "#]]
+        .assert_debug_eq(&errors_of(&parsed));
+        assert!(matches!(
+            parsed.errors[1].kind,
+            LineErrorKind::ShiftedColumns {
+                column: "MWD",
+                field: Field::MeanWaveDirDeg,
+                n_out_of_range: 1,
+                found: 18,
+                expected: 19,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn shifted_rows_found_by_fuzzing_a_historical_file() {
+        // From fuzz/corpus/ndbc_parse/r-shifted-row.txt: line 3 lost APD (a
+        // pressure of 8 hPa otherwise); line 4 has its hour split in two and
+        // lost TIDE, so that `BAR 999` would pass for a pressure.
+        let text = "YYYY MM DD hh WD   WSPD GST  WVHT  DPD   APD  MWD  BAR    ATMP  WTMP  DEWP  VIS  TIDE\n\
+                    2000 08 01 03  75 12.3 14.1  1.60  5.00  4.90 999  999.6   8.1   9.1 999.0 99.0 99.00\n\
+                    2000 08 01 04  77 12.7 14.8  1.63  5.00  999  999.2   8.0   9.1 999.0 99.0 99.00\n\
+                    2000 07 31 2 2 19  6.7  7.8  1.09  6.25  5.33 999 1004.3   8.6   9.5 999.0 99.0\n";
+        let parsed = parse(text.as_bytes(), Some(&station())).expect("stdmet");
+        assert_eq!(parsed.observations.len(), 1);
+        assert!(parsed.rejected.is_empty(), "{:?}", parsed.rejected);
+        expect_test::expect![[r#"
+            [
+                "line 3: columns look shifted: 999 is out of range for column APD (0 to 40), and 3 more values in the row are out of range",
+                "line 4: columns look shifted: 1004.3 is out of range for column ATMP (-70 to 60), and 1 more value in the row is out of range",
+            ]
+        "#]]
+        .assert_debug_eq(&errors_of(&parsed));
+    }
+
+    #[test]
+    fn a_stray_mid_file_header_is_a_bad_line_and_later_rows_still_read() {
+        let text = format!(
+            "{HEADER}{ROW}\n\
+             YYYY MM DD hh WD   WSPD GST  WVHT  DPD   APD  MWD  BAR    ATMP  WTMP  DEWP  VIS  TIDE\n\
+             {ROW}\n\
+             #YY  MM DD hh mm WDIR WSPD GST  WVHT   DPD   APD MWD   PRES  ATMP  WTMP  DEWP  VIS  TIDE\n\
+             \n# a comment\n\
+             {ROW}\n\
+             #YY  MM DD hh mm WDIR WSPD GDR GST GTIME\n\
+             {ROW}\n\
+             {ROW}\n"
+        );
+        let parsed = parse(text.as_bytes(), Some(&station())).expect("stdmet");
+        assert_eq!(parsed.observations.len(), 5, "{:?}", parsed.errors);
+        assert!(parsed.observations.iter().all(|row| row == &parsed.observations[0]));
+        expect_test::expect![[r#"
+            [
+                "line 4: header line ignored: the row on line 5 fits the columns in use, not this header's 17 columns",
+                "line 6: header line ignored: the row on line 9 fits the columns in use, not this header's 18 columns",
+                "line 10: header line ignored: the row on line 11 fits the columns in use, not this header's 10 columns",
+            ]
+        "#]]
+        .assert_debug_eq(&errors_of(&parsed));
+    }
+
+    #[test]
+    fn a_row_that_fits_the_columns_in_use_exactly_outweighs_a_longer_header() {
+        // The row below reads under both headers (6.5 would be a gust, the
+        // last column missing), but it has exactly the columns in use.
+        let text = "#YY MM DD hh mm WDIR WSPD\n2018 08 01 15 10 160 6.0\n\
+                    #YY MM DD hh mm WDIR GST WSPD\n2018 08 01 15 20 170 6.5\n";
+        let parsed = parse(text.as_bytes(), Some(&station())).expect("stdmet");
+        assert_eq!(
+            errors_of(&parsed),
+            ["line 3: header line ignored: the row on line 4 fits the columns in use, not this header's 8 columns"]
+        );
+        assert_eq!(parsed.observations[1].measurements.get(Field::WindDirDeg), Some(170.0));
+        assert_eq!(parsed.observations[1].measurements.get(Field::WindSpeedMps), Some(6.5));
+        assert_eq!(parsed.observations[1].measurements.get(Field::GustMps), None);
+    }
+
+    #[test]
+    fn a_genuine_new_header_redefines_the_columns() {
+        // Two files concatenated: a realtime2 file, then a historical one.
+        let text = format!(
+            "{HEADER}{ROW}\n{ROW}\n\
+             YYYY MM DD hh WD   WSPD GST  WVHT  DPD   APD  MWD  BAR    ATMP  WTMP  DEWP  VIS  TIDE\n\
+             2000 07 31 01  57  8.3 10.1  2.12  7.14  5.70 999 1006.8   9.4   9.7 999.0 99.0\n\
+             2000 07 31 02  60  8.5  9.9  2.17  7.14  5.78 999 1007.0   9.4   9.7 999.0 99.0\n\
+             {HEADER}\n{ROW}\n"
+        );
+        let parsed = parse(text.as_bytes(), Some(&station())).expect("stdmet");
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert!(parsed.rejected.is_empty(), "{:?}", parsed.rejected);
+        assert_eq!(parsed.observations.len(), 5);
+        let historical = &parsed.observations[2];
+        assert_eq!(historical.observed_at.to_rfc3339(), "2000-07-31T01:00:00+00:00");
+        assert_eq!(historical.measurements.get(Field::PressureHpa), Some(1006.8));
+        assert_eq!(historical.measurements.get(Field::WaveHeightM), Some(2.12));
+        assert_eq!(parsed.observations[4], parsed.observations[0], "the realtime columns again");
+    }
+
+    #[test]
+    fn a_new_header_that_adds_trailing_columns_is_taken_before_its_rows_have_them() {
+        // 46035h1999.txt then 46035h2000.txt: the second adds TIDE, which its
+        // July rows do not have yet; its later rows do.
+        let text = "YYYY MM DD hh WD   WSPD GST  WVHT  DPD   APD  MWD  BAR    ATMP  WTMP  DEWP  VIS\n\
+                    1999 01 01 01 999 99.0 99.0  1.98  7.69  6.31 999 1015.0  -2.2   2.5 999.0 99.0\n\
+                    YYYY MM DD hh WD   WSPD GST  WVHT  DPD   APD  MWD  BAR    ATMP  WTMP  DEWP  VIS  TIDE\n\
+                    2000 07 31 01  57  8.3 10.1  2.12  7.14  5.70 999 1006.8   9.4   9.7 999.0 99.0\n\
+                    2000 08 01 00  86  9.4 99.0 99.00 99.00 99.00 999 1002.8   7.8   9.5 999.0 99.0 1.25\n";
+        let parsed = parse(text.as_bytes(), Some(&station())).expect("stdmet");
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert_eq!(parsed.observations.len(), 3);
+        assert_eq!(parsed.observations[2].measurements.get(Field::TideFt), Some(1.25));
+    }
+
+    #[test]
+    fn a_mid_file_header_with_no_row_to_judge_by_is_taken() {
+        // The bad line below it reads under neither header; then the file
+        // ends. The message names the new header's column: it was taken.
+        let text = format!("{HEADER}{ROW}\n#YY MM DD hh mm WSPD\n2018 07 27 15 40 x\n");
+        let parsed = parse(text.as_bytes(), Some(&station())).expect("stdmet");
+        assert_eq!(errors_of(&parsed), ["line 5: malformed number \"x\" in column WSPD"]);
+        // A header at the very end, or right before the next header, is taken too.
+        let text = format!("{HEADER}{ROW}\n#YY MM DD hh mm WSPD\n{HEADER}{ROW}\n#YY MM DD hh mm WSPD\n");
+        let parsed = parse(text.as_bytes(), Some(&station())).expect("stdmet");
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert_eq!(parsed.observations.len(), 2);
+    }
+
+    #[test]
+    fn the_witness_of_a_mid_file_header_is_the_first_row_either_reads() {
+        // Line 5 reads under neither header; line 6 decides.
+        let text = format!("{HEADER}{ROW}\n#YY MM DD hh mm WSPD\n2018 07 27 15 40 x\n{ROW}\n");
+        let parsed = parse(text.as_bytes(), Some(&station())).expect("stdmet");
+        expect_test::expect![[r#"
+            [
+                "line 4: header line ignored: the row on line 6 fits the columns in use, not this header's 6 columns",
+                "line 5: malformed number \"x\" in column WDIR",
+            ]
+        "#]]
+        .assert_debug_eq(&errors_of(&parsed));
+        assert_eq!(parsed.observations.len(), 2);
+        // Past 16 unreadable lines the header is taken at its word.
+        let junk = "2018 07 27 15 40 x\n".repeat(WITNESS_LOOKAHEAD);
+        let text = format!("{HEADER}{ROW}\n#YY MM DD hh mm WSPD\n{junk}{ROW}\n");
+        let parsed = parse(text.as_bytes(), Some(&station())).expect("stdmet");
+        assert_eq!(parsed.errors.len(), WITNESS_LOOKAHEAD + 1);
+        assert!(matches!(parsed.errors.last().expect("errors").kind, LineErrorKind::TooManyColumns { .. }));
     }
 
     #[test]

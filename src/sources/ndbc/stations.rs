@@ -1,5 +1,5 @@
 //! The `activestations.xml` parser: NDBC's station list into [`Station`]s
-//! (SPEC 3: name, lat, lon, owner, type).
+//! (docs/REFERENCE.md, Worker: name, lat, lon, owner, type).
 //!
 //! Like the text parser it never fails a whole file for one bad entry: a
 //! `<station>` with a bad id or a bad coordinate is skipped and reported as a

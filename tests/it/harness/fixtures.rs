@@ -1,17 +1,11 @@
-//! Paths to the real NDBC fixture files (`../shared/fixtures/ndbc`, see its SOURCES.md).
+//! Paths to the real NDBC fixture files in `tests/fixtures/ndbc/` (where each
+//! came from: its SOURCES.md).
 
 use std::path::PathBuf;
 
-/// The fixture root: `BUOYCAST_FIXTURES` if set, else `../shared/fixtures/ndbc`
-/// beside the repository (where the workplace and CI put `shared/`).
+/// The fixture root, `tests/fixtures/ndbc` in this repository.
 pub fn root() -> PathBuf {
-    if let Some(dir) = std::env::var_os("BUOYCAST_FIXTURES") {
-        return PathBuf::from(dir);
-    }
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let candidate = manifest.join("../shared/fixtures/ndbc");
-    assert!(candidate.is_dir(), "NDBC fixtures not found at {}: set BUOYCAST_FIXTURES", candidate.display());
-    candidate
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ndbc"))
 }
 
 /// One fixture file, e.g. `path("realtime2/41002.txt")`.

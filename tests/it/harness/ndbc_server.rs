@@ -1,5 +1,5 @@
 //! A local stand-in for www.ndbc.noaa.gov: serves the real fixture files
-//! (`../shared/fixtures/ndbc`) over HTTP on 127.0.0.1, with ETag and
+//! (`tests/fixtures/ndbc`) over HTTP on 127.0.0.1, with ETag and
 //! Last-Modified validators and 304 answers to conditional GETs, so the
 //! worker is tested against real bytes and never against the internet.
 //!

@@ -664,23 +664,41 @@ mod tests {
 
     #[test]
     fn bad_bus_messages_are_typed_errors() {
-        let cases: [(&[u8], &str); 8] = [
+        let cases: [(&[u8], &str); 6] = [
             (b"not json", "not valid JSON"),
             (b"[1,2]", "not a JSON object"),
             (br#"{"timestamp":"2026-11-28T06:40:00Z"}"#, "lacks stationId"),
             (br#"{"stationId":"46026"}"#, "lacks timestamp"),
             (br#"{"stationId":"46-026","timestamp":"2026-11-28T06:40:00Z"}"#, "stationId"),
             (br#"{"stationId":"46026","timestamp":"yesterday"}"#, "timestamp"),
-            (
-                br#"{"stationId":"46026","timestamp":"2026-11-28T06:40:00Z","waveHeightM":"1.2"}"#,
-                "waveHeightM",
-            ),
-            (br#"{"stationId":"46026","timestamp":"2026-11-28T06:40:00Z","waveHeightM":6.6e31}"#, "outside"),
         ];
         for (payload, expected) in cases {
             let error = ObservationEvent::decode_bus(payload).expect_err("must be rejected");
             assert!(error.to_string().contains(expected), "{error} should mention {expected}");
         }
+    }
+
+    /// One bad value costs that value, not the message.
+    #[test]
+    fn ill_typed_or_implausible_values_become_null_and_are_named() {
+        let msg = br#"{"stationId":"46026","timestamp":"2026-11-28T06:40:00Z","waveHeightM":"1.2","pressureHpa":6.6e31,"windSpeedMps":5.1,"gustMps":true}"#;
+        let event = ObservationEvent::decode_bus(msg).expect("kept");
+        assert_eq!(event.observation.measurements.get(Field::WindSpeedMps), Some(5.1));
+        for field in [Field::WaveHeightM, Field::PressureHpa, Field::GustMps] {
+            assert_eq!(event.observation.measurements.get(field), None, "{field}");
+            assert!(event.rejected.contains(field), "{field}");
+        }
+        assert_eq!(event.rejected.iter().count(), 3);
+    }
+
+    #[test]
+    fn revised_and_published_at_round_trip() {
+        let msg = br#"{"stationId":"46026","timestamp":"2026-11-28T06:40:00Z","revised":true,"publishedAt":"2026-11-28T06:41:00.120Z"}"#;
+        let event = ObservationEvent::decode_bus(msg).expect("decodes");
+        assert_eq!((event.revision, event.published_at.as_deref()), (1, Some("2026-11-28T06:41:00.120Z")));
+        let json = event.to_bus_json();
+        assert!(json.ends_with(r#","revised":true,"publishedAt":"2026-11-28T06:41:00.120Z"}"#), "{json}");
+        assert_eq!(ObservationEvent::decode_bus(json.as_bytes()).expect("again"), event);
     }
 
     /// Regression (found by the `bus_decode` fuzz target): a decoded value

@@ -61,6 +61,14 @@ pub enum Delivered {
     Reset,
 }
 
+/// How late `event` reached the gateway at `now`, in ms, when its
+/// `publishedAt` says it is later than [`SLOW_BROADCAST`].
+fn slow_broadcast_ms(event: &ObservationEvent, now: chrono::DateTime<chrono::Utc>) -> Option<i64> {
+    let published = event.published_at.as_deref().and_then(crate::observation::parse_time)?;
+    let latency = now.signed_duration_since(published).num_milliseconds();
+    (latency > SLOW_BROADCAST.as_millis() as i64).then_some(latency)
+}
+
 /// An event and its shared, lazily built encodings.
 #[derive(Debug)]
 pub struct SharedEvent {
@@ -253,14 +261,10 @@ impl HubTask {
     /// than [`SLOW_BROADCAST`] after its publisher's `publishedAt` is logged
     /// (at most once every 10 s, with how many were held back).
     fn warn_if_slow(&mut self, event: &ObservationEvent) {
-        let Some(published) = event.published_at.as_deref().and_then(crate::observation::parse_time) else {
-            return;
-        };
-        let latency = chrono::Utc::now().signed_duration_since(published);
-        if latency.num_milliseconds() > SLOW_BROADCAST.as_millis() as i64 {
+        if let Some(latency_ms) = slow_broadcast_ms(event, chrono::Utc::now()) {
             if let Some(suppressed) = self.slow_log.check() {
                 tracing::warn!(
-                    latency_ms = latency.num_milliseconds(),
+                    latency_ms,
                     station = %event.observation.station_id,
                     suppressed,
                     "slow broadcast: more than 200 ms from publishedAt to the gateway"
@@ -350,5 +354,33 @@ impl HubTask {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observation::{Measurements, Observation, StationId};
+
+    #[test]
+    fn only_events_published_more_than_200_ms_ago_are_slow() {
+        let now = chrono::Utc::now();
+        let event = |published_at: Option<String>| {
+            let mut event = ObservationEvent::new(
+                None,
+                Observation {
+                    station_id: StationId::parse("46026").expect("valid"),
+                    observed_at: now,
+                    measurements: Measurements::default(),
+                },
+            );
+            event.published_at = published_at;
+            event
+        };
+        let ago = |ms| Some(crate::observation::format_time(&(now - chrono::Duration::milliseconds(ms))));
+        assert_eq!(slow_broadcast_ms(&event(ago(1500)), now), Some(1500));
+        assert_eq!(slow_broadcast_ms(&event(ago(150)), now), None);
+        assert_eq!(slow_broadcast_ms(&event(None), now), None);
+        assert_eq!(slow_broadcast_ms(&event(Some("not a time".into())), now), None);
     }
 }

@@ -53,8 +53,8 @@ pub struct Metrics {
     pub sse_broadcast_errors: IntCounterVec,
     /// Rows returned by the REST history endpoints (the original's name).
     pub observations_queried: IntCounter,
-    /// Stations the store lists as active (the original's name; refreshed
-    /// every minute).
+    /// Stations the store lists as active (the original's name; counted
+    /// at each scrape).
     pub stations_active: IntGauge,
     /// HTTP request durations (non-streaming responses: time to headers).
     pub http_request_duration: HistogramVec,

@@ -150,17 +150,13 @@ impl Gateway {
     }
 }
 
-/// Periodic upkeep: forget idle rate-limit keys; refresh `stations_active`.
+/// Periodic upkeep: forget idle rate-limit keys.
 async fn housekeeping(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
         if let Some(limiter) = &state.limiter {
             limiter.retain_recent();
-        }
-        match state.store.count_active_stations().await {
-            Ok(count) => state.metrics.stations_active.set(i64::try_from(count).unwrap_or(i64::MAX)),
-            Err(error) => tracing::debug!(error = %error, "stations_active not refreshed"),
         }
     }
 }
@@ -279,6 +275,11 @@ async fn ready(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
+    // One indexed count per scrape keeps `stations_active` current.
+    match state.store.count_active_stations().await {
+        Ok(count) => state.metrics.stations_active.set(i64::try_from(count).unwrap_or(i64::MAX)),
+        Err(error) => tracing::debug!(error = %error, "stations_active not refreshed"),
+    }
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))],
         state.metrics.encode(),

@@ -693,6 +693,7 @@ mod tests {
         assert_eq!(count(Field::PressureHpa), 1);
         assert_eq!(count(Field::WindSpeedMps), 0);
         let text = prometheus::TextEncoder::new().encode_to_string(&registry.gather()).expect("encode");
-        assert!(text.contains("ingest_values_rejected_total{field=\"waveHeightM\"} 2"), "{text}");
+        let series = format!("ingest_values_rejected_total{{field=\"{}\"}} 2", Field::WaveHeightM.name());
+        assert!(text.contains(&series), "{text}");
     }
 }

@@ -326,6 +326,8 @@ async fn observations_queried_counts_the_rows_history_returned() {
     assert_eq!(body["data"].as_array().expect("array").len(), 2);
     let text = reqwest::get(app.url("/metrics")).await.expect("request").text().await.expect("text");
     assert!(text.lines().any(|line| line == "observations_queried_total 5"), "{text}");
+    // `seeded` stored one station with metadata and two bare ones (active by default).
+    assert_eq!(app.metric("stations_active").await, Some(2.0), "{text}");
 }
 
 /// Errors produced below the handlers are the JSON shape too.

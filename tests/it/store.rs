@@ -797,3 +797,120 @@ async fn a_station_file_outranks_latest_obs_and_null_never_erases(store: Store) 
     let revisions: Vec<u32> = drain_all(&store).await.iter().map(|event| event.revision).collect();
     assert_eq!(revisions, [2], "the outbox holds only the newest version, published once");
 }
+
+/// One fetch of a three-row file: each row's wind speed, `None` for `MM`.
+type Fetch = Vec<Option<u8>>;
+
+/// The store's merge for one source (docs/REFERENCE.md, Corrections): a
+/// value replaces, a null keeps what was stored.
+fn merge(stored: Option<f64>, fetched: Option<f64>) -> Option<f64> {
+    fetched.or(stored)
+}
+
+/// Runs `fetches` through the real store (SQLite in memory) and the
+/// in-process bus as the worker does (upsert, then drain the outbox with the
+/// idempotent publish), losing the outbox's "published" mark after the
+/// publish whenever `lose` says so (a crash or a lost reply), and returns
+/// the (time, wind speed) of every event subscribers received, and the store.
+async fn run_fetches(fetches: &[Fetch], lose: &[bool]) -> (Vec<(DateTime<Utc>, Option<f64>, u32)>, Store) {
+    use buoycast::bus::{Bus, BusNotice, MemoryBusOptions};
+    let store = Store::connect("sqlite::memory:", StoreOptions::default()).await.expect("in memory");
+    store.migrate().await.expect("migrate");
+    let bus = Bus::memory(MemoryBusOptions::default());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let mut rx = bus.subscribe(shutdown.clone());
+    assert!(matches!(rx.recv().await, Some(BusNotice::Connected)));
+    let time = |row: usize| at(2026, 11, 28, 6, 0) + chrono::Duration::minutes(10 * row as i64);
+    for (n, fetch) in fetches.iter().enumerate() {
+        let rows: Vec<Observation> = fetch
+            .iter()
+            .enumerate()
+            .map(|(row, speed)| {
+                let mut observation = obs("46026", time(row), &[(Field::PressureHpa, 1015.0)]);
+                observation.measurements.set(Field::WindSpeedMps, speed.map(f64::from));
+                observation
+            })
+            .collect();
+        store.upsert_observations(&rows).await.expect("upsert");
+        if lose.get(n).copied().unwrap_or(false) {
+            let bus = bus.clone();
+            let lost = store
+                .drain_outbox(100, |events| async move {
+                    bus.publish_once(&events).await.map_err(|error| error.to_string())?;
+                    Err::<Vec<String>, String>("the reply was lost".to_owned())
+                })
+                .await
+                .expect("drain");
+            assert!(matches!(lost, Drained::Failed { .. } | Drained::Empty));
+        }
+        loop {
+            let bus = bus.clone();
+            let drained = store
+                .drain_outbox(100, |events| async move { bus.publish_once(&events).await })
+                .await
+                .expect("drain");
+            if matches!(drained, Drained::Empty) {
+                break;
+            }
+        }
+    }
+    // The in-process bus delivers synchronously into the subscription's queue.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut received = Vec::new();
+    while let Ok(notice) = rx.try_recv() {
+        if let BusNotice::Event(event) = notice {
+            let speed = event.observation.measurements.get(Field::WindSpeedMps);
+            received.push((event.observation.observed_at, speed, event.revision));
+        }
+    }
+    shutdown.cancel();
+    (received, store)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// For any sequence of fetches of a file whose rows NDBC revises (values
+    /// filled in, changed, reported missing), with publishes whose marks get
+    /// lost, each distinct version of each row reaches subscribers exactly
+    /// once, in order, and the store ends with the last version.
+    #[test]
+    fn each_distinct_version_reaches_subscribers_once(
+        fetches in proptest::collection::vec(proptest::collection::vec(proptest::option::of(0u8..3), 3), 1..6),
+        lose in proptest::collection::vec(proptest::prelude::any::<bool>(), 6),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let (received, store) = runtime.block_on(run_fetches(&fetches, &lose));
+        // The model: each row's merged value after each fetch; a change is a version.
+        let time = |row: usize| at(2026, 11, 28, 6, 0) + chrono::Duration::minutes(10 * row as i64);
+        let mut stored: Vec<Option<Option<f64>>> = vec![None; 3];
+        let mut revisions = [0u32; 3];
+        let mut expected = Vec::new();
+        for fetch in &fetches {
+            let mut this_fetch = Vec::new();
+            for (row, speed) in fetch.iter().enumerate() {
+                let fetched = speed.map(f64::from);
+                match stored[row] {
+                    None => {
+                        stored[row] = Some(fetched);
+                        this_fetch.push((time(row), fetched, 0));
+                    }
+                    Some(before) => {
+                        let after = merge(before, fetched);
+                        if after != before {
+                            revisions[row] += 1;
+                            stored[row] = Some(after);
+                            this_fetch.push((time(row), after, revisions[row]));
+                        }
+                    }
+                }
+            }
+            expected.extend(this_fetch);
+        }
+        proptest::prop_assert_eq!(&received, &expected);
+        let rows = runtime.block_on(read_station(&store, &id("46026")));
+        let last: Vec<Option<f64>> = rows.iter().map(|row| row.measurements.get(Field::WindSpeedMps)).collect();
+        let model: Vec<Option<f64>> = stored.iter().map(|value| value.flatten()).collect();
+        proptest::prop_assert_eq!(last, model);
+    }
+}

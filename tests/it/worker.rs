@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use buoycast::bus::{Bus, BusNotice, MemoryBusOptions, RedisBusOptions};
 use buoycast::config::{Config, Overrides};
-use buoycast::observation::{Observation, ObservationEvent, StationId};
+use buoycast::observation::{Field, Observation, ObservationEvent, StationId};
 use buoycast::sources::ndbc::parse;
 use buoycast::store::{PageQuery, Store};
 use buoycast::worker::backfill::{backfill, BackfillOptions};
@@ -194,6 +194,74 @@ async fn first_poll_then_304_then_two_new_rows(store: Store, bus: Bus) {
     assert_eq!(worker.metrics().rows_inserted.get(), expected.len() as u64 + 2);
     assert_eq!(worker.metrics().outbox_depth.get(), 0);
     shutdown.cancel();
+}
+
+/// NDBC rewrites its 45-day file: the newest row gets its wave height
+/// filled in and its wind speed revised. The worker stores the new version
+/// and publishes it once, as a new event with a new id and `"revised": true`;
+/// the same file again publishes nothing.
+async fn a_revised_row_is_published_again_once(store: Store, bus: Bus) {
+    let server = NdbcServer::start().await;
+    let shutdown = CancellationToken::new();
+    let mut rx = subscribe(&bus, &shutdown).await;
+    let worker = worker(&store, &bus, options(&server, &["41002"]));
+    let expected = parsed_rows("realtime2/41002.txt", "41002");
+    worker.poll_once().await.expect("first poll");
+    let first = collect_n(&mut rx, expected.len()).await;
+    let newest_id = first.last().and_then(|event| event.id.clone()).expect("ids");
+
+    let text = String::from_utf8(fixtures::read("realtime2/41002.txt")).expect("ASCII");
+    let original =
+        "2018 08 01 15 10 160  6.0  7.0    MM    MM    MM  MM 1022.9    MM  28.0    MM   MM   MM    MM";
+    let corrected =
+        "2018 08 01 15 10 160  6.5  7.0   1.3    MM    MM  MM 1022.9    MM  28.0    MM   MM   MM    MM";
+    assert!(text.contains(original), "the fixture's newest row");
+    server.set_body(P41002, text.replacen(original, corrected, 1).into_bytes());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let report = worker.poll_once().await.expect("poll after the correction");
+    assert_eq!((report.fetched, report.inserted, report.published), (1, 1, 1));
+    let events = collect_n(&mut rx, 1).await;
+    let event = &events[0];
+    assert_eq!(event.revision, 1, "decoded from \"revised\": true");
+    assert_eq!(event.observation.measurements.get(Field::WindSpeedMps), Some(6.5));
+    assert_eq!(event.observation.measurements.get(Field::WaveHeightM), Some(1.3));
+    let id = event.id.clone().expect("a new id");
+    assert!(
+        buoycast::bus::parse_stream_id(&id) > buoycast::bus::parse_stream_id(&newest_id),
+        "{id} after {newest_id}"
+    );
+    assert!(event.to_bus_json().contains(r#""revised":true"#));
+
+    server.set_body(P41002, text.replacen(original, corrected, 1).into_bytes());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let report = worker.poll_once().await.expect("the same file again");
+    assert_eq!((report.inserted, report.published), (0, 0));
+    assert!(collect(&mut rx, Duration::from_millis(500)).await.is_empty());
+    let station = StationId::parse("41002").expect("valid");
+    let newest = store
+        .observations_by_station(&station, PageQuery { page: 1, limit: 1, since: None })
+        .await
+        .expect("newest row");
+    assert_eq!(newest.items[0].measurements.get(Field::WindSpeedMps), Some(6.5), "REST shows the latest");
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_revised_row_is_published_again_once_sqlite() {
+    init_logs();
+    let dir = tempfile::tempdir().expect("temp dir");
+    a_revised_row_is_published_again_once(
+        sqlite_store(dir.path()).await,
+        Bus::memory(MemoryBusOptions::default()),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_revised_row_is_published_again_once_postgres_redis() {
+    init_logs();
+    let redis = RedisServer::start();
+    a_revised_row_is_published_again_once(pg_store().await, redis_bus(&redis)).await;
 }
 
 #[tokio::test]

@@ -652,7 +652,9 @@
     retryTimer = null;
     if (source) source.close();
     setState(how);
-    const params = {};
+    // Every station's current values come first, on the stream itself (and
+    // again after a reset): no REST round trip for them.
+    const params = { snapshot: 'latest' };
     if (filter.size) params.station = [...filter].join(',');
     // A fresh EventSource cannot send Last-Event-ID; the query parameter does the same.
     if (lastEventId) params.last_event_id = lastEventId;
@@ -667,6 +669,9 @@
       log('connection', lastEventId ? `stream open, resuming after ${lastEventId}` : 'stream open');
     }));
     stream.addEventListener('observation', mine(onObservation));
+    stream.addEventListener('snapshot', mine((event) => {
+      try { ingest(JSON.parse(event.data), false); } catch (_) { log('error', 'a snapshot that is not JSON was skipped'); }
+    }));
     stream.addEventListener('reset', mine((event) => {
       log('reset', `${reasonOf(event)}; reloading history`);
       lastEventId = null;

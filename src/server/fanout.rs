@@ -9,6 +9,7 @@
 //!
 //! It is not the per-client logic (that is [`super::feed`]).
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -19,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::metrics::Metrics;
 use crate::bus::{parse_stream_id, Bus, BusNotice, Replay};
 use crate::log_throttle::LogThrottle;
-use crate::observation::{FieldSet, ObservationEvent};
+use crate::observation::{FieldSet, Observation, ObservationEvent, StationId};
 
 /// How many events one catch-up read asks for.
 pub const REPLAY_PAGE: usize = 1000;
@@ -80,6 +81,8 @@ pub struct SharedEvent {
     pub received_at: Instant,
     sse: OnceLock<Bytes>,
     ws: OnceLock<Bytes>,
+    snapshot_sse: OnceLock<Bytes>,
+    snapshot_ws: OnceLock<Bytes>,
 }
 
 impl SharedEvent {
@@ -92,7 +95,19 @@ impl SharedEvent {
             received_at: Instant::now(),
             sse: OnceLock::new(),
             ws: OnceLock::new(),
+            snapshot_sse: OnceLock::new(),
+            snapshot_ws: OnceLock::new(),
         }
+    }
+
+    /// The full SSE `snapshot` frame, built once.
+    pub fn snapshot_sse_frame(&self) -> Bytes {
+        self.snapshot_sse.get_or_init(|| Bytes::from(encode_snapshot_sse(&self.event, FieldSet::ALL))).clone()
+    }
+
+    /// The full WebSocket `snapshot` frame, built once.
+    pub fn snapshot_ws_frame(&self) -> Bytes {
+        self.snapshot_ws.get_or_init(|| Bytes::from(encode_snapshot_ws(&self.event, FieldSet::ALL))).clone()
     }
 
     /// The full SSE frame (`id:`, `event: observation`, `data:`), built once.
@@ -120,6 +135,93 @@ pub fn encode_sse(event: &ObservationEvent, fields: FieldSet) -> Vec<u8> {
     out
 }
 
+/// A snapshot event's data: the observation shape without `id` (a snapshot
+/// does not move `Last-Event-ID`), flagged `"snapshot": true`.
+fn write_snapshot_json(out: &mut Vec<u8>, event: &ObservationEvent, fields: FieldSet) {
+    ObservationEvent { id: None, published_at: None, ..event.clone() }.write_stream_json(out, fields);
+    out.pop(); // the closing brace
+    out.extend_from_slice(b",\"snapshot\":true}");
+}
+
+/// Encodes one station's current state as an SSE `snapshot` frame (no `id:` line).
+pub fn encode_snapshot_sse(event: &ObservationEvent, fields: FieldSet) -> Vec<u8> {
+    let mut out = Vec::with_capacity(480);
+    out.extend_from_slice(b"event: snapshot\ndata: ");
+    write_snapshot_json(&mut out, event, fields);
+    out.extend_from_slice(b"\n\n");
+    out
+}
+
+/// Encodes one station's current state as a WebSocket `snapshot` frame (no `id`).
+pub fn encode_snapshot_ws(event: &ObservationEvent, fields: FieldSet) -> Vec<u8> {
+    let mut out = Vec::with_capacity(480);
+    out.extend_from_slice(b"{\"event\":\"snapshot\",\"data\":");
+    write_snapshot_json(&mut out, event, fields);
+    out.push(b'}');
+    out
+}
+
+/// The newest observation of every station the hub has delivered (seeded
+/// from the store at start-up): what `?snapshot=latest` sends.
+///
+/// The hub offers each event here and broadcasts it under the same lock, and
+/// a client reads its snapshot and its queue length under that lock too, so
+/// an event in the snapshot is either older than the client's subscription
+/// or among the first `queued` deliveries in its queue: the seam the client
+/// de-duplicates (`feed.rs`).
+#[derive(Debug, Default)]
+pub struct Latest {
+    by_station: std::sync::RwLock<HashMap<StationId, Arc<SharedEvent>>>,
+}
+
+impl Latest {
+    /// Keeps `shared` when it is at least as new as what the station has
+    /// (a correction of the newest row replaces it).
+    fn offer(map: &mut HashMap<StationId, Arc<SharedEvent>>, shared: &Arc<SharedEvent>) {
+        let observation = &shared.event.observation;
+        match map.get(&observation.station_id) {
+            Some(current) if current.event.observation.observed_at > observation.observed_at => {}
+            _ => {
+                map.insert(observation.station_id.clone(), Arc::clone(shared));
+            }
+        }
+    }
+
+    /// Adds stored observations (start-up), never replacing newer ones.
+    pub fn seed(&self, observations: impl IntoIterator<Item = ObservationEvent>) {
+        let mut map = self.by_station.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for event in observations {
+            Latest::offer(&mut map, &Arc::new(SharedEvent::new(event)));
+        }
+    }
+
+    /// The stations `admits` keeps, sorted by station id, and how many
+    /// deliveries `rx` held when they were read.
+    pub fn snapshot(
+        &self,
+        admits: impl Fn(&Observation) -> bool,
+        rx: &broadcast::Receiver<Delivery>,
+    ) -> (Vec<Arc<SharedEvent>>, usize) {
+        let map = self.by_station.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let queued = rx.len();
+        let mut events: Vec<Arc<SharedEvent>> =
+            map.values().filter(|shared| admits(&shared.event.observation)).cloned().collect();
+        drop(map);
+        events.sort_by(|a, b| a.event.observation.station_id.cmp(&b.event.observation.station_id));
+        (events, queued)
+    }
+
+    /// How many stations it holds.
+    pub fn len(&self) -> usize {
+        self.by_station.read().map(|map| map.len()).unwrap_or(0)
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Encodes one observation as a WebSocket JSON text frame with the given fields.
 pub fn encode_ws(event: &ObservationEvent, fields: FieldSet) -> Vec<u8> {
     let mut out = Vec::with_capacity(480);
@@ -144,6 +246,8 @@ pub struct Hub {
     tx: broadcast::Sender<Delivery>,
     /// `true` while the bus subscription is live.
     bus_up: watch::Receiver<bool>,
+    /// Every station's newest observation (`?snapshot=latest`).
+    latest: Arc<Latest>,
 }
 
 /// What travels on the broadcast channel (cheap to clone).
@@ -160,6 +264,7 @@ impl Hub {
     ) -> Hub {
         let (tx, _) = broadcast::channel(client_queue.max(1));
         let (up_tx, up_rx) = watch::channel(false);
+        let latest = Arc::new(Latest::default());
         let task = HubTask {
             bus,
             tx: tx.clone(),
@@ -169,9 +274,20 @@ impl Hub {
             missed: false,
             live_since: None,
             slow_log: LogThrottle::new(Duration::from_secs(10)),
+            latest: Arc::clone(&latest),
         };
         tracker.spawn(task.run(shutdown));
-        Hub { tx, bus_up: up_rx }
+        Hub { tx, bus_up: up_rx, latest }
+    }
+
+    /// Every station's newest observation, for `?snapshot=latest`.
+    pub fn latest(&self) -> &Latest {
+        &self.latest
+    }
+
+    /// The same, shared (for the task that seeds it).
+    pub fn latest_handle(&self) -> Arc<Latest> {
+        Arc::clone(&self.latest)
     }
 
     /// A receiver of every delivery from now on.
@@ -210,6 +326,8 @@ struct HubTask {
     live_since: Option<SystemTime>,
     /// Throttles the slow-broadcast warning.
     slow_log: LogThrottle,
+    /// Every station's newest observation (shared with the [`Hub`]).
+    latest: Arc<Latest>,
 }
 
 impl HubTask {
@@ -284,8 +402,13 @@ impl HubTask {
             }
             self.last = Some((id, shared.event.id.clone().unwrap_or_default()));
         }
+        let shared = Arc::new(shared);
+        // Offer and broadcast under one lock: a client reading its snapshot
+        // sees an event in both only while it is still in its queue.
+        let mut latest = self.latest.by_station.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Latest::offer(&mut latest, &shared);
         // No receivers is fine: nobody is listening right now.
-        let _ = self.tx.send(Arc::new(Delivered::Event(Arc::new(shared))));
+        let _ = self.tx.send(Arc::new(Delivered::Event(shared)));
     }
 
     /// Tells every client to refetch history, and forgets the last id: the

@@ -1,10 +1,20 @@
 //! One stream client's sequence of frames, shared by SSE and WebSocket:
-//! the connection event, then catch-up from `Last-Event-ID`, then live
-//! events, keepalives, and the closing `reset` / `lagged` signals.
+//! the connection event, then (with `?snapshot=latest`) one `snapshot` per
+//! station, then catch-up from `Last-Event-ID`, then live events, keepalives,
+//! and the closing `reset` / `lagged` signals.
 //!
 //! Gap-free catch-up: the client subscribes to the hub *before* it reads the
 //! bus log, then drops live events whose id is not past the last one it sent,
 //! so replay and live meet without a gap or a duplicate (docs/API.md, Catch-up).
+//!
+//! Snapshot seam: the snapshot is read after subscribing too, with the
+//! number of deliveries already queued ([`Latest::snapshot`]). A snapshot
+//! client gets the current state, then only what is newer: the queued
+//! deliveries and the replayed (catch-up) events that are not newer than
+//! their station's snapshot (an older time, or the same row at the same or
+//! an older revision) are dropped, so a client that applies events as state
+//! never steps back or hears a value twice. Every later delivery is new;
+//! the snapshot is let go at the first one.
 //!
 //! This module knows nothing of bytes on the wire: [`super::sse`] and
 //! [`super::ws`] encode the [`Frame`]s.
@@ -18,7 +28,7 @@ use tokio::sync::broadcast::Receiver;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::fanout::{Delivered, Delivery, Hub, SharedEvent, REPLAY_PAGE};
+use super::fanout::{Delivered, Delivery, Hub, Latest, SharedEvent, REPLAY_PAGE};
 use crate::bus::{parse_stream_id, Bus, Replay};
 use crate::observation::{FieldSet, Observation, ObservationEvent, StationId};
 
@@ -60,6 +70,8 @@ pub enum Frame {
     Live(Arc<SharedEvent>),
     /// A replayed event (catch-up), encoded per client.
     Replayed(Box<ObservationEvent>),
+    /// One station's current state (`?snapshot=latest`), no id.
+    Snapshot(Arc<SharedEvent>),
     /// The client's position cannot be honoured: it must refetch history.
     Reset,
     /// The client fell `skipped` events behind and is being closed.
@@ -92,6 +104,22 @@ pub struct Feed {
     pending: VecDeque<ObservationEvent>,
     keepalive: Interval,
     shutdown: CancellationToken,
+    /// The snapshot's progress.
+    snapshot: Snapshot,
+    /// `?snapshot=latest`: also sent again after a `reset`.
+    wants_snapshot: bool,
+}
+
+/// Where a feed is with its snapshot.
+enum Snapshot {
+    /// Not asked for, or done with (seam passed).
+    Off,
+    /// Asked for, not read yet.
+    Wanted,
+    /// Read: frames still to send (`next`), and the seam to de-duplicate:
+    /// the events sent, sorted by station, and how many queued deliveries
+    /// may repeat one of them.
+    Sending { events: Vec<Arc<SharedEvent>>, next: usize, queued: usize },
 }
 
 impl Feed {
@@ -102,6 +130,7 @@ impl Feed {
         bus: Bus,
         filter: Filter,
         last_event_id: Option<String>,
+        snapshot: bool,
         keepalive_interval: Duration,
         shutdown: CancellationToken,
     ) -> Feed {
@@ -128,7 +157,52 @@ impl Feed {
             pending: VecDeque::new(),
             keepalive,
             shutdown,
+            snapshot: if snapshot { Snapshot::Wanted } else { Snapshot::Off },
+            wants_snapshot: snapshot,
         }
+    }
+
+    /// The next snapshot frame, reading the snapshot first when needed.
+    fn next_snapshot(&mut self, latest: &Latest) -> Option<Frame> {
+        if matches!(self.snapshot, Snapshot::Wanted) {
+            let (events, queued) = latest.snapshot(|observation| self.filter.admits(observation), &self.rx);
+            self.snapshot = Snapshot::Sending { events, next: 0, queued };
+        }
+        match &mut self.snapshot {
+            Snapshot::Sending { events, next, .. } if *next < events.len() => {
+                *next += 1;
+                Some(Frame::Snapshot(Arc::clone(&events[*next - 1])))
+            }
+            _ => None,
+        }
+    }
+
+    /// After a `reset`, a snapshot client gets the current state again (the
+    /// events it had cannot be trusted to be complete).
+    fn snapshot_after_reset(&mut self) {
+        if self.wants_snapshot {
+            self.snapshot = Snapshot::Wanted;
+        }
+    }
+
+    /// Whether `event` is at the seam and not newer than its station's
+    /// snapshot (see the module doc). `live` counts one of the queued deliveries.
+    fn repeats_snapshot(&mut self, event: &ObservationEvent, live: bool) -> bool {
+        let Snapshot::Sending { events, queued, .. } = &mut self.snapshot else { return false };
+        if live {
+            if *queued == 0 {
+                // Past the seam: the snapshot is no longer needed.
+                self.snapshot = Snapshot::Off;
+                return false;
+            }
+            *queued -= 1;
+        }
+        let station = &event.observation.station_id;
+        events.binary_search_by(|sent| sent.event.observation.station_id.cmp(station)).is_ok_and(|at| {
+            let sent = &events[at].event;
+            let (sent_at, at) = (sent.observation.observed_at, event.observation.observed_at);
+            at < sent_at || (at == sent_at && event.revision <= sent.revision)
+        })
     }
 
     /// The filter this feed applies.
@@ -142,6 +216,12 @@ impl Feed {
             self.connect_sent = true;
             return Some(Frame::Connection);
         }
+        if !matches!(self.snapshot, Snapshot::Off) {
+            let hub = self.hub.clone();
+            if let Some(frame) = self.next_snapshot(hub.latest()) {
+                return Some(frame);
+            }
+        }
         loop {
             match &mut self.phase {
                 Phase::Closed => return None,
@@ -150,7 +230,7 @@ impl Feed {
                         if let Some(id) = event.id.as_deref().and_then(parse_stream_id) {
                             self.last = Some(id);
                         }
-                        if self.filter.admits(&event.observation) {
+                        if self.filter.admits(&event.observation) && !self.repeats_snapshot(&event, false) {
                             return Some(Frame::Replayed(Box::new(event)));
                         }
                         continue;
@@ -183,6 +263,7 @@ impl Feed {
                         PageOutcome::Reset => {
                             self.phase = Phase::Live;
                             self.last = None;
+                            self.snapshot_after_reset();
                             return Some(Frame::Reset);
                         }
                         PageOutcome::Retry => {}
@@ -201,6 +282,7 @@ impl Feed {
                     match received {
                         Ok(delivery) => match &*delivery {
                             Delivered::Event(shared) => {
+                                let repeat = self.repeats_snapshot(&shared.event, true);
                                 if let (Some(id), Some(last)) = (shared.stream_id, self.last) {
                                     if id <= last {
                                         continue;
@@ -209,13 +291,14 @@ impl Feed {
                                 if shared.stream_id.is_some() {
                                     self.last = shared.stream_id;
                                 }
-                                if self.filter.admits(&shared.event.observation) {
+                                if self.filter.admits(&shared.event.observation) && !repeat {
                                     self.keepalive.reset();
                                     return Some(Frame::Live(Arc::clone(shared)));
                                 }
                             }
                             Delivered::Reset => {
                                 self.last = None;
+                                self.snapshot_after_reset();
                                 return Some(Frame::Reset);
                             }
                         },

@@ -107,6 +107,7 @@ impl Gateway {
             shutdown.clone(),
             &tracker,
         );
+        tracker.spawn(seed_latest(store.clone(), hub.latest_handle()));
         let state = AppState(Arc::new(Shared {
             store,
             bus,
@@ -148,6 +149,35 @@ impl Gateway {
             tracing::warn!("shutdown deadline passed with connections still open");
         }
     }
+}
+
+/// Fills the hub's per-station newest observations from the store, so
+/// `?snapshot=latest` has every station from the start, not only those heard
+/// since. Live events that arrived meanwhile are newer and stay.
+async fn seed_latest(store: Store, latest: Arc<fanout::Latest>) {
+    const PAGE: u32 = 1000;
+    for page in 1.. {
+        match store.stations(page, PAGE).await {
+            Ok(summaries) => {
+                let n = summaries.items.len();
+                latest.seed(
+                    summaries
+                        .items
+                        .into_iter()
+                        .filter_map(|summary| summary.latest)
+                        .map(|observation| crate::observation::ObservationEvent::new(None, observation)),
+                );
+                if n < PAGE as usize {
+                    break;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "could not read the stations' latest observations for snapshots");
+                break;
+            }
+        }
+    }
+    tracing::debug!(n_stations = latest.len(), "snapshot state seeded from the store");
 }
 
 /// Periodic upkeep: forget idle rate-limit keys.

@@ -33,6 +33,8 @@ pub struct StreamRequest {
     pub filter: Filter,
     /// Where to resume from (`Last-Event-ID` header or `last_event_id` query).
     pub last_event_id: Option<String>,
+    /// `snapshot=latest`: every (filtered) station's current state first.
+    pub snapshot: bool,
 }
 
 impl StreamRequest {
@@ -47,7 +49,14 @@ impl StreamRequest {
             .filter(|value| !value.is_empty())
             .map(str::to_owned)
             .or_else(|| params.get("last_event_id").map(str::to_owned));
-        Ok(StreamRequest { filter, last_event_id })
+        let snapshot = match params.get("snapshot") {
+            None => false,
+            Some("latest") => true,
+            Some(other) => {
+                return Err(super::params::invalid("snapshot", other, "the only snapshot is `latest`"));
+            }
+        };
+        Ok(StreamRequest { filter, last_event_id, snapshot })
     }
 
     /// Admits the stream and builds its feed; the permit holds its slot.
@@ -62,6 +71,7 @@ impl StreamRequest {
             state.bus.clone(),
             self.filter,
             self.last_event_id,
+            self.snapshot,
             state.config.keepalive_interval(),
             state.shutdown.child_token(),
         );
@@ -153,6 +163,14 @@ fn encode(frame: &Frame, fields: FieldSet, metrics: &Metrics) -> Bytes {
             (&sent.observation, bytes)
         }
         Frame::Replayed(event) => (&sent.observation, Bytes::from(super::fanout::encode_sse(event, fields))),
+        Frame::Snapshot(shared) => {
+            let bytes = if fields == FieldSet::ALL {
+                shared.snapshot_sse_frame()
+            } else {
+                Bytes::from(super::fanout::encode_snapshot_sse(&shared.event, fields))
+            };
+            (&sent.snapshot, bytes)
+        }
         Frame::Reset => (
             &sent.reset,
             Bytes::from_static(

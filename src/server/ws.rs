@@ -101,6 +101,14 @@ fn encode(frame: &Frame, fields: FieldSet, metrics: &Metrics) -> Message {
             (&sent.observation, text(bytes))
         }
         Frame::Replayed(event) => (&sent.observation, text(Bytes::from(super::fanout::encode_ws(event, fields)))),
+        Frame::Snapshot(shared) => {
+            let bytes = if fields == FieldSet::ALL {
+                shared.snapshot_ws_frame()
+            } else {
+                Bytes::from(super::fanout::encode_snapshot_ws(&shared.event, fields))
+            };
+            (&sent.snapshot, text(bytes))
+        }
         Frame::Reset => (
             &sent.reset,
             text(Bytes::from_static(

@@ -517,3 +517,154 @@ async fn shutdown_ends_open_streams_within_the_deadline() {
     assert!(client.ended_within(WAIT).await);
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// `?snapshot=latest`: one `snapshot` event per (filtered) station, its
+/// newest observation, before anything live; no `id` (it does not move
+/// `Last-Event-ID`); stored stations included from the start.
+#[tokio::test]
+async fn snapshot_latest_sends_each_stations_current_state_first() {
+    // Stored before the gateway starts (what the worker stored earlier) ...
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("stored.db");
+    let store = buoycast::store::Store::connect(&format!("sqlite://{}", path.display()), Default::default())
+        .await
+        .expect("store");
+    store.migrate().await.expect("migrate");
+    store
+        .upsert_observations(&[observation("46026", 1), observation("46026", 2), observation("46042", 1)])
+        .await
+        .expect("seed");
+    store.close().await;
+    let path = path.display().to_string();
+    let app = TestApp::spawn(Backends::with_env(&[("BUOYCAST_SQLITE_PATH", path.as_str())])).await;
+    // ... and published live (the hub keeps the newest per station).
+    publish(&app, &[observation("46013", 4)]).await;
+    // The stored rows reach the hub's state in the background: wait for them.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let mut client = connect(&app, "?snapshot=latest", &[]).await;
+        let mut snapshot = Vec::new();
+        while snapshot.len() < 3 {
+            match tokio::time::timeout(Duration::from_millis(300), client.next_event(WAIT)).await {
+                Ok(Some(event)) if event.event == "snapshot" => snapshot.push(event),
+                _ => break,
+            }
+        }
+        if snapshot.len() == 3 {
+            let stations: Vec<String> = snapshot
+                .iter()
+                .map(|event| event.json()["stationId"].as_str().unwrap_or("").to_owned())
+                .collect();
+            assert_eq!(stations, ["46013", "46026", "46042"], "sorted by station");
+            for event in &snapshot {
+                assert_eq!(event.id, None, "no id line: Last-Event-ID does not move");
+                let data = event.json();
+                assert_eq!(data["snapshot"], true);
+                assert!(data.get("id").is_none());
+                assert_eq!(
+                    data.as_object().expect("object").len(),
+                    17,
+                    "the observation shape, flagged: {data}"
+                );
+            }
+            assert_eq!(snapshot[1].json()["timestamp"], "2026-11-28T00:20:00Z", "the newest row of 46026");
+            // Then live, as usual.
+            let live = publish(&app, &[observation("46042", 3)]).await;
+            assert_eq!(ids(&client.observations(1, WAIT).await), live);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the stored stations never reached the snapshot");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The station filter narrows it; other values are refused.
+    let mut client = connect(&app, "?snapshot=latest&station=46042&fields=waveHeightM", &[]).await;
+    let event = client.next_event(WAIT).await.expect("snapshot");
+    assert_eq!((event.event.as_str(), event.json()["stationId"].as_str()), ("snapshot", Some("46042")));
+    assert_eq!(
+        event.json().as_object().expect("object").len(),
+        4,
+        "stationId, timestamp, waveHeightM, snapshot"
+    );
+    let refused = SseClient::connect(&app.url("/v1/observations/stream?snapshot=all"), &[]).await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.error_json()["error"]["details"]["param"], "snapshot");
+}
+
+/// Clients connecting while observations are published: for each client the
+/// snapshot and the live events meet with no gap (its last value of every
+/// station is the last published) and no duplicate (no event twice, and no
+/// live event that repeats what its snapshot already said).
+#[tokio::test]
+async fn snapshot_and_live_meet_without_gap_or_duplicate() {
+    let app = TestApp::spawn(Backends::default()).await;
+    let stations = ["46026", "46042", "46013", "41002"];
+    publish(&app, &stations.iter().map(|id| observation(id, 0)).collect::<Vec<_>>()).await;
+    let publisher = {
+        let bus = app.bus.clone();
+        tokio::spawn(async move {
+            for n in 1..=60 {
+                let batch: Vec<Observation> = stations.iter().map(|id| observation(id, n)).collect();
+                bus.publish(&batch).await.expect("publish");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let mut clients = Vec::new();
+    for _ in 0..12 {
+        clients.push(connect(&app, "?snapshot=latest", &[]).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    publisher.await.expect("publisher");
+    for mut client in clients {
+        let mut last: std::collections::HashMap<String, String> = Default::default();
+        let mut seen_ids = std::collections::HashSet::new();
+        let mut snapshot: std::collections::HashMap<String, String> = Default::default();
+        loop {
+            let Ok(Some(event)) =
+                tokio::time::timeout(Duration::from_millis(500), client.next_event(WAIT)).await
+            else {
+                break;
+            };
+            let data = event.json();
+            let station = data["stationId"].as_str().expect("station").to_owned();
+            let time = data["timestamp"].as_str().expect("time").to_owned();
+            match event.event.as_str() {
+                "snapshot" => {
+                    assert!(seen_ids.is_empty(), "snapshots come before live events");
+                    snapshot.insert(station.clone(), time.clone());
+                }
+                "observation" => {
+                    let id = event.id.clone().expect("an id");
+                    assert!(seen_ids.insert(id), "no event twice");
+                    assert_ne!(snapshot.get(&station), Some(&time), "a live event repeated the snapshot");
+                }
+                other => panic!("unexpected {other}"),
+            }
+            if let Some(previous) = last.get(&station) {
+                assert!(previous < &time, "{station}: {time} after {previous}: a step back or a repeat");
+            }
+            last.insert(station, time);
+        }
+        for id in stations {
+            assert_eq!(
+                last.get(id).map(String::as_str),
+                Some(observation(id, 60).observed_at.format("%Y-%m-%dT%H:%M:%SZ").to_string().as_str()),
+                "{id}: no gap, the client ends on the last value"
+            );
+        }
+    }
+}
+
+/// After a `reset`, a snapshot client gets the current state again.
+#[tokio::test]
+async fn a_snapshot_client_gets_the_state_again_after_a_reset() {
+    let app = TestApp::spawn(Backends::default()).await;
+    publish(&app, &[observation("46026", 1)]).await;
+    let mut client = connect(&app, "?snapshot=latest", &[("Last-Event-ID", "garbage")]).await;
+    let first = client.next_event(WAIT).await.expect("snapshot");
+    assert_eq!(first.event, "snapshot");
+    let reset = client.next_event(WAIT).await.expect("reset");
+    assert_eq!(reset.event, "reset");
+    let again = client.next_event(WAIT).await.expect("snapshot again");
+    assert_eq!((again.event.as_str(), again.json()["stationId"].as_str()), ("snapshot", Some("46026")));
+}

@@ -54,6 +54,26 @@ async fn observations_arrive_as_json_frames_with_ids() {
     socket.close(None).await.expect("close");
 }
 
+/// `?snapshot=latest` on the WebSocket: `{"event":"snapshot","data":{…}}`
+/// frames without `id`, before live frames.
+#[tokio::test]
+async fn snapshot_latest_frames_come_first_without_ids() {
+    let app = TestApp::spawn(Backends::default()).await;
+    app.bus.publish(&[observation("46042", 1), observation("46026", 2)]).await.expect("publish");
+    let mut socket = open(&app, "?snapshot=latest").await;
+    for station in ["46026", "46042"] {
+        let frame = next_json(&mut socket).await.expect("snapshot frame");
+        assert_eq!(frame["event"], "snapshot");
+        assert!(frame.get("id").is_none(), "{frame}");
+        assert_eq!(frame["data"]["stationId"], station);
+        assert_eq!(frame["data"]["snapshot"], true);
+    }
+    let ids = app.bus.publish(&[observation("46026", 3)]).await.expect("publish");
+    let frame = next_json(&mut socket).await.expect("live frame");
+    assert_eq!((frame["event"].as_str(), frame["id"].as_str()), (Some("observation"), Some(ids[0].as_str())));
+    socket.close(None).await.expect("close");
+}
+
 #[tokio::test]
 async fn a_message_without_id_has_no_id_key() {
     let app = TestApp::spawn(Backends::default()).await;

@@ -69,8 +69,15 @@ fn wire(target: String, format: OscFormat, bundle: bool, lossless: bool) -> Wire
     let (queue, rx, healthy) = SinkQueue::<Frame>::new(target.clone(), SINK_QUEUE);
     let sink = tokio::spawn(run_udp(target, rx, healthy));
     let encoder = OscEncoder { format, null_policy: NullPolicy::Skip, bundle, map: Map::builtin() };
-    let pipeline =
-        Pipeline { encoder: Some(encoder), osc: vec![queue], midi: None, namespace: None, lossless };
+    let pipeline = Pipeline {
+        encoder: Some(encoder),
+        osc: vec![queue],
+        midi: None,
+        namespace: None,
+        lossless,
+        control: None,
+        start: tokio::time::Instant::now(),
+    };
     let (items_tx, items_rx) = mpsc::channel(1024);
     let pipeline = tokio::spawn(pipeline.run(items_rx));
     Wired { items_tx, pipeline, sink }
@@ -144,6 +151,7 @@ async fn latency_through_redis(n: usize) {
             start: tokio::time::Instant::now(),
             stations: Vec::new(),
             shutdown: shutdown.clone(),
+            snapshot: false,
         };
         let source = tokio::spawn(buoycast_bridges::source::redis::run(url.clone(), ctx));
         loop {
@@ -211,6 +219,7 @@ async fn replay_throughput(copies: usize, format: OscFormat, bundle: bool, speed
         start: tokio::time::Instant::now(),
         stations: Vec::new(),
         shutdown: CancellationToken::new(),
+        snapshot: false,
     };
     drop(wired.items_tx);
     let started = Instant::now();

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use buoycast::observation::{Field, StationId};
+use buoycast::observation::StationId;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Args;
+use crate::control::{self, CONTROL_QUEUE};
 use crate::mapping::Map;
 use crate::osc::{NullPolicy, OscEncoder};
 use crate::pipeline::{Pipeline, PipelineStats};
@@ -58,15 +59,18 @@ pub async fn run_with_stats(args: Args, shutdown: CancellationToken) -> anyhow::
     let start = Instant::now();
     let midi_wanted = !args.midi.is_empty() || args.midi_virtual.is_some() || args.midi_file.is_some();
 
-    if let Some(field) = &args.learn {
-        let field = Field::from_name(field).with_context(|| format!("--learn: unknown field {field:?}"))?;
+    let stations = args.station.iter().map(|s| StationId::parse(s)).collect::<Result<Vec<_>, _>>()?;
+    if let Some(learn) = &args.learn {
+        let (field, station) = crate::cli::parse_learn(learn).map_err(anyhow::Error::msg)?;
         if !midi_wanted {
             anyhow::bail!(
                 "--learn needs a MIDI output: --midi NAME, --midi-virtual NAME or --midi-file PATH"
             );
         }
         let outputs = open_midi(&args)?;
-        midi::run_learn(field, map, args.cc14, outputs, start, shutdown)
+        let mut engine = MidiEngine::new(map, args.cc14, None);
+        engine.preassign(&stations);
+        midi::run_learn(field, station, engine, outputs, start, shutdown)
             .await
             .context("writing the MIDI file")?;
         return Ok(PipelineStats::default());
@@ -122,7 +126,8 @@ pub async fn run_with_stats(args: Args, shutdown: CancellationToken) -> anyhow::
     let midi_queue = if midi_wanted {
         let outputs = open_midi(&args)?;
         let glide = args.glide.map(Duration::from_millis);
-        let engine = MidiEngine::new(map.clone(), args.cc14, glide);
+        let mut engine = MidiEngine::new(map.clone(), args.cc14, glide);
+        engine.preassign(&stations);
         let (queue, rx, _healthy) = SinkQueue::new("midi".to_owned(), SINK_QUEUE);
         sink_tasks.push(tokio::spawn(async move {
             if let Err(error) = midi::run(engine, outputs, rx, start).await {
@@ -134,9 +139,22 @@ pub async fn run_with_stats(args: Args, shutdown: CancellationToken) -> anyhow::
         None
     };
 
-    let stations = args.station.iter().map(|s| StationId::parse(s)).collect::<Result<Vec<_>, _>>()?;
+    let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE);
+    if let Some(port) = args.control {
+        let local = control::serve_port(port, control_tx.clone(), shutdown.clone())
+            .await
+            .with_context(|| format!("--control {port}: cannot listen on 127.0.0.1:{port}"))?;
+        tracing::info!(%local, "control: send /buoycast/resend here for the current state");
+    }
+    control::on_sigusr1(control_tx.clone(), shutdown.clone());
+    if let Some(secs) = args.resend_every {
+        control::every(Duration::from_secs_f64(secs), control_tx.clone(), shutdown.clone());
+    }
+    drop(control_tx);
+
     let (items_tx, items_rx) = mpsc::channel(ITEM_QUEUE);
-    let ctx = SourceContext { items_tx, start, stations, shutdown: shutdown.clone() };
+    let ctx =
+        SourceContext { items_tx, start, stations, shutdown: shutdown.clone(), snapshot: !args.no_snapshot };
     let lossless = args.replay.is_some();
     let source_task: JoinHandle<anyhow::Result<()>> = if let Some(replay) = &args.replay {
         let target = ReplayTarget::parse(replay)?;
@@ -160,7 +178,15 @@ pub async fn run_with_stats(args: Args, shutdown: CancellationToken) -> anyhow::
         bundle: args.bundle,
         map: map.clone(),
     });
-    let pipeline = Pipeline { encoder, osc: osc_queues, midi: midi_queue, namespace, lossless };
+    let pipeline = Pipeline {
+        encoder,
+        osc: osc_queues,
+        midi: midi_queue,
+        namespace,
+        lossless,
+        control: Some(control_rx),
+        start,
+    };
     let stats = pipeline.run(items_rx).await;
     let source_result = source_task.await.context("the source task panicked")?;
 

@@ -112,9 +112,26 @@ pub struct Args {
     #[arg(long)]
     pub cc14: bool,
 
-    /// Sweep only this field's CC so a DAW's MIDI-learn picks it. Example: --learn waveHeightM
-    #[arg(long, value_name = "FIELD")]
+    /// Sweep only this field's CC so a DAW's MIDI-learn picks it, on that
+    /// station's channel when given (FIELD@STATION; default: the first
+    /// station's channel). Example: --learn waveHeightM@46042
+    #[arg(long, value_name = "FIELD[@STATION]")]
     pub learn: Option<String>,
+
+    /// Do not ask the gateway for every station's current state on connect
+    /// (by default the bridge sends it at once, and again after a reset).
+    #[arg(long)]
+    pub no_snapshot: bool,
+
+    /// Receive OSC control messages on 127.0.0.1:PORT: `/buoycast/resend`
+    /// sends every station's current state again. Example: --control 57130
+    #[arg(long, value_name = "PORT")]
+    pub control: Option<u16>,
+
+    /// Send every station's current state again every SECS seconds (for
+    /// installations whose receivers restart on their own). Example: --resend-every 60
+    #[arg(long, value_name = "SECS")]
+    pub resend_every: Option<f64>,
 }
 
 /// `--osc-format`.
@@ -139,9 +156,12 @@ impl Args {
         for id in &self.station {
             buoycast::observation::StationId::parse(id).map_err(|error| format!("--station: {error}"))?;
         }
-        if let Some(field) = &self.learn {
-            if buoycast::observation::Field::from_name(field).is_none() {
-                return Err(format!("--learn: unknown field {field:?}"));
+        if let Some(learn) = &self.learn {
+            parse_learn(learn)?;
+        }
+        if let Some(secs) = self.resend_every {
+            if !(secs.is_finite() && secs >= 0.1) {
+                return Err(format!("--resend-every {secs}: give a period in seconds, at least 0.1"));
             }
         }
         self.null_policy.parse::<crate::osc::NullPolicy>()?;
@@ -162,6 +182,23 @@ impl Args {
         }
         Ok(())
     }
+}
+
+/// `--learn FIELD[@STATION]`.
+pub fn parse_learn(
+    raw: &str,
+) -> Result<(buoycast::observation::Field, Option<buoycast::observation::StationId>), String> {
+    let (field, station) = match raw.split_once('@') {
+        Some((field, station)) => (field, Some(station)),
+        None => (raw, None),
+    };
+    let field = buoycast::observation::Field::from_name(field)
+        .ok_or_else(|| format!("--learn: unknown field {field:?} (FIELD or FIELD@STATION)"))?;
+    let station = station
+        .map(buoycast::observation::StationId::parse)
+        .transpose()
+        .map_err(|error| format!("--learn: {error}"))?;
+    Ok((field, station))
 }
 
 fn looks_like_host_port(target: &str) -> bool {

@@ -8,12 +8,14 @@
 //! - [`pipeline`]: source → fan-out to the sinks.
 //! - [`osc`], [`mapping`]: pure encoding and mapping math.
 //! - [`sink`]: OSC UDP/TCP, OSCQuery, MIDI ports, .mid file.
+//! - [`control`]: resend requests (control port, SIGUSR1, `--resend-every`).
 //! - [`app`]: wires them from the flags and shuts down cleanly.
 //!
 //! It links no database and no HTTP server framework (no sqlx, no axum).
 
 pub mod app;
 pub mod cli;
+pub mod control;
 pub mod mapping;
 pub mod osc;
 pub mod pipeline;

@@ -413,6 +413,11 @@ impl ChannelAssigner {
         ChannelAssigner { assigned, free }
     }
 
+    /// Whether the station has its channel already (pinned or assigned).
+    pub fn knows(&self, station: &StationId) -> bool {
+        self.assigned.contains_key(station)
+    }
+
     /// The station's channel (1..=16); the bool is true when this call just
     /// found there is none left for it.
     pub fn channel(&mut self, station: &StationId) -> (Option<u8>, bool) {

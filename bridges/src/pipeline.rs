@@ -4,12 +4,20 @@
 //!
 //! It owns the sinks' queue ends: when the source ends (replay done,
 //! shutdown) it drops them, which lets every sink drain and finish.
+//!
+//! It keeps every station's current state (its newest observation) and,
+//! asked through its control channel ([`Control::Resend`]), sends it all
+//! again, as if each station had just reported.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use buoycast::observation::StationId;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
+use crate::control::Control;
 use crate::osc::OscEncoder;
 use crate::sink::osc::Frame;
 use crate::sink::oscquery::Namespace;
@@ -29,6 +37,10 @@ pub struct Pipeline {
     pub namespace: Option<Arc<Namespace>>,
     /// Replay: wait for room in healthy sinks instead of dropping.
     pub lossless: bool,
+    /// Resend requests; `None` when nothing can ask.
+    pub control: Option<mpsc::Receiver<Control>>,
+    /// Media time zero, for the time of a resent live state.
+    pub start: Instant,
 }
 
 /// What the pipeline did.
@@ -38,14 +50,72 @@ pub struct PipelineStats {
     pub n_items: u64,
     /// Frames dropped by full OSC queues (all destinations).
     pub n_dropped: u64,
+    /// Station states sent again on request.
+    pub n_resent: u64,
 }
 
 impl Pipeline {
     /// Runs until the source's channel closes.
-    pub async fn run(self, mut items_rx: mpsc::Receiver<Item>) -> PipelineStats {
+    pub async fn run(mut self, mut items_rx: mpsc::Receiver<Item>) -> PipelineStats {
         let mut stats = PipelineStats::default();
-        while let Some(item) = items_rx.recv().await {
-            stats.n_items += 1;
+        let mut control = self.control.take();
+        // Every station's newest item (the current state a resend repeats).
+        let mut state: BTreeMap<StationId, Item> = BTreeMap::new();
+        // The newest media time so far (a replay's resend goes there).
+        let mut played = std::time::Duration::ZERO;
+        loop {
+            let request = async {
+                match control.as_mut() {
+                    Some(control) => control.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                item = items_rx.recv() => {
+                    let Some(item) = item else { break };
+                    stats.n_items += 1;
+                    let station = &item.event.observation.station_id;
+                    let newer = state.get(station).map_or(true, |held| {
+                        held.event.observation.observed_at <= item.event.observation.observed_at
+                    });
+                    played = played.max(item.at);
+                    if newer {
+                        state.insert(station.clone(), item.clone());
+                    }
+                    self.send(item).await;
+                }
+                Some(request) = request => match request {
+                    Control::Resend { reply } => {
+                        let n_stations = state.len();
+                        for held in state.values() {
+                            self.send(self.resent(held, played)).await;
+                        }
+                        stats.n_resent += n_stations as u64;
+                        tracing::info!(n_stations, "resent the current state");
+                        if let Some((peer, answer)) = reply {
+                            let _ = answer.try_send((peer, n_stations));
+                        }
+                    }
+                },
+            }
+        }
+        stats.n_dropped = self.osc.iter().map(|sink| sink.dropped.load(Ordering::Relaxed)).sum();
+        stats
+    }
+
+    /// A held state, stamped to go out now: live, the current media time and
+    /// wall clock (`/age` grows); in a replay, the newest time played so far.
+    fn resent(&self, held: &Item, played: std::time::Duration) -> Item {
+        if self.lossless {
+            Item { at: played, ..held.clone() }
+        } else {
+            Item { at: self.start.elapsed(), now: chrono::Utc::now(), ..held.clone() }
+        }
+    }
+
+    /// Sends one item to every sink.
+    async fn send(&self, item: Item) {
+        {
             let observation = &item.event.observation;
             if let Some(namespace) = &self.namespace {
                 if namespace.add_station(&observation.station_id) {
@@ -65,11 +135,9 @@ impl Pipeline {
                     }
                 }
             }
-            if let Some(midi) = &self.midi {
-                midi.deliver(item, self.lossless).await;
-            }
         }
-        stats.n_dropped = self.osc.iter().map(|sink| sink.dropped.load(Ordering::Relaxed)).sum();
-        stats
+        if let Some(midi) = &self.midi {
+            midi.deliver(item, self.lossless).await;
+        }
     }
 }

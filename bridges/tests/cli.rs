@@ -34,6 +34,9 @@ fn help_lists_every_documented_flag() {
         "--glide",
         "--cc14",
         "--learn",
+        "--no-snapshot",
+        "--control",
+        "--resend-every",
     ] {
         assert!(text.contains(flag), "--help lacks {flag}:\n{text}");
     }
@@ -149,20 +152,18 @@ fn catches_sigint_and_sigterm(pid: u32) -> bool {
         })
 }
 
+/// Starts the bridge with `args`, waits until it handles SIGINT (sent
+/// earlier, the default action would kill it), lets it run for `settle`,
+/// sends SIGINT, and returns its exit status, how long it took to exit, and
+/// its log.
 #[cfg(unix)]
-#[test]
-fn sigint_stops_a_live_bridge_and_writes_a_complete_midi_file() {
+fn run_until_sigint(
+    args: &[&std::ffi::OsStr],
+    settle: std::time::Duration,
+) -> (std::process::ExitStatus, std::time::Duration, Vec<String>) {
     use std::io::BufRead;
     use std::time::{Duration, Instant};
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mid = dir.path().join("live.mid");
-    // A gateway that is not there: the source keeps retrying until the signal.
-    let mut child = bridge()
-        .args(["--source", "http://127.0.0.1:9", "--midi-file"])
-        .arg(&mid)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("bridge starts");
+    let mut child = bridge().args(args).stderr(std::process::Stdio::piped()).spawn().expect("bridge starts");
     // Its log, read as it comes (a full pipe would stall the bridge), line by line.
     let stderr = child.stderr.take().expect("stderr");
     let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
@@ -175,8 +176,6 @@ fn sigint_stops_a_live_bridge_and_writes_a_complete_midi_file() {
         }
     });
     let mut log = Vec::new();
-    // Up and with its signal handler installed: a SIGINT sent earlier would
-    // kill it (the default action) instead of stopping it.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         log.extend(lines_rx.try_iter());
@@ -185,8 +184,7 @@ fn sigint_stops_a_live_bridge_and_writes_a_complete_midi_file() {
         }
         #[cfg(target_os = "linux")]
         let ready = catches_sigint_and_sigterm(child.id());
-        // Elsewhere no /proc: its first log line (the source failing to
-        // connect) is the best sign that it is up.
+        // Elsewhere no /proc: its first log line is the best sign that it is up.
         #[cfg(not(target_os = "linux"))]
         let ready = !log.is_empty();
         if ready {
@@ -195,6 +193,7 @@ fn sigint_stops_a_live_bridge_and_writes_a_complete_midi_file() {
         assert!(Instant::now() < deadline, "the bridge did not install its SIGINT handler within 30 s");
         std::thread::sleep(Duration::from_millis(10));
     }
+    std::thread::sleep(settle);
     let started = Instant::now();
     let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
     assert!(killed.success());
@@ -209,17 +208,67 @@ fn sigint_stops_a_live_bridge_and_writes_a_complete_midi_file() {
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    assert!(started.elapsed() < Duration::from_secs(5));
+    let took = started.elapsed();
     reader.join().expect("stderr reader");
     log.extend(lines_rx.try_iter());
+    (status, took, log)
+}
+
+#[cfg(unix)]
+#[test]
+fn sigint_stops_a_live_bridge_and_writes_a_complete_midi_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mid = dir.path().join("live.mid");
+    // A gateway that is not there: the source keeps retrying until the signal.
+    let args = ["--source".as_ref(), "http://127.0.0.1:9".as_ref(), "--midi-file".as_ref(), mid.as_os_str()];
+    let (status, took, log) = run_until_sigint(&args, std::time::Duration::ZERO);
+    assert!(took < std::time::Duration::from_secs(5));
     assert!(status.success(), "exit 0 on SIGINT: {status:?}\n{}", log.join("\n"));
     assert!(midi_ccs(&mid).is_empty(), "no observation came, but the file is complete");
+}
+
+/// `--learn FIELD@STATION` sweeps that field's CC on the channel that
+/// station gets: here the second `--station`, so channel 2.
+#[cfg(unix)]
+#[test]
+fn learn_sweeps_on_the_stations_channel() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mid = dir.path().join("learn.mid");
+    let args = [
+        "--station".as_ref(),
+        "46026,46042".as_ref(),
+        "--learn".as_ref(),
+        "windSpeedMps@46042".as_ref(),
+        "--midi-file".as_ref(),
+        mid.as_os_str(),
+    ];
+    let (status, _, log) = run_until_sigint(&args, std::time::Duration::from_millis(300));
+    assert!(status.success(), "{status:?}\n{}", log.join("\n"));
+    let bytes = std::fs::read(&mid).expect("the .mid file exists");
+    let smf = midly::Smf::parse(&bytes).expect("a complete SMF");
+    let controls: Vec<(u8, u8)> = smf.tracks[0]
+        .iter()
+        .filter_map(|event| match event.kind {
+            midly::TrackEventKind::Midi {
+                channel,
+                message: midly::MidiMessage::Controller { controller, .. },
+            } => Some((channel.as_int() + 1, controller.as_int())),
+            _ => None,
+        })
+        .collect();
+    assert!(!controls.is_empty(), "the sweep was written");
+    assert!(
+        controls.iter().all(|&control| control == (2, 24)),
+        "CC 24 (windSpeedMps) on channel 2: {controls:?}"
+    );
 }
 
 #[test]
 fn bad_values_are_refused_naming_the_flag() {
     for (args, needle) in [
         (&["--learn", "waveHeight"][..], "--learn"),
+        (&["--learn", "waveHeightM@46-042"][..], "--learn"),
+        (&["--resend-every", "0"][..], "--resend-every"),
         (&["--station", "46-026"][..], "--station"),
         (&["--osc", "nowhere"][..], "--osc"),
         (&["--replay", "46026", "--speed", "0"][..], "--speed"),

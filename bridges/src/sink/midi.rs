@@ -67,6 +67,15 @@ pub struct MidiEngine {
 }
 
 impl MidiEngine {
+    /// Gives the `--station` stations their channels in that order (1, 2, …
+    /// skipping 10 and pinned ones) before any data arrives, so a station's
+    /// channel does not depend on which reports first.
+    pub fn preassign(&mut self, stations: &[StationId]) {
+        for station in stations {
+            self.channels.channel(station);
+        }
+    }
+
     /// An engine for a map and the CC options.
     pub fn new(map: Map, cc14: bool, glide: Option<Duration>) -> MidiEngine {
         let channels = ChannelAssigner::new(&map);
@@ -457,15 +466,27 @@ pub async fn run(
 /// `--learn FIELD`: sweeps that field's CC on channel 1 until cancelled.
 pub async fn run_learn(
     field: Field,
-    map: Map,
-    cc14: bool,
+    station: Option<StationId>,
+    mut engine: MidiEngine,
     mut outputs: MidiOutputs,
     start: Instant,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let cc = map.field(field).cc;
-    let mut engine = MidiEngine::new(map, cc14, None);
-    tracing::info!(field = %field, cc, channel = 1, "midi learn: sweeping; map it in your DAW, then Ctrl-C");
+    let cc = engine.map.field(field).cc;
+    let channel = match &station {
+        Some(station) => {
+            if !engine.map.stations.contains_key(station) && !engine.channels.knows(station) {
+                tracing::warn!(
+                    station = %station,
+                    "midi learn: this station is neither pinned in the map nor in --station, so live its \
+                     channel depends on the order stations appear; pin it ([stations.\"ID\"] channel = N)"
+                );
+            }
+            engine.channels.channel(station).0.unwrap_or(1)
+        }
+        None => 1,
+    };
+    tracing::info!(field = %field, cc, channel, "midi learn: sweeping; map it in your DAW, then Ctrl-C");
     let mut tick = tokio::time::interval(GLIDE_STEP);
     let mut messages = Vec::new();
     loop {
@@ -473,7 +494,7 @@ pub async fn run_learn(
             () = shutdown.cancelled() => break,
             _ = tick.tick() => {
                 let now = start.elapsed();
-                engine.set(1, cc, learn_norm(now), now, &mut messages);
+                engine.set(channel, cc, learn_norm(now), now, &mut messages);
                 outputs.dispatch(&mut messages);
             }
         }

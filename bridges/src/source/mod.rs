@@ -42,6 +42,9 @@ pub struct SourceContext {
     pub stations: Vec<StationId>,
     /// Stops a live source.
     pub shutdown: CancellationToken,
+    /// Ask the gateway for every station's current state first
+    /// (`?snapshot=latest`; not `--no-snapshot`).
+    pub snapshot: bool,
 }
 
 impl SourceContext {

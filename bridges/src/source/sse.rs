@@ -4,7 +4,7 @@
 //! the reconnect loop that sends `Last-Event-ID` so a performer loses nothing.
 //!
 //! It is not an EventSource for browsers: it only understands the events the
-//! gateway sends (`connection`, `observation`, `reset`, `lagged`).
+//! gateway sends (`connection`, `snapshot`, `observation`, `reset`, `lagged`).
 
 use std::time::Duration;
 
@@ -128,11 +128,15 @@ impl SseParser {
     }
 }
 
-/// The stream URL for a `--source` base: a bare origin gets `/v1/observations/stream`.
-pub fn stream_url(source: &str, stations: Option<&str>) -> Result<url::Url, url::ParseError> {
+/// The stream URL for a `--source` base: a bare origin gets `/v1/observations/stream`;
+/// `snapshot` asks for every station's current state first.
+pub fn stream_url(source: &str, stations: Option<&str>, snapshot: bool) -> Result<url::Url, url::ParseError> {
     let mut url = url::Url::parse(source)?;
     if url.path().is_empty() || url.path() == "/" {
         url.set_path("/v1/observations/stream");
+    }
+    if snapshot {
+        url.query_pairs_mut().append_pair("snapshot", "latest");
     }
     if let Some(stations) = stations {
         url.query_pairs_mut().append_pair("station", stations);
@@ -145,7 +149,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// Runs the SSE source until cancelled.
 pub async fn run(source: String, ctx: SourceContext) -> anyhow::Result<()> {
-    let url = stream_url(&source, ctx.station_query().as_deref())
+    let url = stream_url(&source, ctx.station_query().as_deref(), ctx.snapshot)
         .map_err(|error| anyhow::anyhow!("--source {source:?}: {error}"))?;
     let client = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build()?;
     let mut last_event_id = String::new();
@@ -207,7 +211,8 @@ async fn session(
                 last_event_id.clone_from(&event.id);
             }
             match event.event.as_str() {
-                "observation" => match ObservationEvent::decode_bus(event.data.as_bytes()) {
+                // A station's current state (`snapshot=latest`) goes out like a report.
+                "observation" | "snapshot" => match ObservationEvent::decode_bus(event.data.as_bytes()) {
                     Ok(observation) => {
                         if !ctx.send_live(observation).await {
                             return SessionEnd::DownstreamClosed;
@@ -310,12 +315,16 @@ mod tests {
     #[test]
     fn stream_url_adds_the_path_and_filter() {
         assert_eq!(
-            stream_url("http://127.0.0.1:3000", Some("46026,46042")).expect("url").as_str(),
+            stream_url("http://127.0.0.1:3000", Some("46026,46042"), false).expect("url").as_str(),
             "http://127.0.0.1:3000/v1/observations/stream?station=46026%2C46042"
         );
         assert_eq!(
-            stream_url("http://gw/custom/stream", None).expect("url").as_str(),
+            stream_url("http://gw/custom/stream", None, false).expect("url").as_str(),
             "http://gw/custom/stream"
+        );
+        assert_eq!(
+            stream_url("http://127.0.0.1:3000", Some("46026"), true).expect("url").as_str(),
+            "http://127.0.0.1:3000/v1/observations/stream?snapshot=latest&station=46026"
         );
     }
 }

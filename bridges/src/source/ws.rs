@@ -14,8 +14,14 @@ use tokio_tungstenite::tungstenite::Message;
 use super::{sleep_or_cancel, Backoff, LogThrottle, SessionEnd, SourceContext};
 
 /// The WebSocket URL for a `--source`: http → ws, https → wss, a bare origin
-/// gets `/v1/observations/ws`; `station=` and `last_event_id=` are added.
-pub fn ws_url(source: &str, stations: Option<&str>, last_event_id: &str) -> Result<url::Url, String> {
+/// gets `/v1/observations/ws`; `snapshot=latest` (when `snapshot`), `station=`
+/// and `last_event_id=` are added.
+pub fn ws_url(
+    source: &str,
+    stations: Option<&str>,
+    last_event_id: &str,
+    snapshot: bool,
+) -> Result<url::Url, String> {
     let mut url = url::Url::parse(source).map_err(|error| format!("--source {source:?}: {error}"))?;
     let scheme = match url.scheme() {
         "http" | "ws" => "ws",
@@ -25,6 +31,9 @@ pub fn ws_url(source: &str, stations: Option<&str>, last_event_id: &str) -> Resu
     url.set_scheme(scheme).map_err(|()| format!("--source {source:?}: cannot use scheme {scheme}"))?;
     if url.path().is_empty() || url.path() == "/" {
         url.set_path("/v1/observations/ws");
+    }
+    if snapshot {
+        url.query_pairs_mut().append_pair("snapshot", "latest");
     }
     if let Some(stations) = stations {
         url.query_pairs_mut().append_pair("station", stations);
@@ -37,13 +46,13 @@ pub fn ws_url(source: &str, stations: Option<&str>, last_event_id: &str) -> Resu
 
 /// Runs the WebSocket source until cancelled.
 pub async fn run(source: String, ctx: SourceContext) -> anyhow::Result<()> {
-    ws_url(&source, None, "").map_err(anyhow::Error::msg)?;
+    ws_url(&source, None, "", false).map_err(anyhow::Error::msg)?;
     let mut last_event_id = String::new();
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     let mut log_limit = LogThrottle::new(Duration::from_secs(10));
     loop {
-        let url =
-            ws_url(&source, ctx.station_query().as_deref(), &last_event_id).map_err(anyhow::Error::msg)?;
+        let url = ws_url(&source, ctx.station_query().as_deref(), &last_event_id, ctx.snapshot)
+            .map_err(anyhow::Error::msg)?;
         match session(&url, &mut last_event_id, &mut backoff, &ctx).await {
             SessionEnd::Shutdown | SessionEnd::DownstreamClosed => return Ok(()),
             SessionEnd::Disconnected(reason) => {
@@ -107,7 +116,8 @@ async fn session(
             }
         };
         match frame.get("event").and_then(|e| e.as_str()) {
-            Some("observation") => {
+            // A station's current state (`snapshot=latest`, no id) goes out like a report.
+            Some("observation") | Some("snapshot") => {
                 if let Some(id) = frame.get("id").and_then(|id| id.as_str()) {
                     *last_event_id = id.to_owned();
                 }
@@ -145,9 +155,13 @@ mod tests {
     #[test]
     fn ws_url_from_http_origin() {
         assert_eq!(
-            ws_url("http://127.0.0.1:3000", Some("46026"), "12-0").expect("url").as_str(),
+            ws_url("http://127.0.0.1:3000", Some("46026"), "12-0", false).expect("url").as_str(),
             "ws://127.0.0.1:3000/v1/observations/ws?station=46026&last_event_id=12-0"
         );
-        assert!(ws_url("ftp://x", None, "").is_err());
+        assert_eq!(
+            ws_url("http://127.0.0.1:3000", None, "", true).expect("url").as_str(),
+            "ws://127.0.0.1:3000/v1/observations/ws?snapshot=latest"
+        );
+        assert!(ws_url("ftp://x", None, "", false).is_err());
     }
 }

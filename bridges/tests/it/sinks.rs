@@ -160,6 +160,8 @@ async fn a_dead_destination_never_costs_the_live_one_a_message() {
         midi: None,
         namespace: None,
         lossless: false,
+        control: None,
+        start: tokio::time::Instant::now(),
     };
     let (items_tx, items_rx) = tokio::sync::mpsc::channel(64);
     let run = tokio::spawn(pipeline.run(items_rx));

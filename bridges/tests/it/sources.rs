@@ -207,7 +207,11 @@ async fn sse_source_reconnects_with_last_event_id_and_loses_nothing() {
     assert_eq!(waves(&packets), vec![OscType::Float(1.0), OscType::Float(2.0), OscType::Float(3.0)]);
     let heads = heads.lock().expect("lock").clone();
     assert_eq!(heads.len(), 2);
-    assert!(heads[0].starts_with("GET /v1/observations/stream?station=46026 HTTP/1.1"), "{}", heads[0]);
+    assert!(
+        heads[0].starts_with("GET /v1/observations/stream?snapshot=latest&station=46026 HTTP/1.1"),
+        "the current state first, then the filter: {}",
+        heads[0]
+    );
     assert!(!heads[0].to_lowercase().contains("last-event-id"), "{}", heads[0]);
     assert!(heads[1].to_lowercase().contains("last-event-id: 2-0"), "{}", heads[1]);
     shutdown.cancel();
@@ -267,7 +271,10 @@ async fn websocket_source_reconnects_with_last_event_id_query() {
     let uris = uris.lock().expect("lock").clone();
     assert_eq!(
         uris,
-        vec!["/v1/observations/ws".to_owned(), "/v1/observations/ws?last_event_id=7-0".to_owned()]
+        vec![
+            "/v1/observations/ws?snapshot=latest".to_owned(),
+            "/v1/observations/ws?snapshot=latest&last_event_id=7-0".to_owned()
+        ]
     );
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(5), bridge)

@@ -68,7 +68,8 @@ struct Wired {
 fn wire(target: String, format: OscFormat, bundle: bool, lossless: bool) -> Wired {
     let (queue, rx, healthy) = SinkQueue::<Frame>::new(target.clone(), SINK_QUEUE);
     let sink = tokio::spawn(run_udp(target, rx, healthy));
-    let encoder = OscEncoder { format, null_policy: NullPolicy::Skip, bundle, map: Map::builtin() };
+    let encoder =
+        OscEncoder { format, null_policy: NullPolicy::Skip, bundle, map: Map::builtin(), latency: None };
     let pipeline = Pipeline {
         encoder: Some(encoder),
         osc: vec![queue],
@@ -77,6 +78,7 @@ fn wire(target: String, format: OscFormat, bundle: bool, lossless: bool) -> Wire
         lossless,
         control: None,
         start: tokio::time::Instant::now(),
+        start_wall: std::time::SystemTime::now(),
     };
     let (items_tx, items_rx) = mpsc::channel(1024);
     let pipeline = tokio::spawn(pipeline.run(items_rx));

@@ -177,6 +177,7 @@ pub async fn run_with_stats(args: Args, shutdown: CancellationToken) -> anyhow::
         null_policy,
         bundle: args.bundle,
         map: map.clone(),
+        latency: args.latency.map(Duration::from_millis),
     });
     let pipeline = Pipeline {
         encoder,
@@ -186,6 +187,7 @@ pub async fn run_with_stats(args: Args, shutdown: CancellationToken) -> anyhow::
         lossless,
         control: Some(control_rx),
         start,
+        start_wall: std::time::SystemTime::now() - start.elapsed(),
     };
     let stats = pipeline.run(items_rx).await;
     let source_result = source_task.await.context("the source task panicked")?;

@@ -75,6 +75,12 @@ pub struct Args {
     #[arg(long)]
     pub bundle: bool,
 
+    /// Send each observation as one bundle time-tagged MS milliseconds ahead
+    /// (in a replay: its replayed time at --speed, plus MS), so SuperCollider
+    /// and Max schedule it without network jitter. Example: --latency 200
+    #[arg(long, value_name = "MS")]
+    pub latency: Option<u64>,
+
     /// Serve the OSC address space as OSCQuery on this port. Example: --oscquery 5678
     #[arg(long, value_name = "PORT")]
     pub oscquery: Option<u16>,

@@ -64,6 +64,9 @@ pub struct FieldMap {
     pub invert: bool,
     /// MIDI Control Change number, 0..=119.
     pub cc: u8,
+    /// `enabled = false` switches the field off: no `/buoy/{station}/{field}`
+    /// messages, no CC (its CC number is then free for another field).
+    pub enabled: bool,
 }
 
 impl FieldMap {
@@ -197,6 +200,7 @@ struct RawField {
     curve: Option<Spanned<Curve>>,
     invert: Option<bool>,
     cc: Option<Spanned<i64>>,
+    enabled: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -210,7 +214,7 @@ impl Map {
     pub fn builtin() -> Map {
         let fields = Field::ALL.map(|field| {
             let (cc, min, max) = builtin_field(field);
-            FieldMap { min, max, curve: Curve::Linear, invert: false, cc }
+            FieldMap { min, max, curve: Curve::Linear, invert: false, cc, enabled: true }
         });
         Map { prefix: DEFAULT_PREFIX.to_owned(), fields, stations: BTreeMap::new() }
     }
@@ -274,6 +278,9 @@ impl Map {
             if let Some(invert) = raw_field.invert {
                 entry.invert = invert;
             }
+            if let Some(enabled) = raw_field.enabled {
+                entry.enabled = enabled;
+            }
             if let Some(cc) = &raw_field.cc {
                 let value = *cc.get_ref();
                 entry.cc = u8::try_from(value).ok().filter(|cc| *cc <= MAX_CC).ok_or_else(|| {
@@ -284,8 +291,12 @@ impl Map {
         }
         let mut seen: BTreeMap<u8, Field> = BTreeMap::new();
         // Report a duplicate at the key the file set (the built-in one cannot be wrong alone).
-        let mut order: Vec<Field> = Field::ALL.into_iter().filter(|f| !cc_lines.contains_key(f)).collect();
-        let mut in_file: Vec<(usize, Field)> = cc_lines.iter().map(|(f, span)| (span.start, *f)).collect();
+        // Only fields that are on use their CC.
+        let on = |field: &Field| map.field(*field).enabled;
+        let mut order: Vec<Field> =
+            Field::ALL.into_iter().filter(|f| !cc_lines.contains_key(f)).filter(on).collect();
+        let mut in_file: Vec<(usize, Field)> =
+            cc_lines.iter().filter(|(f, _)| on(f)).map(|(f, span)| (span.start, *f)).collect();
         in_file.sort_unstable();
         order.extend(in_file.into_iter().map(|(_, f)| f));
         for field in order {
@@ -318,8 +329,9 @@ impl Map {
     /// With `--cc14`, CC n (< 32) also uses n + 32 for its LSB: refuses a map
     /// where that LSB collides with another field's CC.
     pub fn check_cc14(&self) -> Result<(), String> {
-        let used: BTreeMap<u8, Field> = Field::ALL.into_iter().map(|f| (self.field(f).cc, f)).collect();
-        for field in Field::ALL {
+        let enabled = || Field::ALL.into_iter().filter(|f| self.field(*f).enabled);
+        let used: BTreeMap<u8, Field> = enabled().map(|f| (self.field(f).cc, f)).collect();
+        for field in enabled() {
             let cc = self.field(field).cc;
             if cc < 32 {
                 if let Some(other) = used.get(&(cc + 32)) {
@@ -351,6 +363,9 @@ impl Map {
                 m.invert,
                 m.cc
             ));
+            if !m.enabled {
+                out.push_str("enabled = false\n");
+            }
         }
         for (station, channel) in &self.stations {
             out.push_str(&format!("\n[stations.\"{station}\"]\nchannel = {channel}\n"));

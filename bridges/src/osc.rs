@@ -58,6 +58,9 @@ pub struct OscEncoder {
     pub bundle: bool,
     /// Ranges (for `/norm`) and the address prefix.
     pub map: Map,
+    /// `--latency`: one bundle per observation, time-tagged this long after
+    /// the observation's due time, so hosts schedule it without network jitter.
+    pub latency: Option<std::time::Duration>,
 }
 
 /// The `/observation` message of the original system: stationId, timestamp,
@@ -90,7 +93,7 @@ impl OscEncoder {
         }
         if matches!(self.format, OscFormat::Both | OscFormat::Fields) {
             let base = format!("{}/{}", self.map.prefix, observation.station_id);
-            for field in Field::ALL {
+            for field in Field::ALL.into_iter().filter(|field| self.map.field(*field).enabled) {
                 let (value, norm) = match observation.measurements.get(field) {
                     Some(v) => {
                         (OscType::Float(v as f32), OscType::Float(self.map.field(field).norm(v) as f32))
@@ -122,14 +125,30 @@ impl OscEncoder {
     /// The packets for one observation: one bundle with `--bundle`, else one
     /// packet per message.
     pub fn packets(&self, observation: &Observation, now: DateTime<Utc>) -> Vec<OscPacket> {
+        self.packets_at(observation, now, std::time::SystemTime::now())
+    }
+
+    /// [`OscEncoder::packets`] for an observation due at `due` (wall clock):
+    /// with `--latency`, one bundle time-tagged `due + latency`; with
+    /// `--bundle`, one bundle for immediate use; else one packet per message.
+    pub fn packets_at(
+        &self,
+        observation: &Observation,
+        now: DateTime<Utc>,
+        due: std::time::SystemTime,
+    ) -> Vec<OscPacket> {
         let messages = self.messages(observation, now);
-        if self.bundle {
-            vec![OscPacket::Bundle(OscBundle {
-                timetag: IMMEDIATELY,
+        let timetag = match self.latency {
+            Some(latency) => Some(OscTime::try_from(due + latency).unwrap_or(IMMEDIATELY)),
+            None if self.bundle => Some(IMMEDIATELY),
+            None => None,
+        };
+        match timetag {
+            Some(timetag) => vec![OscPacket::Bundle(OscBundle {
+                timetag,
                 content: messages.into_iter().map(OscPacket::Message).collect(),
-            })]
-        } else {
-            messages.into_iter().map(OscPacket::Message).collect()
+            })],
+            None => messages.into_iter().map(OscPacket::Message).collect(),
         }
     }
 
@@ -139,7 +158,17 @@ impl OscEncoder {
         observation: &Observation,
         now: DateTime<Utc>,
     ) -> Result<Vec<bytes::Bytes>, rosc::OscError> {
-        self.packets(observation, now)
+        self.encode_at(observation, now, std::time::SystemTime::now())
+    }
+
+    /// [`OscEncoder::encode`] for an observation due at `due` (see [`OscEncoder::packets_at`]).
+    pub fn encode_at(
+        &self,
+        observation: &Observation,
+        now: DateTime<Utc>,
+        due: std::time::SystemTime,
+    ) -> Result<Vec<bytes::Bytes>, rosc::OscError> {
+        self.packets_at(observation, now, due)
             .iter()
             .map(|packet| rosc::encoder::encode(packet).map(bytes::Bytes::from))
             .collect()

@@ -41,6 +41,8 @@ pub struct Pipeline {
     pub control: Option<mpsc::Receiver<Control>>,
     /// Media time zero, for the time of a resent live state.
     pub start: Instant,
+    /// The wall clock at media time zero (OSC timetags are wall-clock times).
+    pub start_wall: std::time::SystemTime,
 }
 
 /// What the pipeline did.
@@ -63,6 +65,8 @@ impl Pipeline {
         let mut state: BTreeMap<StationId, Item> = BTreeMap::new();
         // The newest media time so far (a replay's resend goes there).
         let mut played = std::time::Duration::ZERO;
+        // The newest `/age` reference so far: the replay clock in a replay.
+        let mut clock = chrono::DateTime::<chrono::Utc>::MIN_UTC;
         loop {
             let request = async {
                 match control.as_mut() {
@@ -79,6 +83,7 @@ impl Pipeline {
                         held.event.observation.observed_at <= item.event.observation.observed_at
                     });
                     played = played.max(item.at);
+                    clock = clock.max(item.now);
                     if newer {
                         state.insert(station.clone(), item.clone());
                     }
@@ -88,7 +93,7 @@ impl Pipeline {
                     Control::Resend { reply } => {
                         let n_stations = state.len();
                         for held in state.values() {
-                            self.send(self.resent(held, played)).await;
+                            self.send(self.resent(held, played, clock)).await;
                         }
                         stats.n_resent += n_stations as u64;
                         tracing::info!(n_stations, "resent the current state");
@@ -104,10 +109,11 @@ impl Pipeline {
     }
 
     /// A held state, stamped to go out now: live, the current media time and
-    /// wall clock (`/age` grows); in a replay, the newest time played so far.
-    fn resent(&self, held: &Item, played: std::time::Duration) -> Item {
+    /// wall clock (`/age` grows); in a replay, the newest media time played
+    /// so far and the replay clock (`/age` is measured against it).
+    fn resent(&self, held: &Item, played: std::time::Duration, clock: chrono::DateTime<chrono::Utc>) -> Item {
         if self.lossless {
-            Item { at: played, ..held.clone() }
+            Item { at: played, now: clock.max(held.now), ..held.clone() }
         } else {
             Item { at: self.start.elapsed(), now: chrono::Utc::now(), ..held.clone() }
         }
@@ -123,7 +129,8 @@ impl Pipeline {
                 }
             }
             if let (Some(encoder), false) = (&self.encoder, self.osc.is_empty()) {
-                match encoder.encode(observation, item.now) {
+                let due = self.start_wall + item.at;
+                match encoder.encode_at(observation, item.now, due) {
                     Ok(datagrams) => {
                         let frame: Frame = Arc::new(datagrams);
                         for sink in &self.osc {

@@ -105,6 +105,9 @@ impl MidiEngine {
             return;
         };
         for (field, value) in observation.measurements.present() {
+            if !self.map.field(field).enabled {
+                continue;
+            }
             let norm = self.map.field(field).norm(value);
             self.set(channel, self.map.field(field).cc, norm, at, out);
         }

@@ -61,7 +61,7 @@ proptest! {
         min in -1.0e6f64..1.0e6, span in 1.0e-6f64..1.0e6, value in proptest::num::f64::ANY,
         curve in any_curve(), invert in any::<bool>(),
     ) {
-        let m = FieldMap { min, max: min + span, curve, invert, cc: 20 };
+        let m = FieldMap { min, max: min + span, curve, invert, cc: 20, enabled: true };
         let y = m.norm(value);
         prop_assert!((0.0..=1.0).contains(&y), "norm {y} for {value}");
     }
@@ -71,7 +71,7 @@ proptest! {
         min in -1.0e3f64..1.0e3, span in 1.0e-3f64..1.0e3, a in -2.0e3f64..2.0e3, b in -2.0e3f64..2.0e3,
         curve in any_curve(),
     ) {
-        let m = FieldMap { min, max: min + span, curve, invert: false, cc: 20 };
+        let m = FieldMap { min, max: min + span, curve, invert: false, cc: 20, enabled: true };
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
         prop_assert!(m.norm(lo) <= m.norm(hi));
         prop_assert!(cc7(m.norm(lo)) <= cc7(m.norm(hi)));
@@ -157,6 +157,36 @@ fn examples_original_web_midi_map_puts_wave_height_on_cc1_and_wind_on_cc2() {
     assert_eq!(map.field(Field::WaveHeightM).cc, 1);
     assert_eq!(map.field(Field::WindSpeedMps).cc, 2);
     assert_eq!(map.stations.get(&StationId::parse("46026").expect("id")), Some(&1));
+    let on: Vec<Field> = Field::ALL.into_iter().filter(|field| map.field(*field).enabled).collect();
+    assert_eq!(on, [Field::WindSpeedMps, Field::WaveHeightM], "only the original's two controls");
+}
+
+/// `enabled = false` frees the field's CC and keeps it out of the OSC fields.
+#[test]
+fn a_switched_off_field_sends_nothing_and_frees_its_cc() {
+    let map =
+        Map::from_toml("[fields.waveHeightM]\nenabled = false\n[fields.windSpeedMps]\ncc = 20\n", "<map>")
+            .expect("cc 20 is free once waveHeightM is off");
+    assert!(!map.field(Field::WaveHeightM).enabled);
+    let encoder = buoycast_bridges::osc::OscEncoder {
+        format: buoycast_bridges::cli::OscFormat::Fields,
+        null_policy: buoycast_bridges::osc::NullPolicy::Skip,
+        bundle: false,
+        map: map.clone(),
+        latency: None,
+    };
+    let observation = buoycast::observation::Observation {
+        station_id: StationId::parse("46026").expect("id"),
+        observed_at: chrono::Utc::now(),
+        measurements: buoycast::observation::Measurements::default()
+            .with(Field::WaveHeightM, 1.0)
+            .with(Field::WindSpeedMps, 5.0),
+    };
+    let addresses: Vec<String> =
+        encoder.messages(&observation, chrono::Utc::now()).into_iter().map(|message| message.addr).collect();
+    assert!(addresses.iter().all(|address| !address.contains("/waveHeightM")), "{addresses:?}");
+    assert!(addresses.contains(&"/buoy/46026/windSpeedMps".to_owned()), "{addresses:?}");
+    assert!(Map::from_toml("[fields.windSpeedMps]\ncc = 20\n", "<map>").is_err(), "cc 20 is taken while on");
 }
 
 #[test]

@@ -45,6 +45,21 @@ fn seven_bit_cc_per_station_channel_nulls_send_nothing() {
     assert_eq!(observe(&mut engine, &zero, 40), vec![[0xB0, 20, 0]]);
 }
 
+/// The original web-MIDI map: wave height on CC 1, wind on CC 2, nothing else.
+#[test]
+fn the_original_web_midi_map_sends_only_its_two_controls() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/maps/original-web-midi.toml");
+    let mut engine = MidiEngine::new(Map::load(&path).expect("loads"), false, None);
+    let mut full = Measurements::default();
+    for field in Field::ALL {
+        full.set(field, Some(5.0));
+    }
+    let messages = observe(&mut engine, &observation("46026", full), 0);
+    // 5 m of 0..10 → 64; 5 m/s of 0..30 → 21.
+    assert_eq!(messages, vec![[0xB0, 2, 21], [0xB0, 1, 64]]);
+}
+
 #[test]
 fn channel_ten_is_skipped() {
     let mut engine = MidiEngine::new(Map::builtin(), false, None);

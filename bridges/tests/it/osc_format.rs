@@ -18,7 +18,7 @@ fn observation(measurements: Measurements) -> Observation {
 }
 
 fn encoder(format: OscFormat, null_policy: NullPolicy, bundle: bool) -> OscEncoder {
-    OscEncoder { format, null_policy, bundle, map: Map::builtin() }
+    OscEncoder { format, null_policy, bundle, map: Map::builtin(), latency: None }
 }
 
 /// Encodes to bytes and decodes every datagram back.
@@ -202,7 +202,13 @@ fn map_prefix_and_range_change_the_fields_messages() {
         "t",
     )
     .expect("valid map");
-    let encoder = OscEncoder { format: OscFormat::Fields, null_policy: NullPolicy::Skip, bundle: false, map };
+    let encoder = OscEncoder {
+        format: OscFormat::Fields,
+        null_policy: NullPolicy::Skip,
+        bundle: false,
+        map,
+        latency: None,
+    };
     let packets =
         round_trip(&encoder, &observation(Measurements::default().with(Field::WaveHeightM, 2.0)), 0);
     let all = messages(&packets);
@@ -210,4 +216,23 @@ fn map_prefix_and_range_change_the_fields_messages() {
     // x = 0.5; exp: (10^0.5 - 1) / 9; inverted.
     let expected = 1.0 - (10f64.sqrt() - 1.0) / 9.0;
     assert_eq!(all[1], ("/sea/b/46026/waveHeightM/norm".into(), vec![OscType::Float(expected as f32)]));
+}
+
+/// `--latency MS`: one bundle per observation, time-tagged MS after its due
+/// time, so SuperCollider and Max schedule it without network jitter.
+#[test]
+fn latency_time_tags_one_bundle_ahead_of_the_due_time() {
+    let encoder = OscEncoder {
+        latency: Some(std::time::Duration::from_millis(250)),
+        ..encoder(OscFormat::Both, NullPolicy::Skip, false)
+    };
+    let full = observation(Measurements::default().with(Field::WaveHeightM, 1.2));
+    let due = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+    let datagrams = encoder.encode_at(&full, full.observed_at, due).expect("encodes");
+    assert_eq!(datagrams.len(), 1, "one bundle");
+    let (_, packet) = rosc::decoder::decode_udp(&datagrams[0]).expect("decodes");
+    let OscPacket::Bundle(bundle) = packet else { panic!("a bundle") };
+    let expected = OscTime::try_from(due + std::time::Duration::from_millis(250)).expect("timetag");
+    assert_eq!(bundle.timetag, expected);
+    assert!(bundle.content.len() > 2, "/observation and the fields in one bundle");
 }

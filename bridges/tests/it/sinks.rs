@@ -33,7 +33,7 @@ fn observation(i: i64) -> Observation {
 }
 
 fn encoder(format: OscFormat, bundle: bool) -> OscEncoder {
-    OscEncoder { format, null_policy: NullPolicy::Skip, bundle, map: Map::builtin() }
+    OscEncoder { format, null_policy: NullPolicy::Skip, bundle, map: Map::builtin(), latency: None }
 }
 
 fn frame(encoder: &OscEncoder, i: i64) -> Frame {
@@ -162,6 +162,7 @@ async fn a_dead_destination_never_costs_the_live_one_a_message() {
         lossless: false,
         control: None,
         start: tokio::time::Instant::now(),
+        start_wall: std::time::SystemTime::now(),
     };
     let (items_tx, items_rx) = tokio::sync::mpsc::channel(64);
     let run = tokio::spawn(pipeline.run(items_rx));

@@ -372,3 +372,53 @@ async fn replay_of_a_station_pages_through_the_rest_api_oldest_first() {
     );
     gateway.abort();
 }
+
+/// `--latency` in a replay: each bundle's timetag follows the replayed time
+/// at `--speed` (rows 10 minutes apart at 60,000x: 10 ms apart), not the
+/// moment the packet happened to leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_timetags_follow_the_replayed_times() {
+    let text = std::fs::read_to_string(fixture("realtime2/41002.txt")).expect("read");
+    let head: Vec<&str> = text.lines().take(2 + 20).collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("41002.txt");
+    std::fs::write(&path, head.join("\n") + "\n").expect("write");
+    let receiver = OscReceiver::bind().await;
+    let addr = receiver.addr().to_string();
+    let collect = receiver.collect_on_thread(20, Duration::from_secs(30), Duration::from_millis(300));
+    let flags = [
+        "--replay",
+        path.to_str().expect("utf-8 path"),
+        "--speed",
+        "60000",
+        "--osc",
+        &addr,
+        "--osc-format",
+        "both",
+        "--latency",
+        "100",
+    ];
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        app::run_with_stats(args(&flags), CancellationToken::new()),
+    )
+    .await
+    .expect("a replay ends by itself")
+    .expect("runs");
+    let packets = collect.join().expect("receiver");
+    assert_eq!(packets.len(), 20, "one bundle per observation");
+    let seconds = |packet: &rosc::OscPacket| match packet {
+        rosc::OscPacket::Bundle(bundle) => {
+            f64::from(bundle.timetag.seconds) + f64::from(bundle.timetag.fractional) / 4_294_967_296.0
+        }
+        other => panic!("a time-tagged bundle, got {other:?}"),
+    };
+    for pair in packets.windows(2) {
+        let step = seconds(&pair[1]) - seconds(&pair[0]);
+        assert!((step - 0.010).abs() < 1e-6, "10 minutes of data at 60,000x is 10 ms: {step}");
+    }
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();
+    let first = seconds(&packets[0]) - 2_208_988_800.0; // NTP era to Unix
+    assert!((first - now).abs() < 30.0, "timetags are wall-clock times ahead of now: {first} vs {now}");
+}

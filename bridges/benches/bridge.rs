@@ -79,6 +79,7 @@ fn wire(target: String, format: OscFormat, bundle: bool, lossless: bool) -> Wire
         control: None,
         start: tokio::time::Instant::now(),
         start_wall: std::time::SystemTime::now(),
+        shaper: None,
     };
     let (items_tx, items_rx) = mpsc::channel(1024);
     let pipeline = tokio::spawn(pipeline.run(items_rx));
@@ -97,7 +98,7 @@ async fn latency_in_process(n: usize) {
     for i in 0..n + 200 {
         let sent = Instant::now();
         let event = ObservationEvent::decode_bus(BUS_MESSAGE.as_bytes()).expect("valid bus message");
-        let item = Item { event, at: start.elapsed(), now: chrono::Utc::now() };
+        let item = Item::new(event, start.elapsed(), chrono::Utc::now());
         wired.items_tx.send(item).await.expect("pipeline");
         let got = tokio::task::block_in_place(|| receiver.recv(&mut buf)).expect("the packet arrives");
         let elapsed = sent.elapsed();

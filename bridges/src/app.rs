@@ -188,6 +188,7 @@ pub async fn run_with_stats(args: Args, shutdown: CancellationToken) -> anyhow::
         control: Some(control_rx),
         start,
         start_wall: std::time::SystemTime::now() - start.elapsed(),
+        shaper: Some(crate::shape::Shaper::new(&map)).filter(crate::shape::Shaper::is_on),
     };
     let stats = pipeline.run(items_rx).await;
     let source_result = source_task.await.context("the source task panicked")?;

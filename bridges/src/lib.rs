@@ -6,7 +6,7 @@
 //! - [`cli`]: the flags.
 //! - [`source`]: SSE, WebSocket, Redis and replay sources (one task each).
 //! - [`pipeline`]: source → fan-out to the sinks.
-//! - [`osc`], [`mapping`]: pure encoding and mapping math.
+//! - [`osc`], [`mapping`], [`shape`]: pure encoding, mapping and shaping math.
 //! - [`sink`]: OSC UDP/TCP, OSCQuery, MIDI ports, .mid file.
 //! - [`control`]: resend requests (control port, SIGUSR1, `--resend-every`).
 //! - [`app`]: wires them from the flags and shuts down cleanly.
@@ -19,5 +19,6 @@ pub mod control;
 pub mod mapping;
 pub mod osc;
 pub mod pipeline;
+pub mod shape;
 pub mod sink;
 pub mod source;

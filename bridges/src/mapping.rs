@@ -67,6 +67,8 @@ pub struct FieldMap {
     /// `enabled = false` switches the field off: no `/buoy/{station}/{field}`
     /// messages, no CC (its CC number is then free for another field).
     pub enabled: bool,
+    /// `smooth`, `quantize`, `deadband`, `rate` ([`crate::shape`]).
+    pub shaping: crate::shape::Shaping,
 }
 
 impl FieldMap {
@@ -201,6 +203,10 @@ struct RawField {
     invert: Option<bool>,
     cc: Option<Spanned<i64>>,
     enabled: Option<bool>,
+    smooth: Option<Spanned<Number>>,
+    quantize: Option<Spanned<i64>>,
+    deadband: Option<Spanned<Number>>,
+    rate: Option<Spanned<Number>>,
 }
 
 #[derive(Deserialize)]
@@ -214,7 +220,15 @@ impl Map {
     pub fn builtin() -> Map {
         let fields = Field::ALL.map(|field| {
             let (cc, min, max) = builtin_field(field);
-            FieldMap { min, max, curve: Curve::Linear, invert: false, cc, enabled: true }
+            FieldMap {
+                min,
+                max,
+                curve: Curve::Linear,
+                invert: false,
+                cc,
+                enabled: true,
+                shaping: crate::shape::Shaping::default(),
+            }
         });
         Map { prefix: DEFAULT_PREFIX.to_owned(), fields, stations: BTreeMap::new() }
     }
@@ -280,6 +294,34 @@ impl Map {
             }
             if let Some(enabled) = raw_field.enabled {
                 entry.enabled = enabled;
+            }
+            // Shaping: each key a positive number (crate::shape has the formulas).
+            let positive = |value: &Spanned<Number>, key: &str| {
+                let v = finite(value, key).map_err(|reason| invalid(Some(value.span()), reason))?;
+                if v > 0.0 {
+                    Ok(v)
+                } else {
+                    Err(invalid(Some(value.span()), format!("{field}: {key} {v} must be more than 0")))
+                }
+            };
+            if let Some(smooth) = &raw_field.smooth {
+                entry.shaping.smooth = Some(positive(smooth, "smooth")?);
+            }
+            if let Some(deadband) = &raw_field.deadband {
+                entry.shaping.deadband = Some(positive(deadband, "deadband")?);
+            }
+            if let Some(rate) = &raw_field.rate {
+                entry.shaping.rate = Some(positive(rate, "rate")?);
+            }
+            if let Some(quantize) = &raw_field.quantize {
+                let steps = *quantize.get_ref();
+                entry.shaping.quantize =
+                    Some(u32::try_from(steps).ok().filter(|s| *s >= 2).ok_or_else(|| {
+                        invalid(
+                            Some(quantize.span()),
+                            format!("{field}: quantize {steps} must be 2 steps or more"),
+                        )
+                    })?);
             }
             if let Some(cc) = &raw_field.cc {
                 let value = *cc.get_ref();
@@ -365,6 +407,17 @@ impl Map {
             ));
             if !m.enabled {
                 out.push_str("enabled = false\n");
+            }
+            let shaping = &m.shaping;
+            for (key, value) in
+                [("smooth", shaping.smooth), ("deadband", shaping.deadband), ("rate", shaping.rate)]
+            {
+                if let Some(value) = value {
+                    out.push_str(&format!("{key} = {value:?}\n"));
+                }
+            }
+            if let Some(steps) = shaping.quantize {
+                out.push_str(&format!("quantize = {steps}\n"));
             }
         }
         for (station, channel) in &self.stations {

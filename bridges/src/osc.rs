@@ -7,7 +7,7 @@
 
 use std::str::FromStr;
 
-use buoycast::observation::{format_time, Field, Observation};
+use buoycast::observation::{format_time, Field, FieldSet, Observation};
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use rosc::{OscBundle, OscMessage, OscPacket, OscTime, OscType};
 
@@ -87,13 +87,27 @@ impl OscEncoder {
     /// The messages for one observation, in send order. `now` is the time
     /// `/age` is measured against (the wall clock live; the replayed time in a replay).
     pub fn messages(&self, observation: &Observation, now: DateTime<Utc>) -> Vec<OscMessage> {
+        self.messages_for(observation, now, FieldSet::ALL, false)
+    }
+
+    /// [`OscEncoder::messages`] sending only the fields in `send`; a shaping
+    /// clock step (`tick`) sends only those fields' messages (no
+    /// `/observation`, `/time`, `/age`).
+    pub fn messages_for(
+        &self,
+        observation: &Observation,
+        now: DateTime<Utc>,
+        send: FieldSet,
+        tick: bool,
+    ) -> Vec<OscMessage> {
         let mut out = Vec::with_capacity(32);
-        if matches!(self.format, OscFormat::Both | OscFormat::Observation) {
+        if !tick && matches!(self.format, OscFormat::Both | OscFormat::Observation) {
             out.push(observation_message(observation));
         }
         if matches!(self.format, OscFormat::Both | OscFormat::Fields) {
             let base = format!("{}/{}", self.map.prefix, observation.station_id);
-            for field in Field::ALL.into_iter().filter(|field| self.map.field(*field).enabled) {
+            let sent = |field: &Field| self.map.field(*field).enabled && send.contains(*field);
+            for field in Field::ALL.into_iter().filter(sent) {
                 let (value, norm) = match observation.measurements.get(field) {
                     Some(v) => {
                         (OscType::Float(v as f32), OscType::Float(self.map.field(field).norm(v) as f32))
@@ -107,6 +121,9 @@ impl OscEncoder {
                 };
                 out.push(OscMessage { addr: format!("{base}/{field}"), args: vec![value] });
                 out.push(OscMessage { addr: format!("{base}/{field}/norm"), args: vec![norm] });
+            }
+            if tick {
+                return out;
             }
             let t = observation.observed_at;
             out.push(OscMessage {
@@ -137,7 +154,11 @@ impl OscEncoder {
         now: DateTime<Utc>,
         due: std::time::SystemTime,
     ) -> Vec<OscPacket> {
-        let messages = self.messages(observation, now);
+        self.packets_for(self.messages(observation, now), due)
+    }
+
+    /// The messages as packets: one bundle with `--latency` or `--bundle`.
+    fn packets_for(&self, messages: Vec<OscMessage>, due: std::time::SystemTime) -> Vec<OscPacket> {
         let timetag = match self.latency {
             Some(latency) => Some(OscTime::try_from(due + latency).unwrap_or(IMMEDIATELY)),
             None if self.bundle => Some(IMMEDIATELY),
@@ -159,6 +180,23 @@ impl OscEncoder {
         now: DateTime<Utc>,
     ) -> Result<Vec<bytes::Bytes>, rosc::OscError> {
         self.encode_at(observation, now, std::time::SystemTime::now())
+    }
+
+    /// The datagrams for a pipeline item due at `due`: its `send` fields, and
+    /// for a shaping clock step only those (see [`OscEncoder::messages_for`]).
+    pub fn encode_item(
+        &self,
+        item: &crate::source::Item,
+        due: std::time::SystemTime,
+    ) -> Result<Vec<bytes::Bytes>, rosc::OscError> {
+        let messages = self.messages_for(&item.event.observation, item.now, item.send, item.tick);
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.packets_for(messages, due)
+            .iter()
+            .map(|packet| rosc::encoder::encode(packet).map(bytes::Bytes::from))
+            .collect()
     }
 
     /// [`OscEncoder::encode`] for an observation due at `due` (see [`OscEncoder::packets_at`]).

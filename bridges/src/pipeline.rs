@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use crate::control::Control;
 use crate::osc::OscEncoder;
+use crate::shape::{Shaper, TICK};
 use crate::sink::osc::Frame;
 use crate::sink::oscquery::Namespace;
 use crate::sink::SinkQueue;
@@ -43,6 +44,9 @@ pub struct Pipeline {
     pub start: Instant,
     /// The wall clock at media time zero (OSC timetags are wall-clock times).
     pub start_wall: std::time::SystemTime,
+    /// The map's `smooth` / `quantize` / `deadband` / `rate`; `None` when no
+    /// field is shaped.
+    pub shaper: Option<Shaper>,
 }
 
 /// What the pipeline did.
@@ -67,6 +71,9 @@ impl Pipeline {
         let mut played = std::time::Duration::ZERO;
         // The newest `/age` reference so far: the replay clock in a replay.
         let mut clock = chrono::DateTime::<chrono::Utc>::MIN_UTC;
+        // The shaping clock, running only while a glide or a held value needs it.
+        let mut shaping_clock = tokio::time::interval(TICK);
+        shaping_clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let request = async {
                 match control.as_mut() {
@@ -74,7 +81,22 @@ impl Pipeline {
                     None => std::future::pending().await,
                 }
             };
+            let shaping_busy = self.shaper.as_ref().is_some_and(Shaper::busy);
             tokio::select! {
+                _ = shaping_clock.tick(), if shaping_busy => {
+                    let at = self.start.elapsed();
+                    let steps = self.shaper.as_mut().map(|shaper| shaper.tick(at)).unwrap_or_default();
+                    for step in steps {
+                        let mut item = Item::new(
+                            buoycast::observation::ObservationEvent::new(None, step.observation),
+                            at,
+                            chrono::Utc::now(),
+                        );
+                        item.send = step.send;
+                        item.tick = true;
+                        self.send(item).await;
+                    }
+                }
                 item = items_rx.recv() => {
                     let Some(item) = item else { break };
                     stats.n_items += 1;
@@ -87,6 +109,16 @@ impl Pipeline {
                     if newer {
                         state.insert(station.clone(), item.clone());
                     }
+                    let item = match self.shaper.as_mut() {
+                        Some(shaper) => {
+                            let shaped = shaper.report(&item.event.observation, self.start.elapsed());
+                            let mut item = item;
+                            item.event.observation = shaped.observation;
+                            item.send = shaped.send;
+                            item
+                        }
+                        None => item,
+                    };
                     self.send(item).await;
                 }
                 Some(request) = request => match request {
@@ -112,11 +144,17 @@ impl Pipeline {
     /// wall clock (`/age` grows); in a replay, the newest media time played
     /// so far and the replay clock (`/age` is measured against it).
     fn resent(&self, held: &Item, played: std::time::Duration, clock: chrono::DateTime<chrono::Utc>) -> Item {
-        if self.lossless {
+        let mut item = if self.lossless {
             Item { at: played, now: clock.max(held.now), ..held.clone() }
         } else {
             Item { at: self.start.elapsed(), now: chrono::Utc::now(), ..held.clone() }
+        };
+        // Shaped fields at their current shaped values, everything sent.
+        if let Some(shaper) = &self.shaper {
+            item.event.observation = shaper.current(&item.event.observation);
         }
+        item.send = buoycast::observation::FieldSet::ALL;
+        item
     }
 
     /// Sends one item to every sink.
@@ -130,7 +168,8 @@ impl Pipeline {
             }
             if let (Some(encoder), false) = (&self.encoder, self.osc.is_empty()) {
                 let due = self.start_wall + item.at;
-                match encoder.encode_at(observation, item.now, due) {
+                match encoder.encode_item(&item, due) {
+                    Ok(datagrams) if datagrams.is_empty() => {}
                     Ok(datagrams) => {
                         let frame: Frame = Arc::new(datagrams);
                         for sink in &self.osc {
@@ -144,6 +183,15 @@ impl Pipeline {
             }
         }
         if let Some(midi) = &self.midi {
+            // MIDI sends nothing for a null: the fields held back are nulled.
+            let mut item = item;
+            if item.send != buoycast::observation::FieldSet::ALL {
+                for field in buoycast::observation::Field::ALL {
+                    if !item.send.contains(field) {
+                        item.event.observation.measurements.set(field, None);
+                    }
+                }
+            }
             midi.deliver(item, self.lossless).await;
         }
     }

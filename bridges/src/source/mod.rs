@@ -13,7 +13,7 @@ pub mod ws;
 
 use std::time::Duration;
 
-use buoycast::observation::{ObservationEvent, StationId};
+use buoycast::observation::{FieldSet, ObservationEvent, StationId};
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -29,6 +29,19 @@ pub struct Item {
     pub at: Duration,
     /// What `/age` is measured against: now (live) or the replayed time.
     pub now: DateTime<Utc>,
+    /// The measurements to send as OSC `fields` messages and MIDI CCs (a
+    /// shaped field whose deadband or rate holds it back is left out).
+    pub send: FieldSet,
+    /// A shaping clock step, not a report: only the fields in `send` go
+    /// out (no `/observation`, `/time`, `/age`, no notes).
+    pub tick: bool,
+}
+
+impl Item {
+    /// A report: every field sent.
+    pub fn new(event: ObservationEvent, at: Duration, now: DateTime<Utc>) -> Item {
+        Item { event, at, now, send: FieldSet::ALL, tick: false }
+    }
 }
 
 /// What every source gets.
@@ -59,7 +72,7 @@ impl SourceContext {
         if !self.wanted(&event.observation.station_id) {
             return true;
         }
-        let item = Item { event, at: self.start.elapsed(), now: Utc::now() };
+        let item = Item::new(event, self.start.elapsed(), Utc::now());
         self.items_tx.send(item).await.is_ok()
     }
 

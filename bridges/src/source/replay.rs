@@ -191,7 +191,7 @@ pub async fn play(observations: Vec<Observation>, speed: f64, ctx: SourceContext
             break;
         }
         let now = observation.observed_at;
-        let item = Item { event: ObservationEvent::new(None, observation), at, now };
+        let item = Item::new(ObservationEvent::new(None, observation), at, now);
         if ctx.items_tx.send(item).await.is_err() {
             break;
         }

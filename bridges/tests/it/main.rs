@@ -4,5 +4,6 @@ mod harness;
 mod mapping;
 mod midi;
 mod osc_format;
+mod shaping;
 mod sinks;
 mod sources;

@@ -61,7 +61,7 @@ proptest! {
         min in -1.0e6f64..1.0e6, span in 1.0e-6f64..1.0e6, value in proptest::num::f64::ANY,
         curve in any_curve(), invert in any::<bool>(),
     ) {
-        let m = FieldMap { min, max: min + span, curve, invert, cc: 20, enabled: true };
+        let m = FieldMap { min, max: min + span, curve, invert, cc: 20, enabled: true, shaping: Default::default() };
         let y = m.norm(value);
         prop_assert!((0.0..=1.0).contains(&y), "norm {y} for {value}");
     }
@@ -71,7 +71,7 @@ proptest! {
         min in -1.0e3f64..1.0e3, span in 1.0e-3f64..1.0e3, a in -2.0e3f64..2.0e3, b in -2.0e3f64..2.0e3,
         curve in any_curve(),
     ) {
-        let m = FieldMap { min, max: min + span, curve, invert: false, cc: 20, enabled: true };
+        let m = FieldMap { min, max: min + span, curve, invert: false, cc: 20, enabled: true, shaping: Default::default() };
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
         prop_assert!(m.norm(lo) <= m.norm(hi));
         prop_assert!(cc7(m.norm(lo)) <= cc7(m.norm(hi)));

@@ -155,13 +155,15 @@ async fn glide_steps_reach_the_midi_file_in_virtual_time() {
     let (items_tx, items_rx) = tokio::sync::mpsc::channel(16);
     let start = tokio::time::Instant::now();
     let task = tokio::spawn(midi::run(engine, outputs, items_rx, start));
-    let item = |wave: f64, at: Duration| Item {
-        event: ObservationEvent::new(
-            None,
-            observation("46026", Measurements::default().with(Field::WaveHeightM, wave)),
-        ),
-        at,
-        now: Utc::now(),
+    let item = |wave: f64, at: Duration| {
+        Item::new(
+            ObservationEvent::new(
+                None,
+                observation("46026", Measurements::default().with(Field::WaveHeightM, wave)),
+            ),
+            at,
+            Utc::now(),
+        )
     };
     items_tx.send(item(0.0, start.elapsed())).await.expect("send");
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -163,6 +163,7 @@ async fn a_dead_destination_never_costs_the_live_one_a_message() {
         control: None,
         start: tokio::time::Instant::now(),
         start_wall: std::time::SystemTime::now(),
+        shaper: None,
     };
     let (items_tx, items_rx) = tokio::sync::mpsc::channel(64);
     let run = tokio::spawn(pipeline.run(items_rx));
@@ -171,10 +172,7 @@ async fn a_dead_destination_never_costs_the_live_one_a_message() {
     for i in 0..n {
         let obs = observation(i);
         let now = obs.observed_at;
-        items_tx
-            .send(Item { event: ObservationEvent::new(None, obs), at: Duration::ZERO, now })
-            .await
-            .expect("send");
+        items_tx.send(Item::new(ObservationEvent::new(None, obs), Duration::ZERO, now)).await.expect("send");
         if i % 50 == 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

@@ -7,6 +7,9 @@
 //!    file (repeated) through replay → pipeline → UDP sink, with the drops
 //!    counted at the queues and at the receiver.
 //!
+//! It also measures that latency while 50 stations glide on every field
+//! (`smooth`), the shaping clock's packets flowing alongside.
+//!
 //! Run: `cargo bench -p buoycast-bridges --bench bridge`. Targets: p99 < 1 ms;
 //! ≥ 50,000 observations/s with zero drops.
 
@@ -66,10 +69,15 @@ struct Wired {
 }
 
 fn wire(target: String, format: OscFormat, bundle: bool, lossless: bool) -> Wired {
+    wire_with(target, format, bundle, lossless, Map::builtin())
+}
+
+fn wire_with(target: String, format: OscFormat, bundle: bool, lossless: bool, map: Map) -> Wired {
     let (queue, rx, healthy) = SinkQueue::<Frame>::new(target.clone(), SINK_QUEUE);
     let sink = tokio::spawn(run_udp(target, rx, healthy));
-    let encoder =
-        OscEncoder { format, null_policy: NullPolicy::Skip, bundle, map: Map::builtin(), latency: None };
+    let shaper =
+        Some(buoycast_bridges::shape::Shaper::new(&map)).filter(buoycast_bridges::shape::Shaper::is_on);
+    let encoder = OscEncoder { format, null_policy: NullPolicy::Skip, bundle, map, latency: None };
     let pipeline = Pipeline {
         encoder: Some(encoder),
         osc: vec![queue],
@@ -79,7 +87,7 @@ fn wire(target: String, format: OscFormat, bundle: bool, lossless: bool) -> Wire
         control: None,
         start: tokio::time::Instant::now(),
         start_wall: std::time::SystemTime::now(),
-        shaper: None,
+        shaper,
     };
     let (items_tx, items_rx) = mpsc::channel(1024);
     let pipeline = tokio::spawn(pipeline.run(items_rx));
@@ -112,6 +120,70 @@ async fn latency_in_process(n: usize) {
     let _ = wired.sink.await;
     print_latency(
         "latency bus message → UDP packet (in process: decode, encode both formats as one bundle, send)",
+        samples,
+    );
+}
+
+/// The same latency while every field of `stations` stations glides
+/// (`smooth` on all 14 fields): the 50 Hz shaping clock sends its steps
+/// alongside, and a report must still get out at once.
+async fn latency_with_smoothing(n: usize, stations: usize) {
+    let mut text = String::new();
+    for field in buoycast::observation::Field::ALL {
+        text.push_str(&format!("[fields.{field}]\nsmooth = 30\n"));
+    }
+    let map = Map::from_toml(&text, "<bench>").expect("map");
+    let receiver = StdUdpSocket::bind("127.0.0.1:0").expect("bind");
+    receiver.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+    let wired =
+        wire_with(receiver.local_addr().expect("addr").to_string(), OscFormat::Both, true, false, map);
+    let start = tokio::time::Instant::now();
+    let report = |station: usize, round: usize| {
+        let mut event = ObservationEvent::decode_bus(BUS_MESSAGE.as_bytes()).expect("valid bus message");
+        event.observation.station_id =
+            buoycast::observation::StationId::parse(&format!("s{station}")).expect("station id");
+        for field in buoycast::observation::Field::ALL {
+            if let Some(value) = event.observation.measurements.get(field) {
+                // Alternate between two values so every field keeps gliding.
+                let offset = if round % 2 == 0 { 0.0 } else { 0.5 };
+                event.observation.measurements.set(field, Some(value + offset));
+            }
+        }
+        Item::new(event, start.elapsed(), chrono::Utc::now())
+    };
+    let mut buf = vec![0u8; 65536];
+    let is_report = |bytes: &[u8]| bytes.windows(12).any(|w| w == b"/observation");
+    // Every station reported twice: from now on all of them glide.
+    for round in 0..2 {
+        for station in 0..stations {
+            wired.items_tx.send(report(station, round)).await.expect("pipeline");
+            loop {
+                let got = tokio::task::block_in_place(|| receiver.recv(&mut buf)).expect("a packet");
+                if is_report(&buf[..got]) {
+                    break;
+                }
+            }
+        }
+    }
+    let mut samples = Vec::with_capacity(n);
+    let mut steps = 0u64;
+    for i in 0..n {
+        let sent = Instant::now();
+        wired.items_tx.send(report(i % stations, i / stations + 2)).await.expect("pipeline");
+        loop {
+            let got = tokio::task::block_in_place(|| receiver.recv(&mut buf)).expect("a packet");
+            if is_report(&buf[..got]) {
+                break;
+            }
+            steps += 1;
+        }
+        samples.push(sent.elapsed());
+    }
+    drop(wired.items_tx);
+    let _ = wired.pipeline.await;
+    let _ = wired.sink.await;
+    print_latency(
+        &format!("latency bus message → UDP packet with smooth on all 14 fields of {stations} gliding stations ({steps} clock-step packets in between)"),
         samples,
     );
 }
@@ -248,6 +320,7 @@ fn main() {
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     runtime.block_on(async {
         latency_in_process(10_000).await;
+        latency_with_smoothing(5_000, 50).await;
         latency_through_redis(5_000).await;
         // As fast as the bridge goes (the receiver thread shares the 2 cores and may lose datagrams).
         replay_throughput(20, OscFormat::Observation, false, 1e12).await;

@@ -229,6 +229,9 @@ pub struct IngestConfig {
     pub stations: Vec<String>,
     /// Whether `latest_obs.txt` (every station in one request) is polled.
     pub latest_obs: bool,
+    /// How often `latest_obs.txt` is polled, in milliseconds (conditional
+    /// GET: an unchanged file costs NDBC a 304). Station files keep `interval_ms`.
+    pub latest_obs_interval_ms: u64,
 }
 
 /// Streaming behaviour.
@@ -330,6 +333,7 @@ const ENV_KEYS: &[(&str, &str, EnvKind)] = &[
     ("INGEST_INTERVAL_MS", "ingest.interval_ms", EnvKind::Int),
     ("BUOYCAST_STATIONS", "ingest.stations", EnvKind::List),
     ("BUOYCAST_LATEST_OBS", "ingest.latest_obs", EnvKind::Bool),
+    ("BUOYCAST_LATEST_OBS_INTERVAL_MS", "ingest.latest_obs_interval_ms", EnvKind::Int),
     ("BUOYCAST_KEEPALIVE_SECS", "stream.keepalive_secs", EnvKind::Int),
     ("BUOYCAST_MAX_CONNECTIONS", "stream.max_connections", EnvKind::Int),
     ("BUOYCAST_CLIENT_QUEUE", "stream.client_queue", EnvKind::Int),
@@ -480,6 +484,9 @@ impl Config {
                 _ => return Err(ConfigError::invalid(key, None, format!("{value:?} is not an http(s) URL"))),
             }
         }
+        if self.ingest.latest_obs_interval_ms < 1000 {
+            return Err(ConfigError::invalid("ingest.latest_obs_interval_ms", None, "must be at least 1000"));
+        }
         if self.ingest.interval_ms < 1000 {
             return Err(ConfigError::invalid("ingest.interval_ms", None, "must be at least 1000"));
         }
@@ -573,6 +580,11 @@ impl Config {
     pub fn ingest_interval(&self) -> Duration {
         Duration::from_millis(self.ingest.interval_ms)
     }
+
+    /// `ingest.latest_obs_interval_ms` as a duration.
+    pub fn latest_obs_interval(&self) -> Duration {
+        Duration::from_millis(self.ingest.latest_obs_interval_ms)
+    }
 }
 
 /// An address (a one-address range) or a CIDR range.
@@ -597,6 +609,7 @@ fn defaults() -> Result<config::ConfigBuilder<config::builder::DefaultState>, Co
         .and_then(|b| b.set_default("ingest.interval_ms", 300_000))
         .and_then(|b| b.set_default("ingest.stations", stations))
         .and_then(|b| b.set_default("ingest.latest_obs", true))
+        .and_then(|b| b.set_default("ingest.latest_obs_interval_ms", 60_000))
         .and_then(|b| b.set_default("stream.keepalive_secs", 15))
         .and_then(|b| b.set_default("stream.max_connections", 20_000))
         .and_then(|b| b.set_default("stream.client_queue", 256))
@@ -677,6 +690,7 @@ mod tests {
         assert!(config.database_url.is_none());
         assert!(config.redis_url.is_none());
         assert_eq!(config.ingest.interval_ms, 300_000);
+        assert_eq!(config.ingest.latest_obs_interval_ms, 60_000);
         assert_eq!(config.stream.keepalive_secs, 15);
         assert_eq!(config.stream.max_connections, 20_000);
         assert_eq!(config.stream.client_queue, 256);

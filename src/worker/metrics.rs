@@ -4,7 +4,9 @@
 //!
 //! It deliberately holds no logic: the worker increments these.
 
-use prometheus::{GaugeVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 /// Every worker metric. Cheap to clone (the collectors are reference-counted).
 #[derive(Clone)]
@@ -26,6 +28,13 @@ pub struct WorkerMetrics {
     /// Unix time of the last successful fetch (200 or 304), by `station`
     /// (a station id, or `latest_obs` / `stations`).
     pub last_success: GaugeVec,
+    /// How long after NDBC wrote a file its new rows were stored (and the
+    /// outbox woken to publish them): now − the file's `Last-Modified`, by
+    /// `source` (`latest_obs` or `station`).
+    pub freshness: HistogramVec,
+    /// How old an observation is when it is published: publish time − its
+    /// observation time.
+    pub observation_age: Histogram,
 }
 
 /// Registering failed: a metric of the same name is already in the registry.
@@ -68,7 +77,21 @@ impl WorkerMetrics {
                 ),
                 &["station"],
             )?,
+            freshness: HistogramVec::new(
+                HistogramOpts::new(
+                    "ingest_freshness_seconds",
+                    "NDBC file Last-Modified to its new rows stored and queued for publishing, seconds",
+                )
+                .buckets(vec![1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0]),
+                &["source"],
+            )?,
+            observation_age: Histogram::with_opts(
+                HistogramOpts::new("observation_age_seconds", "Publish time minus observation time, seconds")
+                    .buckets(vec![60.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0]),
+            )?,
         };
+        registry.register(Box::new(metrics.freshness.clone()))?;
+        registry.register(Box::new(metrics.observation_age.clone()))?;
         registry.register(Box::new(metrics.fetches.clone()))?;
         registry.register(Box::new(metrics.parse_errors.clone()))?;
         registry.register(Box::new(metrics.values_rejected.clone()))?;

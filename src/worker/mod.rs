@@ -78,8 +78,11 @@ pub struct WorkerOptions {
     pub latest_obs: bool,
     /// Whether `activestations.xml` is polled (at start, then every `stations_interval`).
     pub station_metadata: bool,
-    /// Delay between two successful fetches of a data source (`ingest.interval_ms`).
+    /// Delay between two successful fetches of a station file (`ingest.interval_ms`).
     pub interval: Duration,
+    /// Delay between two successful fetches of `latest_obs.txt`
+    /// (`ingest.latest_obs_interval_ms`).
+    pub latest_obs_interval: Duration,
     /// Delay between two successful fetches of the station metadata.
     pub stations_interval: Duration,
     /// Fetches in flight at once.
@@ -112,6 +115,7 @@ impl WorkerOptions {
             latest_obs: config.ingest.latest_obs,
             station_metadata: true,
             interval,
+            latest_obs_interval: config.latest_obs_interval(),
             stations_interval: STATIONS_INTERVAL,
             concurrency: 4,
             request_timeout: Duration::from_secs(30),
@@ -119,7 +123,7 @@ impl WorkerOptions {
             retry_base: Duration::from_secs(5).min(interval),
             retry_cap: Duration::from_secs(30 * 60),
             lease: Duration::from_secs(5 * 60),
-            tick: interval.min(Duration::from_secs(5)),
+            tick: interval.min(config.latest_obs_interval()).min(Duration::from_secs(5)),
             outbox_interval: Duration::from_secs(1),
             publish: PublishPolicy::default(),
         }
@@ -341,6 +345,13 @@ impl Worker {
                 match self.ingest(&source, &body).await? {
                     Ok(report) => {
                         inner.metrics.fetches.with_label_values(&[source.label(), "ok"]).inc();
+                        if report.inserted > 0 {
+                            observe_freshness(
+                                &inner.metrics,
+                                &source,
+                                new_validators.last_modified.as_deref(),
+                            );
+                        }
                         tracing::debug!(
                             source = source.label(),
                             n_bytes = body.len(),
@@ -394,7 +405,8 @@ impl Worker {
         }
         let next_due_in = match source {
             Source::Stations => options.stations_interval,
-            Source::LatestObs | Source::Station(_) => options.interval,
+            Source::LatestObs => options.latest_obs_interval,
+            Source::Station(_) => options.interval,
         };
         SourceResult {
             update: SourceUpdate {
@@ -664,6 +676,20 @@ fn log_rejected_values(source: &Source, rejected: &[ValueRejection], n_rows: usi
         first = %sample.join("; "),
         "implausible values stored as null"
     );
+}
+
+/// `ingest_freshness_seconds`: now − the file's `Last-Modified` (an HTTP
+/// date), when the server sent one.
+fn observe_freshness(metrics: &WorkerMetrics, source: &Source, last_modified: Option<&str>) {
+    let Some(written) = last_modified.and_then(|text| chrono::DateTime::parse_from_rfc2822(text).ok()) else {
+        return;
+    };
+    let kind = match source {
+        Source::LatestObs => "latest_obs",
+        _ => "station",
+    };
+    let age = chrono::Utc::now().signed_duration_since(written).num_milliseconds().max(0) as f64 / 1000.0;
+    metrics.freshness.with_label_values(&[kind]).observe(age);
 }
 
 #[cfg(test)]

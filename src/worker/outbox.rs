@@ -96,7 +96,14 @@ async fn publish_with_retries(
     let mut attempt = 1;
     loop {
         match bus.publish_once(&rows).await {
-            Ok(ids) => return Ok(ids),
+            Ok(ids) => {
+                let now = chrono::Utc::now();
+                for row in &rows {
+                    let age = now.signed_duration_since(row.observation.observed_at);
+                    metrics.observation_age.observe(age.num_milliseconds().max(0) as f64 / 1000.0);
+                }
+                return Ok(ids);
+            }
             Err(error) => {
                 metrics.publish_failures.inc();
                 if attempt >= policy.attempts.max(1) {

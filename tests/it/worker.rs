@@ -47,6 +47,7 @@ pub fn options(server: &NdbcServer, stations: &[&str]) -> WorkerOptions {
     options.latest_obs = false;
     options.station_metadata = false;
     options.interval = Duration::from_millis(300);
+    options.latest_obs_interval = Duration::from_millis(300);
     options.retry_base = Duration::from_millis(300);
     options.request_timeout = Duration::from_secs(5);
     options.publish.first_delay = Duration::from_millis(50);
@@ -175,6 +176,11 @@ async fn first_poll_then_304_then_two_new_rows(store: Store, bus: Bus) {
         assert!(event.id.is_some());
     }
     assert_eq!(stored(&store, "41002").await, expected.len() as u64);
+    // Freshness: one file with new rows (the fixture server sends Last-Modified);
+    // every published row's age observed.
+    assert_eq!(worker.metrics().freshness.with_label_values(&["station"]).get_sample_count(), 1);
+    assert_eq!(worker.metrics().observation_age.get_sample_count(), expected.len() as u64);
+    assert!(worker.metrics().observation_age.get_sample_sum() > 0.0, "the fixture's rows are years old");
 
     tokio::time::sleep(Duration::from_millis(400)).await;
     let report = worker.poll_once().await.expect("second poll");

@@ -95,15 +95,9 @@ pub async fn run_with_stats(args: Args, shutdown: CancellationToken) -> anyhow::
 
     let namespace = match args.oscquery {
         Some(port) => {
-            let osc_port = args
-                .osc
-                .first()
-                .map(|t| (t, "UDP"))
-                .or_else(|| args.osc_tcp.first().map(|t| (t, "TCP")))
-                .and_then(|(t, transport)| {
-                    t.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).map(|p| (p, transport))
-                });
-            let namespace = Arc::new(oscquery::Namespace::new(map.clone(), args.osc_format, osc_port));
+            let namespace = Arc::new(
+                oscquery::Namespace::new(map.clone(), args.osc_format, None).with_null_policy(null_policy),
+            );
             let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
                 .await
                 .with_context(|| format!("--oscquery {port}: cannot listen"))?;
@@ -145,6 +139,10 @@ pub async fn run_with_stats(args: Args, shutdown: CancellationToken) -> anyhow::
             .await
             .with_context(|| format!("--control {port}: cannot listen on 127.0.0.1:{port}"))?;
         tracing::info!(%local, "control: send /buoycast/resend here for the current state");
+        // OSCQuery's HOST_INFO names where the bridge itself receives OSC.
+        if let Some(namespace) = &namespace {
+            namespace.set_control(Some(local));
+        }
     }
     control::on_sigusr1(control_tx.clone(), shutdown.clone());
     if let Some(secs) = args.resend_every {

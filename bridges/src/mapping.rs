@@ -111,6 +111,10 @@ pub struct Map {
     pub fields: [FieldMap; N_FIELDS],
     /// Stations pinned to a MIDI channel (1..=16); others are assigned in order of appearance.
     pub stations: BTreeMap<StationId, u8>,
+    /// `[notes.F]`: fields whose reports play notes (see [`crate::sink::notes`]).
+    pub notes: BTreeMap<Field, crate::sink::notes::NoteMap>,
+    /// `pitchbend = true`: fields that drive their station's pitch bend (one per map).
+    pub pitchbend: BTreeSet<Field>,
 }
 
 impl Default for Map {
@@ -170,6 +174,8 @@ struct RawMap {
     fields: BTreeMap<Spanned<String>, RawField>,
     #[serde(default)]
     stations: BTreeMap<Spanned<String>, RawStation>,
+    #[serde(default)]
+    notes: BTreeMap<Spanned<String>, RawNotes>,
 }
 
 #[derive(Deserialize)]
@@ -207,6 +213,7 @@ struct RawField {
     quantize: Option<Spanned<i64>>,
     deadband: Option<Spanned<Number>>,
     rate: Option<Spanned<Number>>,
+    pitchbend: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -230,7 +237,13 @@ impl Map {
                 shaping: crate::shape::Shaping::default(),
             }
         });
-        Map { prefix: DEFAULT_PREFIX.to_owned(), fields, stations: BTreeMap::new() }
+        Map {
+            prefix: DEFAULT_PREFIX.to_owned(),
+            fields,
+            stations: BTreeMap::new(),
+            notes: BTreeMap::new(),
+            pitchbend: BTreeSet::new(),
+        }
     }
 
     /// How `field` is mapped.
@@ -365,6 +378,7 @@ impl Map {
                 map.stations.insert(station_id, channel_u8);
             }
         }
+        apply_notes(&raw.fields, &raw.notes, &mut map, &invalid)?;
         Ok(map)
     }
 
@@ -419,10 +433,14 @@ impl Map {
             if let Some(steps) = shaping.quantize {
                 out.push_str(&format!("quantize = {steps}\n"));
             }
+            if self.pitchbend.contains(&field) {
+                out.push_str("pitchbend = true\n");
+            }
         }
         for (station, channel) in &self.stations {
             out.push_str(&format!("\n[stations.\"{station}\"]\nchannel = {channel}\n"));
         }
+        out.push_str(&notes_toml(self));
         out
     }
 }
@@ -458,6 +476,164 @@ fn check_prefix(prefix: &str) -> Result<(), String> {
 fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
     text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
+}
+
+// ---------------------------------------------------------------------------
+// Notes and pitch bend: `[notes.F]` tables and `fields.F.pitchbend`
+// (docs/REFERENCE.md, Mapping file; the note math is in crate::sink::notes).
+// ---------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotes {
+    scale: Option<Spanned<String>>,
+    root: Option<Spanned<toml::Value>>,
+    octaves: Option<Spanned<Vec<i64>>>,
+    velocity: Option<Spanned<toml::Value>>,
+    length_ms: Option<Spanned<i64>>,
+}
+
+type Invalid<'a> = &'a dyn Fn(Option<Range<usize>>, String) -> MapError;
+
+/// Reads the `[notes.F]` tables and the `pitchbend` keys into `map`.
+fn apply_notes(
+    raw_fields: &BTreeMap<Spanned<String>, RawField>,
+    raw_notes: &BTreeMap<Spanned<String>, RawNotes>,
+    map: &mut Map,
+    invalid: Invalid<'_>,
+) -> Result<(), MapError> {
+    use crate::sink::notes::{pitch_class, NoteMap, Scale, Velocity};
+
+    // pitchbend: one field per map (a channel has one bend), reported at the later key.
+    let mut bends: Vec<(Range<usize>, Field)> = Vec::new();
+    for (name, raw_field) in raw_fields {
+        let Some(field) = Field::from_name(name.get_ref()) else { continue };
+        if let Some(bend) = raw_field.pitchbend.as_ref().filter(|bend| *bend.get_ref()) {
+            bends.push((bend.span(), field));
+        }
+    }
+    bends.sort_by_key(|(span, _)| span.start);
+    if let [(_, first), (span, second), ..] = bends.as_slice() {
+        return Err(invalid(
+            Some(span.clone()),
+            format!(
+                "pitchbend is used twice: by {first} and by {second} (a station's channel has one pitch bend)"
+            ),
+        ));
+    }
+    map.pitchbend = bends.into_iter().map(|(_, field)| field).collect();
+
+    for (name, raw) in raw_notes {
+        let field = Field::from_name(name.get_ref()).ok_or_else(|| {
+            invalid(
+                Some(name.span()),
+                format!(
+                    "unknown field {:?} in [notes] (fields are the observation names, e.g. waveHeightM)",
+                    name.get_ref()
+                ),
+            )
+        })?;
+        let mut notes = NoteMap::default();
+        if let Some(scale) = &raw.scale {
+            notes.scale = Scale::from_name(scale.get_ref()).ok_or_else(|| {
+                invalid(
+                    Some(scale.span()),
+                    format!("notes.{field}: unknown scale {:?} (one of {})", scale.get_ref(), Scale::names()),
+                )
+            })?;
+        }
+        if let Some(root) = &raw.root {
+            let pc = match root.get_ref() {
+                toml::Value::String(name) => pitch_class(name),
+                toml::Value::Integer(number) => {
+                    u8::try_from(*number).ok().filter(|n| *n <= 127).map(|n| n % 12)
+                }
+                _ => None,
+            };
+            notes.root = pc.ok_or_else(|| {
+                invalid(
+                    Some(root.span()),
+                    format!(
+                        "notes.{field}: root {} must be a note name (C, C#, Db … B) or a MIDI number 0..=127",
+                        root.get_ref()
+                    ),
+                )
+            })?;
+        }
+        if let Some(octaves) = &raw.octaves {
+            let bad = |reason: String| invalid(Some(octaves.span()), format!("notes.{field}: {reason}"));
+            let [low, high] = octaves.get_ref().as_slice() else {
+                return Err(bad(
+                    "octaves must be two octave numbers, [lowest, highest], e.g. [3, 5]".to_owned()
+                ));
+            };
+            let octave = |n: i64| {
+                i8::try_from(n).map_err(|_| {
+                    bad(format!("octaves [{low}, {high}]: each must be within -1..=9 (C4 = 60)"))
+                })
+            };
+            notes.octaves = (octave(*low)?, octave(*high)?);
+        }
+        notes.check_octaves().map_err(|reason| {
+            let span =
+                raw.octaves.as_ref().map(Spanned::span).or_else(|| raw.root.as_ref().map(Spanned::span));
+            invalid(span.or(Some(name.span())), format!("notes.{field}: {reason}"))
+        })?;
+        if let Some(velocity) = &raw.velocity {
+            let bad = |reason: String| invalid(Some(velocity.span()), format!("notes.{field}: {reason}"));
+            notes.velocity = match velocity.get_ref() {
+                toml::Value::String(source) => {
+                    Velocity::Field(Field::from_name(source).ok_or_else(|| {
+                        bad(format!("velocity: unknown field {source:?} (a field name, or a number 1..=127)"))
+                    })?)
+                }
+                toml::Value::Integer(number) => {
+                    Velocity::Fixed(u8::try_from(*number).ok().filter(|v| (1..=127).contains(v)).ok_or_else(
+                        || bad(format!("velocity {number} is outside 1..=127 (0 would be a note-off)")),
+                    )?)
+                }
+                other => {
+                    return Err(bad(format!(
+                        "velocity {other} must be a field name or a whole number 1..=127"
+                    )))
+                }
+            };
+        }
+        if let Some(length) = &raw.length_ms {
+            let ms = *length.get_ref();
+            notes.length = u64::try_from(ms)
+                .ok()
+                .filter(|ms| *ms > 0)
+                .map(std::time::Duration::from_millis)
+                .ok_or_else(|| {
+                    invalid(Some(length.span()), format!("notes.{field}: length_ms {ms} must be 1 or more"))
+                })?;
+        }
+        map.notes.insert(field, notes);
+    }
+    Ok(())
+}
+
+/// The `[notes.F]` tables as TOML (the `pitchbend` keys go with `[fields.F]`).
+fn notes_toml(map: &Map) -> String {
+    use crate::sink::notes::{Velocity, PITCH_CLASSES};
+
+    let mut out = String::new();
+    for (field, notes) in &map.notes {
+        let velocity = match notes.velocity {
+            Velocity::Fixed(velocity) => velocity.to_string(),
+            Velocity::Field(source) => format!("\"{source}\""),
+        };
+        out.push_str(&format!(
+            "\n[notes.{field}]\nscale = \"{}\"\nroot = \"{}\"\noctaves = [{}, {}]\nvelocity = {velocity}\nlength_ms = {}\n",
+            notes.scale.name(),
+            PITCH_CLASSES[usize::from(notes.root % 12)],
+            notes.octaves.0,
+            notes.octaves.1,
+            notes.length.as_millis(),
+        ));
+    }
+    out
 }
 
 /// Gives each station its MIDI channel: pinned ones from the map, the others

@@ -162,7 +162,7 @@ impl Pipeline {
         {
             let observation = &item.event.observation;
             if let Some(namespace) = &self.namespace {
-                if namespace.add_station(&observation.station_id) {
+                if namespace.observe_item(&item) {
                     tracing::info!(station = %observation.station_id, "new station");
                 }
             }

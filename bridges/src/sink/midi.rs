@@ -1,7 +1,8 @@
-//! MIDI Control Change output (docs/REFERENCE.md, MIDI map): the mapping
-//! engine (channels per station, 7- or 14-bit values, skip-unchanged, `--glide`
-//! ramps, `--learn` sweeps) and the outputs (named ports reopened when they
-//! come back, virtual ports, the .mid file).
+//! MIDI output (docs/REFERENCE.md, MIDI map): the mapping engine (channels
+//! per station, 7- or 14-bit CC values, pitch bend, notes from
+//! [`super::notes`], skip-unchanged, `--glide` ramps, `--learn` sweeps) and
+//! the outputs (named ports reopened when they come back, with the note-offs
+//! they missed; virtual ports; the .mid file).
 //!
 //! [`MidiEngine`] is pure and clock-free: it turns observations and media
 //! times into timed messages, so tests drive it directly. The port threads
@@ -17,6 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::midi_file::MidiFileWriter;
+use super::notes::{pitch_bend, NotePlayer, PortNotes, BEND_CENTER};
 use crate::mapping::{cc14, cc7, split14, ChannelAssigner, Map};
 use crate::source::Item;
 
@@ -28,8 +30,16 @@ pub const GLIDE_STEP: Duration = Duration::from_millis(20);
 pub struct TimedMessage {
     /// Media time since start.
     pub at: Duration,
-    /// Status (0xB0 | channel − 1), controller, value.
+    /// A channel message: status (0xB0 CC, 0x90 note-on, 0x80 note-off,
+    /// 0xE0 pitch bend, | channel − 1) and its two data bytes.
     pub bytes: [u8; 3],
+}
+
+/// What a control moves: a CC, or the channel's pitch bend (always 14-bit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    Cc(u8),
+    Bend,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -60,10 +70,14 @@ pub struct MidiEngine {
     glide: Option<Duration>,
     /// Station → channel.
     channels: ChannelAssigner,
-    /// (channel 1..=16, cc) → state.
-    controls: BTreeMap<(u8, u8), Control>,
+    /// (channel 1..=16, CC or pitch bend) → state.
+    controls: BTreeMap<(u8, Target), Control>,
     /// Stations already warned about having no channel.
     warned: BTreeSet<StationId>,
+    /// Sounding notes and their note-offs (`[notes.F]` in the map).
+    notes: NotePlayer,
+    /// The newest media time observed (where the final messages go).
+    clock: Duration,
 }
 
 impl MidiEngine {
@@ -86,35 +100,72 @@ impl MidiEngine {
             channels,
             controls: BTreeMap::new(),
             warned: BTreeSet::new(),
+            notes: NotePlayer::default(),
+            clock: Duration::ZERO,
         }
     }
 
-    fn wide(&self, cc: u8) -> bool {
-        self.cc14 && cc < 32
+    fn wide(&self, target: Target) -> bool {
+        match target {
+            Target::Cc(cc) => self.cc14 && cc < 32,
+            Target::Bend => true,
+        }
     }
 
-    /// The messages an observation causes at media time `at` (glide steps
-    /// due before `at` first). A null sends nothing.
+    /// The messages a report causes at media time `at` (glide steps and
+    /// note-offs due before `at` first): CCs, pitch bend, and notes. A null
+    /// sends nothing.
     pub fn observe(&mut self, observation: &Observation, at: Duration, out: &mut Vec<TimedMessage>) {
+        if let Some(channel) = self.controls_for(observation, at, out) {
+            self.notes.report(&self.map, channel, observation, at, out);
+        }
+    }
+
+    /// An item from the pipeline: a report ([`MidiEngine::observe`]), or a
+    /// shaping clock step, which moves CCs and pitch bend but plays no note.
+    pub fn observe_item(&mut self, item: &Item, out: &mut Vec<TimedMessage>) {
+        if item.tick {
+            self.controls_for(&item.event.observation, item.at, out);
+        } else {
+            self.observe(&item.event.observation, item.at, out);
+        }
+    }
+
+    /// CCs and pitch bend for an observation; its station's channel, if it has one.
+    fn controls_for(
+        &mut self,
+        observation: &Observation,
+        at: Duration,
+        out: &mut Vec<TimedMessage>,
+    ) -> Option<u8> {
         self.advance(at, out);
+        self.clock = self.clock.max(at);
         let (channel, exhausted) = self.channels.channel(&observation.station_id);
         let Some(channel) = channel else {
             if exhausted && self.warned.insert(observation.station_id.clone()) {
                 tracing::warn!(station = %observation.station_id, "midi: no channel left (15 in use); this station is not sent");
             }
-            return;
+            return None;
         };
         for (field, value) in observation.measurements.present() {
-            if !self.map.field(field).enabled {
-                continue;
+            let mapping = *self.map.field(field);
+            let norm = mapping.norm(value);
+            if mapping.enabled {
+                self.set(channel, mapping.cc, norm, at, out);
             }
-            let norm = self.map.field(field).norm(value);
-            self.set(channel, self.map.field(field).cc, norm, at, out);
+            if self.map.pitchbend.contains(&field) {
+                self.set_target(channel, Target::Bend, norm, at, out);
+            }
         }
+        Some(channel)
     }
 
     /// Moves one control towards `norm`: at once, or as a ramp with `--glide`.
     pub fn set(&mut self, channel: u8, cc: u8, norm: f64, at: Duration, out: &mut Vec<TimedMessage>) {
+        self.set_target(channel, Target::Cc(cc), norm, at, out);
+    }
+
+    fn set_target(&mut self, channel: u8, cc: Target, norm: f64, at: Duration, out: &mut Vec<TimedMessage>) {
         let wide = self.wide(cc);
         let target = if wide { cc14(norm) } else { u16::from(cc7(norm)) };
         let glide = self.glide;
@@ -138,8 +189,9 @@ impl MidiEngine {
         }
     }
 
-    /// Emits the glide steps due at or before `now`.
+    /// Emits the glide steps and note-offs due at or before `now`, in time order.
     pub fn advance(&mut self, now: Duration, out: &mut Vec<TimedMessage>) {
+        let from = out.len();
         let cc14_on = self.cc14;
         for (&(channel, cc), control) in self.controls.iter_mut() {
             let Some(mut ramp) = control.ramp else { continue };
@@ -151,11 +203,18 @@ impl MidiEngine {
                 }
                 let value = f64::from(ramp.from)
                     + (f64::from(ramp.to) - f64::from(ramp.from)) * f64::from(k) / f64::from(ramp.n_steps);
-                emit(control, channel, cc, cc14_on && cc < 32, value.round() as u16, step_at, out);
+                let wide = match cc {
+                    Target::Cc(cc) => cc14_on && cc < 32,
+                    Target::Bend => true,
+                };
+                emit(control, channel, cc, wide, value.round() as u16, step_at, out);
                 ramp.done = k;
             }
             control.ramp = (ramp.done < ramp.n_steps).then_some(ramp);
         }
+        self.notes.advance(now, out);
+        // Stable: a 14-bit pair keeps MSB before LSB.
+        out[from..].sort_by_key(|message| message.at);
     }
 
     /// Whether a ramp is still running.
@@ -163,16 +222,37 @@ impl MidiEngine {
         self.controls.values().any(|c| c.ramp.is_some())
     }
 
-    /// Completes every ramp (at its own step times).
+    /// When the next note-off is due (the run loop wakes for it).
+    pub fn next_note_off(&self) -> Option<Duration> {
+        self.notes.next_off()
+    }
+
+    /// Whether a note is sounding.
+    pub fn sounding(&self) -> bool {
+        self.notes.sounding()
+    }
+
+    /// At the end (replay done, Ctrl-C): completes every ramp (at its own
+    /// step times), turns every sounding note off (at its own note-off time)
+    /// then sends All Notes Off (CC 123) on each channel that played notes,
+    /// and puts every pitch bend that moved back to the centre (8192).
     pub fn finish(&mut self, out: &mut Vec<TimedMessage>) {
+        let from = out.len();
         self.advance(Duration::MAX, out);
+        let end = out[from..].iter().map(|m| m.at).max().unwrap_or(self.clock).max(self.clock);
+        self.notes.finish(end, out);
+        for (&(channel, target), control) in self.controls.iter_mut() {
+            if target == Target::Bend {
+                emit(control, channel, target, true, BEND_CENTER, end, out);
+            }
+        }
     }
 }
 
 fn emit(
     control: &mut Control,
     channel: u8,
-    cc: u8,
+    target: Target,
     wide: bool,
     value: u16,
     at: Duration,
@@ -182,6 +262,13 @@ fn emit(
         return;
     }
     control.current = Some(value);
+    let cc = match target {
+        Target::Cc(cc) => cc,
+        Target::Bend => {
+            out.push(TimedMessage { at, bytes: pitch_bend(channel, value) });
+            return;
+        }
+    };
     let status = 0xB0 | ((channel - 1) & 0x0f);
     if wide {
         let (msb, lsb) = split14(value);
@@ -350,21 +437,32 @@ fn port_thread(
     let mut next_poll = std::time::Instant::now();
     let mut dropped = 0u64;
     let mut warned_missing = false;
+    // Notes the device got without their note-off, released on a reopen.
+    let mut notes = PortNotes::default();
     loop {
         match rx.recv_timeout(Duration::from_millis(250)) {
             Ok(message) => match connection.as_mut() {
-                Some(open) => {
-                    if let Err(error) = open.send(&message) {
+                Some(open) => match open.send(&message) {
+                    Ok(()) => notes.delivered(message),
+                    Err(error) => {
                         tracing::warn!(port = ?spec, error = %error, "midi: send failed; reopening");
                         if matches!(spec, PortSpec::Named(_)) {
                             connection = None;
                         }
                     }
-                }
+                },
                 None => dropped += 1,
             },
             Err(std_mpsc::RecvTimeoutError::Timeout) => {}
-            Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+                // The engine sent every note-off; if the queue dropped one, release it here.
+                if let (Some(open), true) = (connection.as_mut(), notes.holding()) {
+                    for message in notes.release() {
+                        let _ = open.send(&message);
+                    }
+                }
+                break;
+            }
         }
         let PortSpec::Named(wanted) = &spec else { continue };
         if std::time::Instant::now() < next_poll {
@@ -375,8 +473,13 @@ fn port_thread(
             midi_output().ok().and_then(|output| find_port(&output, wanted).map(|port| (output, port)));
         match (connection.is_some(), present) {
             (false, Some((output, port))) => match output.connect(&port, "buoycast") {
-                Ok(open) => {
-                    tracing::info!(port = %wanted, dropped, "midi: port opened");
+                Ok(mut open) => {
+                    // Notes that sounded when the port went away: their note-offs were lost.
+                    let release = notes.release();
+                    for message in &release {
+                        let _ = open.send(message);
+                    }
+                    tracing::info!(port = %wanted, dropped, n_released = release.len(), "midi: port opened");
                     connection = Some(open);
                     warned_missing = false;
                 }
@@ -438,8 +541,9 @@ impl MidiOutputs {
     }
 }
 
-/// The MIDI sink task: observations in, CCs out, glide steps on a 20 ms
-/// tick; the file is written when the queue closes.
+/// The MIDI sink task: observations in, CCs, pitch bend and notes out, glide
+/// steps on a 20 ms tick, each note-off at its time; when the queue closes
+/// (replay done, Ctrl-C) every note is turned off and the file is written.
 pub async fn run(
     mut engine: MidiEngine,
     mut outputs: MidiOutputs,
@@ -450,12 +554,16 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut messages = Vec::new();
     loop {
+        let note_off = engine.next_note_off().and_then(|due| start.checked_add(due));
         tokio::select! {
             item = items_rx.recv() => {
                 let Some(item) = item else { break };
-                engine.observe(&item.event.observation, item.at, &mut messages);
+                engine.observe_item(&item, &mut messages);
             }
             _ = tick.tick(), if engine.gliding() => {
+                engine.advance(start.elapsed(), &mut messages);
+            }
+            () = sleep_until_some(note_off) => {
                 engine.advance(start.elapsed(), &mut messages);
             }
         }
@@ -464,6 +572,14 @@ pub async fn run(
     engine.finish(&mut messages);
     outputs.dispatch(&mut messages);
     outputs.close()
+}
+
+/// Sleeps until `due`; forever when there is none.
+async fn sleep_until_some(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// `--learn FIELD`: sweeps that field's CC on channel 1 until cancelled.

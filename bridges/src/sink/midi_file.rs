@@ -1,4 +1,4 @@
-//! `--midi-file PATH`: the CC messages as a Standard MIDI File
+//! `--midi-file PATH`: the MIDI messages (CCs, notes, pitch bend) as a Standard MIDI File
 //! (docs/REFERENCE.md, MIDI map): format 0, 480 ticks per quarter note, tempo
 //! 120 (500000 µs per quarter), each message at its media time (960 ticks a
 //! second).
@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use midly::num::{u15, u24, u28, u4, u7};
-use midly::{Format, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind};
+use midly::num::{u14, u15, u24, u28, u4, u7};
+use midly::{Format, Header, MetaMessage, MidiMessage, PitchBend, Smf, Timing, TrackEvent, TrackEventKind};
 
 /// Ticks per quarter note.
 pub const TICKS_PER_QUARTER: u16 = 480;
@@ -37,8 +37,8 @@ impl MidiFileWriter {
         MidiFileWriter { path: path.to_path_buf(), events: Vec::new() }
     }
 
-    /// Adds a Control Change (status byte 0xB0–0xBF) at media time `at`;
-    /// times never go backwards in the file.
+    /// Adds a channel message (Control Change, note-on/off, pitch bend: see
+    /// [`channel_message`]) at media time `at`; times never go backwards in the file.
     pub fn push(&mut self, at: Duration, message: [u8; 3]) {
         let tick = ticks(at).max(self.events.last().map_or(0, |(tick, _)| *tick));
         self.events.push((tick, message));
@@ -62,17 +62,14 @@ impl MidiFileWriter {
             kind: TrackEventKind::Meta(MetaMessage::Tempo(u24::new(TEMPO_US))),
         });
         let mut previous = 0u64;
-        for &(tick, [status, controller, value]) in &self.events {
+        for &(tick, message) in &self.events {
             let delta = tick - previous;
             previous = tick;
             track.push(TrackEvent {
                 delta: u28::new(delta.min(u64::from(u28::max_value().as_int())) as u32),
                 kind: TrackEventKind::Midi {
-                    channel: u4::new(status & 0x0f),
-                    message: MidiMessage::Controller {
-                        controller: u7::new(controller & 0x7f),
-                        value: u7::new(value & 0x7f),
-                    },
+                    channel: u4::new(message[0] & 0x0f),
+                    message: channel_message(message),
                 },
             });
         }
@@ -93,5 +90,20 @@ impl MidiFileWriter {
         let tmp = self.path.with_extension("mid.partial");
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(&tmp, &self.path)
+    }
+}
+
+/// The 3 bytes of a channel message as midly's: 0x80 note-off, 0x90 note-on,
+/// 0xA0 aftertouch, 0xE0 pitch bend (LSB, MSB); anything else as a Control Change.
+pub fn channel_message([status, a, b]: [u8; 3]) -> MidiMessage {
+    let (a7, b7) = (u7::new(a & 0x7f), u7::new(b & 0x7f));
+    match status & 0xf0 {
+        0x80 => MidiMessage::NoteOff { key: a7, vel: b7 },
+        0x90 => MidiMessage::NoteOn { key: a7, vel: b7 },
+        0xA0 => MidiMessage::Aftertouch { key: a7, vel: b7 },
+        0xE0 => MidiMessage::PitchBend {
+            bend: PitchBend(u14::new(u16::from(a & 0x7f) | (u16::from(b & 0x7f) << 7))),
+        },
+        _ => MidiMessage::Controller { controller: a7, value: b7 },
     }
 }

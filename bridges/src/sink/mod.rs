@@ -1,5 +1,5 @@
 //! Where observations go: OSC over UDP and TCP, OSCQuery, MIDI ports and a
-//! Standard MIDI File.
+//! Standard MIDI File (CCs, notes and pitch bend).
 //!
 //! Each sink is its own task behind a bounded queue, so a dead destination is
 //! logged and retried without delaying the others: when a live sink's queue
@@ -7,6 +7,7 @@
 
 pub mod midi;
 pub mod midi_file;
+pub mod notes;
 pub mod osc;
 pub mod oscquery;
 

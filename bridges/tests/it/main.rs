@@ -3,7 +3,9 @@
 mod harness;
 mod mapping;
 mod midi;
+mod notes;
 mod osc_format;
+mod oscquery;
 mod shaping;
 mod sinks;
 mod sources;

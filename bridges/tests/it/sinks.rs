@@ -205,7 +205,8 @@ async fn http_get(port: u16, target: &str) -> (u16, serde_json::Value) {
 
 #[tokio::test]
 async fn oscquery_serves_the_namespace_and_grows_with_stations() {
-    let namespace = Arc::new(Namespace::new(Map::builtin(), OscFormat::Both, Some((57120, "UDP"))));
+    let control = "127.0.0.1:57120".parse().expect("addr");
+    let namespace = Arc::new(Namespace::new(Map::builtin(), OscFormat::Both, Some(control)));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let shutdown = CancellationToken::new();

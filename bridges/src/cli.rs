@@ -166,8 +166,13 @@ impl Args {
             parse_learn(learn)?;
         }
         if let Some(secs) = self.resend_every {
-            if !(secs.is_finite() && secs >= 0.1) {
-                return Err(format!("--resend-every {secs}: give a period in seconds, at least 0.1"));
+            if !(secs.is_finite() && (0.1..=86_400.0).contains(&secs)) {
+                return Err(format!("--resend-every {secs}: give a period in seconds, from 0.1 to 86400"));
+            }
+        }
+        if let Some(ms) = self.latency {
+            if ms > 60_000 {
+                return Err(format!("--latency {ms}: at most 60000 ms"));
             }
         }
         self.null_policy.parse::<crate::osc::NullPolicy>()?;

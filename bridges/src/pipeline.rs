@@ -141,11 +141,12 @@ impl Pipeline {
     }
 
     /// A held state, stamped to go out now: live, the current media time and
-    /// wall clock (`/age` grows); in a replay, the newest media time played
-    /// so far and the replay clock (`/age` is measured against it).
+    /// wall clock (`/age` grows); in a replay, the media time now (never
+    /// before the newest played) and the replay clock (`/age` is measured
+    /// against it).
     fn resent(&self, held: &Item, played: std::time::Duration, clock: chrono::DateTime<chrono::Utc>) -> Item {
         let mut item = if self.lossless {
-            Item { at: played, now: clock.max(held.now), ..held.clone() }
+            Item { at: played.max(self.start.elapsed()), now: clock.max(held.now), ..held.clone() }
         } else {
             Item { at: self.start.elapsed(), now: chrono::Utc::now(), ..held.clone() }
         };

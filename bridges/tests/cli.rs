@@ -269,6 +269,8 @@ fn bad_values_are_refused_naming_the_flag() {
         (&["--learn", "waveHeight"][..], "--learn"),
         (&["--learn", "waveHeightM@46-042"][..], "--learn"),
         (&["--resend-every", "0"][..], "--resend-every"),
+        (&["--resend-every", "1e19"][..], "--resend-every"),
+        (&["--latency", "99999999999"][..], "--latency"),
         (&["--station", "46-026"][..], "--station"),
         (&["--osc", "nowhere"][..], "--osc"),
         (&["--replay", "46026", "--speed", "0"][..], "--speed"),

@@ -171,55 +171,84 @@ pub fn encode_snapshot_ws(event: &ObservationEvent, fields: FieldSet) -> Vec<u8>
 /// de-duplicates (`feed.rs`).
 #[derive(Debug, Default)]
 pub struct Latest {
-    by_station: std::sync::RwLock<HashMap<StationId, Arc<SharedEvent>>>,
+    by_station: std::sync::RwLock<LatestState>,
+}
+
+/// [`Latest`]'s state under its lock.
+#[derive(Debug, Default)]
+struct LatestState {
+    /// Every station's newest event.
+    map: HashMap<StationId, Arc<SharedEvent>>,
+    /// The stream id of the newest event offered: a snapshot holds nothing
+    /// published after it.
+    last_id: Option<(u64, u64)>,
 }
 
 impl Latest {
     /// Keeps `shared` when it is at least as new as what the station has
     /// (a correction of the newest row replaces it).
-    fn offer(map: &mut HashMap<StationId, Arc<SharedEvent>>, shared: &Arc<SharedEvent>) {
+    fn offer(state: &mut LatestState, shared: &Arc<SharedEvent>) {
+        if shared.stream_id.is_some() && shared.stream_id > state.last_id {
+            state.last_id = shared.stream_id;
+        }
         let observation = &shared.event.observation;
-        match map.get(&observation.station_id) {
+        match state.map.get(&observation.station_id) {
             Some(current) if current.event.observation.observed_at > observation.observed_at => {}
             _ => {
-                map.insert(observation.station_id.clone(), Arc::clone(shared));
+                state.map.insert(observation.station_id.clone(), Arc::clone(shared));
             }
         }
     }
 
-    /// Adds stored observations (start-up), never replacing newer ones.
+    /// Adds stored observations (start-up) for stations it does not know
+    /// yet: anything the hub delivered meanwhile is at least as new.
     pub fn seed(&self, observations: impl IntoIterator<Item = ObservationEvent>) {
-        let mut map = self.by_station.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = self.by_station.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         for event in observations {
-            Latest::offer(&mut map, &Arc::new(SharedEvent::new(event)));
+            if !state.map.contains_key(&event.observation.station_id) {
+                state.map.insert(event.observation.station_id.clone(), Arc::new(SharedEvent::new(event)));
+            }
         }
     }
 
-    /// The stations `admits` keeps, sorted by station id, and how many
-    /// deliveries `rx` held when they were read.
+    /// The stations `admits` keeps, sorted by station id, how many
+    /// deliveries `rx` held when they were read, and the newest stream id
+    /// they can hold (events after it are not in them).
     pub fn snapshot(
         &self,
         admits: impl Fn(&Observation) -> bool,
         rx: &broadcast::Receiver<Delivery>,
-    ) -> (Vec<Arc<SharedEvent>>, usize) {
-        let map = self.by_station.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    ) -> Snapshot {
+        let state = self.by_station.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let queued = rx.len();
         let mut events: Vec<Arc<SharedEvent>> =
-            map.values().filter(|shared| admits(&shared.event.observation)).cloned().collect();
-        drop(map);
+            state.map.values().filter(|shared| admits(&shared.event.observation)).cloned().collect();
+        let last_id = state.last_id;
+        drop(state);
         events.sort_by(|a, b| a.event.observation.station_id.cmp(&b.event.observation.station_id));
-        (events, queued)
+        Snapshot { events, queued, last_id }
     }
 
     /// How many stations it holds.
     pub fn len(&self) -> usize {
-        self.by_station.read().map(|map| map.len()).unwrap_or(0)
+        self.by_station.read().map(|state| state.map.len()).unwrap_or(0)
     }
 
     /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// What [`Latest::snapshot`] read.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The stations' newest events, sorted by station id.
+    pub events: Vec<Arc<SharedEvent>>,
+    /// Deliveries already in the client's queue when it was read.
+    pub queued: usize,
+    /// The newest stream id it can hold.
+    pub last_id: Option<(u64, u64)>,
 }
 
 /// Encodes one observation as a WebSocket JSON text frame with the given fields.
@@ -406,6 +435,7 @@ impl HubTask {
         // Offer and broadcast under one lock: a client reading its snapshot
         // sees an event in both only while it is still in its queue.
         let mut latest = self.latest.by_station.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // (`latest` is the whole state: the map and the newest id.)
         Latest::offer(&mut latest, &shared);
         // No receivers is fine: nobody is listening right now.
         let _ = self.tx.send(Arc::new(Delivered::Event(shared)));
@@ -484,6 +514,33 @@ impl HubTask {
 mod tests {
     use super::*;
     use crate::observation::{Measurements, Observation, StationId};
+
+    #[test]
+    fn seeding_never_replaces_what_the_hub_delivered_and_snapshots_know_their_last_id() {
+        let station = StationId::parse("46026").expect("valid");
+        let observation = |wave: f64| Observation {
+            station_id: station.clone(),
+            observed_at: chrono::DateTime::from_timestamp(1_764_000_000, 0).expect("time"),
+            measurements: Measurements::default().with(crate::observation::Field::WaveHeightM, wave),
+        };
+        let latest = Latest::default();
+        // Live first: a correction, with its id.
+        let live = Arc::new(SharedEvent::new(ObservationEvent {
+            revision: 1,
+            ..ObservationEvent::new(Some("5-0".into()), observation(1.4))
+        }));
+        Latest::offer(&mut latest.by_station.write().expect("lock"), &live);
+        // Then the start-up seed, read from the store before the correction.
+        latest.seed([ObservationEvent::new(None, observation(1.2))]);
+        let (_tx, rx) = {
+            let (tx, rx) = broadcast::channel::<Delivery>(4);
+            (tx, rx)
+        };
+        let read = latest.snapshot(|_| true, &rx);
+        assert_eq!(read.events.len(), 1);
+        assert_eq!(read.events[0].event.revision, 1, "the correction stays");
+        assert_eq!(read.last_id, Some((5, 0)));
+    }
 
     #[test]
     fn only_events_published_more_than_200_ms_ago_are_slow() {

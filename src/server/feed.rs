@@ -119,7 +119,7 @@ enum Snapshot {
     /// Read: frames still to send (`next`), and the seam to de-duplicate:
     /// the events sent, sorted by station, and how many queued deliveries
     /// may repeat one of them.
-    Sending { events: Vec<Arc<SharedEvent>>, next: usize, queued: usize },
+    Sending { events: Vec<Arc<SharedEvent>>, next: usize, queued: usize, last_id: Option<(u64, u64)> },
 }
 
 impl Feed {
@@ -165,8 +165,13 @@ impl Feed {
     /// The next snapshot frame, reading the snapshot first when needed.
     fn next_snapshot(&mut self, latest: &Latest) -> Option<Frame> {
         if matches!(self.snapshot, Snapshot::Wanted) {
-            let (events, queued) = latest.snapshot(|observation| self.filter.admits(observation), &self.rx);
-            self.snapshot = Snapshot::Sending { events, next: 0, queued };
+            let read = latest.snapshot(|observation| self.filter.admits(observation), &self.rx);
+            self.snapshot = Snapshot::Sending {
+                events: read.events,
+                next: 0,
+                queued: read.queued,
+                last_id: read.last_id,
+            };
         }
         match &mut self.snapshot {
             Snapshot::Sending { events, next, .. } if *next < events.len() => {
@@ -188,7 +193,12 @@ impl Feed {
     /// Whether `event` is at the seam and not newer than its station's
     /// snapshot (see the module doc). `live` counts one of the queued deliveries.
     fn repeats_snapshot(&mut self, event: &ObservationEvent, live: bool) -> bool {
-        let Snapshot::Sending { events, queued, .. } = &mut self.snapshot else { return false };
+        let Snapshot::Sending { events, queued, last_id, .. } = &mut self.snapshot else { return false };
+        // A replayed event published after the snapshot was read is new.
+        let id = event.id.as_deref().and_then(parse_stream_id);
+        if !live && id.is_some() && last_id.is_some() && id > *last_id {
+            return false;
+        }
         if live {
             if *queued == 0 {
                 // Past the seam: the snapshot is no longer needed.

@@ -305,10 +305,12 @@ async fn ready(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
-    // One indexed count per scrape keeps `stations_active` current.
-    match state.store.count_active_stations().await {
-        Ok(count) => state.metrics.stations_active.set(i64::try_from(count).unwrap_or(i64::MAX)),
-        Err(error) => tracing::debug!(error = %error, "stations_active not refreshed"),
+    // One indexed count per scrape keeps `stations_active` current; a slow
+    // or unreachable database never holds the scrape up (the last value stays).
+    match tokio::time::timeout(Duration::from_millis(500), state.store.count_active_stations()).await {
+        Ok(Ok(count)) => state.metrics.stations_active.set(i64::try_from(count).unwrap_or(i64::MAX)),
+        Ok(Err(error)) => tracing::debug!(error = %error, "stations_active not refreshed"),
+        Err(_) => tracing::debug!("stations_active not refreshed: the database took over 500 ms"),
     }
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))],

@@ -165,7 +165,8 @@ async fn a_gateway_starting_without_redis_serves_at_once_and_holds_streams() {
     let url = redis.url();
     redis.stop();
     let started = std::time::Instant::now();
-    let app = TestApp::spawn(Backends { redis_url: Some(url), ..Backends::default() }).await;
+    let app =
+        TestApp::spawn(Backends { redis_url: Some(url), skip_ready_wait: true, ..Backends::default() }).await;
     assert!(started.elapsed() < Duration::from_secs(5), "healthy at once, not after a bus wait");
     for path in ["/v1/stations", "/v1/observations", "/"] {
         let response = reqwest::get(app.url(path)).await.expect("request");

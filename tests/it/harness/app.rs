@@ -23,6 +23,9 @@ pub struct Backends {
     pub env: Vec<(String, String)>,
     /// Listen here instead of a fresh port (to restart on the same address).
     pub listen: Option<SocketAddr>,
+    /// Return once `/health` answers, without waiting (up to 10 s) for
+    /// `/ready`: for tests of a gateway whose bus is down at start.
+    pub skip_ready_wait: bool,
 }
 
 impl Backends {
@@ -95,12 +98,31 @@ impl TestApp {
             dir,
         };
         app.wait_healthy().await;
+        if !backends.skip_ready_wait {
+            app.wait_ready().await;
+        }
         app
     }
 
     /// `base_url` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
+    }
+
+    /// Waits (at most 10 s) until `/ready` answers 200: the gateway serves
+    /// everything at once, but its bus comes up in the background. A test
+    /// whose backends are meant to be down goes on after the 10 s anyway.
+    async fn wait_ready(&self) {
+        let client = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(response) = client.get(self.url("/ready")).send().await {
+                if response.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     async fn wait_healthy(&self) {

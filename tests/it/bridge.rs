@@ -57,6 +57,18 @@ async fn next_observation(socket: &UdpSocket) -> (String, String) {
     }
 }
 
+/// The bridge with `args`, logging only warnings, ended when dropped.
+fn spawn_bridge(args: &[&str]) -> tokio::process::Child {
+    tokio::process::Command::new(bridge_exe())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("bridge starts")
+}
+
 async fn wait_for_stream_client(app: &TestApp) {
     for _ in 0..150 {
         if app.metric("sse_connections_total").await == Some(1.0) {
@@ -73,14 +85,8 @@ async fn bridge_follows_the_gateway_across_a_restart_without_loss() {
     let mut app = TestApp::spawn(Backends { redis_url: Some(redis.url()), ..Backends::default() }).await;
     let receiver = UdpSocket::bind("127.0.0.1:0").await.expect("bind a receiver");
     let target = receiver.local_addr().expect("receiver address").to_string();
-    let mut bridge = tokio::process::Command::new(bridge_exe())
-        .args(["--source", &app.base_url, "--osc", &target, "--osc-format", "observation"])
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("bridge starts");
+    let mut bridge =
+        spawn_bridge(&["--source", &app.base_url, "--osc", &target, "--osc-format", "observation"]);
     wait_for_stream_client(&app).await;
 
     let expected = |n: i64| {
@@ -183,15 +189,16 @@ async fn a_bridge_started_mid_set_sends_every_station_at_once_and_again_on_reque
     let target = receiver.local_addr().expect("receiver address").to_string();
     let control_port = crate::harness::free_port();
     let started = std::time::Instant::now();
-    let mut bridge = tokio::process::Command::new(bridge_exe())
-        .args(["--source", &app.base_url, "--osc", &target, "--osc-format", "fields"])
-        .args(["--control", &control_port.to_string()])
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("bridge starts");
+    let mut bridge = spawn_bridge(&[
+        "--source",
+        &app.base_url,
+        "--osc",
+        &target,
+        "--osc-format",
+        "fields",
+        "--control",
+        &control_port.to_string(),
+    ]);
     let expected: Vec<(String, f32)> =
         vec![("46013".into(), 1.0), ("46026".into(), 2.0), ("46042".into(), 3.0)];
     let first = wave_heights(&receiver, 3, Duration::from_secs(20)).await;
@@ -254,23 +261,16 @@ async fn resend_every_repeats_the_current_state() {
     app.bus.publish(&three_stations()).await.expect("publish");
     let receiver = UdpSocket::bind("127.0.0.1:0").await.expect("bind a receiver");
     let target = receiver.local_addr().expect("receiver address").to_string();
-    let mut bridge = tokio::process::Command::new(bridge_exe())
-        .args([
-            "--source",
-            &app.base_url,
-            "--osc",
-            &target,
-            "--osc-format",
-            "fields",
-            "--resend-every",
-            "0.5",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("bridge starts");
+    let mut bridge = spawn_bridge(&[
+        "--source",
+        &app.base_url,
+        "--osc",
+        &target,
+        "--osc-format",
+        "fields",
+        "--resend-every",
+        "0.5",
+    ]);
     let values = wave_heights(&receiver, 9, Duration::from_secs(20)).await;
     assert_eq!(values.len(), 9, "the snapshot, then two resends: {values:?}");
     for chunk in values.chunks(3) {

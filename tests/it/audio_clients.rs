@@ -617,3 +617,64 @@ async fn node_sse_to_osc_sends_the_bytes_the_bridge_sends() {
     assert!(text.contains(&station) && text.contains(&timestamp), "{text:?}");
     assert_eq!(node_packet, bridge_packet, "the Node script and the bridge send the same /observation");
 }
+
+/// A performer starts the bridge after the stations reported: SuperCollider
+/// (the patch as shipped) hears every station at once, from time-tagged
+/// bundles (`--latency`), and again when it asks with `/buoycast/resend`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supercollider_hears_every_station_at_once_and_again_on_resend() {
+    let sclang = tool("sclang", "supercollider-language");
+    let bridge = bridge().await;
+    let app = TestApp::spawn(Backends::default()).await;
+    // The stations reported before anyone listened.
+    let observations = [crate::stream::observation("46026", 1), crate::stream::observation("46042", 1)];
+    app.bus.publish(&observations).await.expect("publish");
+
+    let mut command = Command::new(sclang);
+    command.arg("-u").arg(free_udp_port().to_string());
+    command.arg(repo().join("patches/supercollider/buoycast.scd"));
+    command
+        .env("QT_QPA_PLATFORM", "offscreen")
+        .env("QTWEBENGINE_DISABLE_SANDBOX", "1")
+        .env("BUOYCAST_NO_SERVER", "1");
+    let mut sc = Running::spawn("sclang", command);
+    let ready = sc.wait_for("its listening line", |line| line.text.starts_with("buoycast: listening")).await;
+    let port: u16 = ready.text.rsplit(' ').next().and_then(|p| p.parse().ok()).expect("a port number");
+
+    let control_port = free_udp_port();
+    let mut command = Command::new(bridge);
+    command.args(["--source", &app.base_url, "--osc", &format!("127.0.0.1:{port}"), "--latency", "100"]);
+    command.args(["--control", &control_port.to_string()]);
+    let _bridge = Running::spawn("bridge", command);
+
+    let time_line = |observation: &Observation| {
+        let t = observation.observed_at;
+        format!(
+            "buoycast /buoy/{}/time {} {} {} {} {}",
+            observation.station_id,
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute()
+        )
+    };
+    let (first, second) = (time_line(&observations[0]), time_line(&observations[1]));
+    // Sorted by station: 46042's state comes after 46026's, with no report published meanwhile.
+    sc.wait_for("46026's current state", |line| line.text == first).await;
+    sc.wait_for("46042's current state", |line| line.text == second).await;
+
+    // The patch asks for the state again (as a recompiled patch would).
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let resend = rosc::encoder::encode(&rosc::OscPacket::Message(rosc::OscMessage {
+        addr: "/buoycast/resend".into(),
+        args: vec![],
+    }))
+    .expect("encode");
+    socket.send_to(&resend, ("127.0.0.1", control_port)).await.expect("send");
+    sc.wait_for("46026's state again", |line| line.text == first).await;
+    sc.wait_for("46042's state again", |line| line.text == second).await;
+    for line in &sc.seen {
+        assert!(!line.text.starts_with("ERROR"), "sclang: {}\n{}", line.text, sc.transcript());
+    }
+}

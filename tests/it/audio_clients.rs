@@ -347,12 +347,11 @@ async fn pure_data_patch_prints_what_a_bridge_replay_of_a_real_file_sends() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn supercollider_patch_posts_what_a_live_bridge_sends() {
+/// The shipped SuperCollider patch in sclang (no server), and the UDP port it
+/// listens on (sclang moves to the next port when its `-u` port is taken:
+/// the one it prints).
+async fn start_supercollider_patch() -> (Running, u16) {
     let sclang = tool("sclang", "supercollider-language");
-    let bridge = bridge().await;
-    let app = TestApp::spawn(Backends::default()).await;
-
     let mut command = Command::new(sclang);
     command.arg("-u").arg(free_udp_port().to_string());
     command.arg(repo().join("patches/supercollider/buoycast.scd"));
@@ -362,8 +361,16 @@ async fn supercollider_patch_posts_what_a_live_bridge_sends() {
         .env("BUOYCAST_NO_SERVER", "1");
     let mut sc = Running::spawn("sclang", command);
     let ready = sc.wait_for("its listening line", |line| line.text.starts_with("buoycast: listening")).await;
-    // sclang moves to the next port when its -u port is taken: use the one it says.
     let port: u16 = ready.text.rsplit(' ').next().and_then(|p| p.parse().ok()).expect("a port number");
+    (sc, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supercollider_patch_posts_what_a_live_bridge_sends() {
+    let bridge = bridge().await;
+    let app = TestApp::spawn(Backends::default()).await;
+
+    let (mut sc, port) = start_supercollider_patch().await;
 
     let mut command = Command::new(bridge);
     command.args(["--source", &app.base_url, "--osc", &format!("127.0.0.1:{port}")]);
@@ -623,23 +630,13 @@ async fn node_sse_to_osc_sends_the_bytes_the_bridge_sends() {
 /// bundles (`--latency`), and again when it asks with `/buoycast/resend`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn supercollider_hears_every_station_at_once_and_again_on_resend() {
-    let sclang = tool("sclang", "supercollider-language");
     let bridge = bridge().await;
     let app = TestApp::spawn(Backends::default()).await;
     // The stations reported before anyone listened.
     let observations = [crate::stream::observation("46026", 1), crate::stream::observation("46042", 1)];
     app.bus.publish(&observations).await.expect("publish");
 
-    let mut command = Command::new(sclang);
-    command.arg("-u").arg(free_udp_port().to_string());
-    command.arg(repo().join("patches/supercollider/buoycast.scd"));
-    command
-        .env("QT_QPA_PLATFORM", "offscreen")
-        .env("QTWEBENGINE_DISABLE_SANDBOX", "1")
-        .env("BUOYCAST_NO_SERVER", "1");
-    let mut sc = Running::spawn("sclang", command);
-    let ready = sc.wait_for("its listening line", |line| line.text.starts_with("buoycast: listening")).await;
-    let port: u16 = ready.text.rsplit(' ').next().and_then(|p| p.parse().ok()).expect("a port number");
+    let (mut sc, port) = start_supercollider_patch().await;
 
     let control_port = free_udp_port();
     let mut command = Command::new(bridge);

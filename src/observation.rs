@@ -572,18 +572,46 @@ impl ObservationEvent {
     /// `id` when known, `stationId`, `timestamp`, and the fields in `fields`
     /// (`null` when missing).
     pub fn write_stream_json(&self, out: &mut Vec<u8>, fields: FieldSet) {
-        self.observation.write_json_inner(out, TimeKey::Timestamp, self.id.as_deref(), fields);
+        self.write_data(out, fields, DataForm::Event);
+    }
+
+    /// Appends this event's data in `form` (see [`DataForm`]).
+    pub fn write_data(&self, out: &mut Vec<u8>, fields: FieldSet, form: DataForm) {
+        let id = if form == DataForm::Event { self.id.as_deref() } else { None };
+        self.observation.write_json_inner(out, TimeKey::Timestamp, id, fields);
+        // Trailing keys go before the closing brace.
         if self.revision > 0 {
-            out.pop(); // the closing brace
+            out.pop();
             out.extend_from_slice(b",\"revised\":true}");
         }
-        if let Some(published_at) = &self.published_at {
-            out.pop();
-            out.extend_from_slice(b",\"publishedAt\":");
-            write_json_str(out, published_at);
-            out.push(b'}');
+        match (&self.published_at, form) {
+            (Some(published_at), DataForm::Event) => {
+                out.pop();
+                out.extend_from_slice(b",\"publishedAt\":");
+                write_json_str(out, published_at);
+                out.push(b'}');
+            }
+            (_, DataForm::Snapshot) => {
+                out.pop();
+                out.extend_from_slice(b",\"snapshot\":true}");
+            }
+            _ => {}
         }
     }
+}
+
+/// The forms an event's JSON data takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataForm {
+    /// A stream event: `id` (when known), the observation, `revised`,
+    /// `publishedAt` (when the publisher set it).
+    Event,
+    /// A `snapshot` event: no `id` (it does not move `Last-Event-ID`) and no
+    /// `publishedAt`, flagged `"snapshot": true`.
+    Snapshot,
+    /// What the worker hands the publish script: no `id` (the script splices
+    /// it in) and no `publishedAt`.
+    BusPayload,
 }
 
 /// Parses a stream id `"{ms}-{seq}"` (both decimal, no sign, no spaces).

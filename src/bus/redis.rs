@@ -27,7 +27,7 @@ use super::{
     decode_notice, format_stream_id, now_ms, older_than_retention, parse_stream_id, redact_url, BusNotice,
     Error, InvalidLog, Replay, CHANNEL, DEFAULT_RETENTION, LOG_KEY,
 };
-use crate::observation::{FieldSet, Observation, ObservationEvent};
+use crate::observation::{DataForm, FieldSet, Observation, ObservationEvent};
 
 /// For each payload in ARGV[4..]: XADD it (field `d`, JSON without `id`) to
 /// KEYS[1] with `MAXLEN ~ ARGV[1]`, then PUBLISH on ARGV[2] the same JSON with
@@ -226,8 +226,7 @@ impl RedisBus {
                 }
                 payload.clear();
                 // The bus JSON without `id`; the script splices the id in.
-                ObservationEvent { id: None, published_at: None, ..event.clone() }
-                    .write_stream_json(&mut payload, FieldSet::ALL);
+                event.write_data(&mut payload, FieldSet::ALL, DataForm::BusPayload);
                 invocation.arg(payload.as_slice());
             }
             let chunk_ids: Vec<String> = match invocation.invoke_async(&mut conn).await {

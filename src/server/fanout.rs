@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::metrics::Metrics;
 use crate::bus::{parse_stream_id, Bus, BusNotice, Replay};
 use crate::log_throttle::LogThrottle;
-use crate::observation::{FieldSet, Observation, ObservationEvent, StationId};
+use crate::observation::{DataForm, FieldSet, Observation, ObservationEvent, StationId};
 
 /// How many events one catch-up read asks for.
 pub const REPLAY_PAGE: usize = 1000;
@@ -102,61 +102,65 @@ impl SharedEvent {
 
     /// The full SSE `snapshot` frame, built once.
     pub fn snapshot_sse_frame(&self) -> Bytes {
-        self.snapshot_sse.get_or_init(|| Bytes::from(encode_snapshot_sse(&self.event, FieldSet::ALL))).clone()
+        self.snapshot_sse
+            .get_or_init(|| Bytes::from(encode_sse(&self.event, FieldSet::ALL, DataForm::Snapshot)))
+            .clone()
     }
 
     /// The full WebSocket `snapshot` frame, built once.
     pub fn snapshot_ws_frame(&self) -> Bytes {
-        self.snapshot_ws.get_or_init(|| Bytes::from(encode_snapshot_ws(&self.event, FieldSet::ALL))).clone()
+        self.snapshot_ws
+            .get_or_init(|| Bytes::from(encode_ws(&self.event, FieldSet::ALL, DataForm::Snapshot)))
+            .clone()
     }
 
     /// The full SSE frame (`id:`, `event: observation`, `data:`), built once.
     pub fn sse_frame(&self) -> Bytes {
-        self.sse.get_or_init(|| Bytes::from(encode_sse(&self.event, FieldSet::ALL))).clone()
+        self.sse.get_or_init(|| Bytes::from(encode_sse(&self.event, FieldSet::ALL, DataForm::Event))).clone()
     }
 
     /// The full WebSocket text frame, built once.
     pub fn ws_frame(&self) -> Bytes {
-        self.ws.get_or_init(|| Bytes::from(encode_ws(&self.event, FieldSet::ALL))).clone()
+        self.ws.get_or_init(|| Bytes::from(encode_ws(&self.event, FieldSet::ALL, DataForm::Event))).clone()
     }
 }
 
-/// Encodes one observation as an SSE frame with the given fields.
-pub fn encode_sse(event: &ObservationEvent, fields: FieldSet) -> Vec<u8> {
+/// The SSE frame of an event in `form` ([`DataForm::Event`]: `id:` line when
+/// known, `event: observation`; [`DataForm::Snapshot`]: `event: snapshot`,
+/// no id), with the given fields.
+pub fn encode_sse(event: &ObservationEvent, fields: FieldSet, form: DataForm) -> Vec<u8> {
     let mut out = Vec::with_capacity(480);
-    if let Some(id) = &event.id {
-        out.extend_from_slice(b"id: ");
-        out.extend_from_slice(id.as_bytes());
-        out.push(b'\n');
+    match (form, &event.id) {
+        (DataForm::Event, Some(id)) => {
+            out.extend_from_slice(b"id: ");
+            out.extend_from_slice(id.as_bytes());
+            out.extend_from_slice(b"\nevent: observation\ndata: ");
+        }
+        (DataForm::Event, None) => out.extend_from_slice(b"event: observation\ndata: "),
+        _ => out.extend_from_slice(b"event: snapshot\ndata: "),
     }
-    out.extend_from_slice(b"event: observation\ndata: ");
-    event.write_stream_json(&mut out, fields);
+    event.write_data(&mut out, fields, form);
     out.extend_from_slice(b"\n\n");
     out
 }
 
-/// A snapshot event's data: the observation shape without `id` (a snapshot
-/// does not move `Last-Event-ID`), flagged `"snapshot": true`.
-fn write_snapshot_json(out: &mut Vec<u8>, event: &ObservationEvent, fields: FieldSet) {
-    ObservationEvent { id: None, published_at: None, ..event.clone() }.write_stream_json(out, fields);
-    out.pop(); // the closing brace
-    out.extend_from_slice(b",\"snapshot\":true}");
-}
-
-/// Encodes one station's current state as an SSE `snapshot` frame (no `id:` line).
-pub fn encode_snapshot_sse(event: &ObservationEvent, fields: FieldSet) -> Vec<u8> {
+/// The WebSocket JSON text frame of an event in `form` (`"event"` is
+/// `observation` with its `"id"` when known, or `snapshot` without one).
+pub fn encode_ws(event: &ObservationEvent, fields: FieldSet, form: DataForm) -> Vec<u8> {
     let mut out = Vec::with_capacity(480);
-    out.extend_from_slice(b"event: snapshot\ndata: ");
-    write_snapshot_json(&mut out, event, fields);
-    out.extend_from_slice(b"\n\n");
-    out
-}
-
-/// Encodes one station's current state as a WebSocket `snapshot` frame (no `id`).
-pub fn encode_snapshot_ws(event: &ObservationEvent, fields: FieldSet) -> Vec<u8> {
-    let mut out = Vec::with_capacity(480);
-    out.extend_from_slice(b"{\"event\":\"snapshot\",\"data\":");
-    write_snapshot_json(&mut out, event, fields);
+    match (form, &event.id) {
+        (DataForm::Event, Some(id)) => {
+            out.extend_from_slice(b"{\"event\":\"observation\",\"id\":");
+            match serde_json::to_writer(&mut out, id) {
+                Ok(()) => out.push(b','),
+                Err(_) => out.extend_from_slice(b"null,"),
+            }
+        }
+        (DataForm::Event, None) => out.extend_from_slice(b"{\"event\":\"observation\","),
+        _ => out.extend_from_slice(b"{\"event\":\"snapshot\","),
+    }
+    out.extend_from_slice(b"\"data\":");
+    event.write_data(&mut out, fields, form);
     out.push(b'}');
     out
 }
@@ -249,23 +253,6 @@ pub struct Snapshot {
     pub queued: usize,
     /// The newest stream id it can hold.
     pub last_id: Option<(u64, u64)>,
-}
-
-/// Encodes one observation as a WebSocket JSON text frame with the given fields.
-pub fn encode_ws(event: &ObservationEvent, fields: FieldSet) -> Vec<u8> {
-    let mut out = Vec::with_capacity(480);
-    out.extend_from_slice(b"{\"event\":\"observation\",");
-    if let Some(id) = &event.id {
-        out.extend_from_slice(b"\"id\":");
-        match serde_json::to_writer(&mut out, id) {
-            Ok(()) => out.push(b','),
-            Err(_) => out.extend_from_slice(b"null,"),
-        }
-    }
-    out.extend_from_slice(b"\"data\":");
-    event.write_stream_json(&mut out, fields);
-    out.push(b'}');
-    out
 }
 
 /// The hub's handle: subscribe to deliveries, watch the bus state.

@@ -19,7 +19,7 @@ use super::feed::{Feed, Filter, Frame};
 use super::metrics::Metrics;
 use super::params::Params;
 use super::AppState;
-use crate::observation::FieldSet;
+use crate::observation::{DataForm, FieldSet};
 
 /// What the SSE stream tells a browser to wait before reconnecting.
 pub const RETRY_MS: u64 = 3000;
@@ -158,16 +158,16 @@ fn encode(frame: &Frame, fields: FieldSet, metrics: &Metrics) -> Bytes {
             let bytes = if fields == FieldSet::ALL {
                 shared.sse_frame()
             } else {
-                Bytes::from(super::fanout::encode_sse(&shared.event, fields))
+                Bytes::from(super::fanout::encode_sse(&shared.event, fields, DataForm::Event))
             };
             (&sent.observation, bytes)
         }
-        Frame::Replayed(event) => (&sent.observation, Bytes::from(super::fanout::encode_sse(event, fields))),
+        Frame::Replayed(event) => (&sent.observation, Bytes::from(super::fanout::encode_sse(event, fields, DataForm::Event))),
         Frame::Snapshot(shared) => {
             let bytes = if fields == FieldSet::ALL {
                 shared.snapshot_sse_frame()
             } else {
-                Bytes::from(super::fanout::encode_snapshot_sse(&shared.event, fields))
+                Bytes::from(super::fanout::encode_sse(&shared.event, fields, DataForm::Snapshot))
             };
             (&sent.snapshot, bytes)
         }

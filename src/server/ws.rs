@@ -21,7 +21,7 @@ use super::feed::{Feed, Frame};
 use super::metrics::Metrics;
 use super::sse::StreamRequest;
 use super::AppState;
-use crate::observation::FieldSet;
+use crate::observation::{DataForm, FieldSet};
 
 /// A send that takes longer than this means the client stopped reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -96,16 +96,16 @@ fn encode(frame: &Frame, fields: FieldSet, metrics: &Metrics) -> Message {
             let bytes = if fields == FieldSet::ALL {
                 shared.ws_frame()
             } else {
-                Bytes::from(super::fanout::encode_ws(&shared.event, fields))
+                Bytes::from(super::fanout::encode_ws(&shared.event, fields, DataForm::Event))
             };
             (&sent.observation, text(bytes))
         }
-        Frame::Replayed(event) => (&sent.observation, text(Bytes::from(super::fanout::encode_ws(event, fields)))),
+        Frame::Replayed(event) => (&sent.observation, text(Bytes::from(super::fanout::encode_ws(event, fields, DataForm::Event)))),
         Frame::Snapshot(shared) => {
             let bytes = if fields == FieldSet::ALL {
                 shared.snapshot_ws_frame()
             } else {
-                Bytes::from(super::fanout::encode_snapshot_ws(&shared.event, fields))
+                Bytes::from(super::fanout::encode_ws(&shared.event, fields, DataForm::Snapshot))
             };
             (&sent.snapshot, text(bytes))
         }

@@ -9,7 +9,7 @@
 //!
 //! It is not the per-client logic (that is [`super::feed`]).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -181,8 +181,8 @@ pub struct Latest {
 /// [`Latest`]'s state under its lock.
 #[derive(Debug, Default)]
 struct LatestState {
-    /// Every station's newest event.
-    map: HashMap<StationId, Arc<SharedEvent>>,
+    /// Every station's newest event, in station order (a snapshot's order).
+    map: BTreeMap<StationId, Arc<SharedEvent>>,
     /// The stream id of the newest event offered: a snapshot holds nothing
     /// published after it.
     last_id: Option<(u64, u64)>,
@@ -205,14 +205,16 @@ impl Latest {
     }
 
     /// Adds stored observations (start-up) for stations it does not know
-    /// yet: anything the hub delivered meanwhile is at least as new.
-    pub fn seed(&self, observations: impl IntoIterator<Item = ObservationEvent>) {
+    /// yet: anything the hub delivered meanwhile is at least as new. Returns
+    /// how many stations it then holds.
+    pub fn seed(&self, observations: impl IntoIterator<Item = ObservationEvent>) -> usize {
         let mut state = self.by_station.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         for event in observations {
             if !state.map.contains_key(&event.observation.station_id) {
                 state.map.insert(event.observation.station_id.clone(), Arc::new(SharedEvent::new(event)));
             }
         }
+        state.map.len()
     }
 
     /// The stations `admits` keeps, sorted by station id, how many
@@ -225,22 +227,8 @@ impl Latest {
     ) -> Snapshot {
         let state = self.by_station.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let queued = rx.len();
-        let mut events: Vec<Arc<SharedEvent>> =
-            state.map.values().filter(|shared| admits(&shared.event.observation)).cloned().collect();
-        let last_id = state.last_id;
-        drop(state);
-        events.sort_by(|a, b| a.event.observation.station_id.cmp(&b.event.observation.station_id));
-        Snapshot { events, queued, last_id }
-    }
-
-    /// How many stations it holds.
-    pub fn len(&self) -> usize {
-        self.by_station.read().map(|state| state.map.len()).unwrap_or(0)
-    }
-
-    /// Whether it holds none.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        let events = state.map.values().filter(|shared| admits(&shared.event.observation)).cloned().collect();
+        Snapshot { events, queued, last_id: state.last_id }
     }
 }
 
@@ -297,13 +285,8 @@ impl Hub {
     }
 
     /// Every station's newest observation, for `?snapshot=latest`.
-    pub fn latest(&self) -> &Latest {
+    pub fn latest(&self) -> &Arc<Latest> {
         &self.latest
-    }
-
-    /// The same, shared (for the task that seeds it).
-    pub fn latest_handle(&self) -> Arc<Latest> {
-        Arc::clone(&self.latest)
     }
 
     /// A receiver of every delivery from now on.

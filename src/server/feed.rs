@@ -28,7 +28,7 @@ use tokio::sync::broadcast::Receiver;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::fanout::{Delivered, Delivery, Hub, Latest, SharedEvent, REPLAY_PAGE};
+use super::fanout::{Delivered, Delivery, Hub, SharedEvent, REPLAY_PAGE};
 use crate::bus::{parse_stream_id, Bus, Replay};
 use crate::observation::{FieldSet, Observation, ObservationEvent, StationId};
 
@@ -163,9 +163,9 @@ impl Feed {
     }
 
     /// The next snapshot frame, reading the snapshot first when needed.
-    fn next_snapshot(&mut self, latest: &Latest) -> Option<Frame> {
+    fn next_snapshot(&mut self) -> Option<Frame> {
         if matches!(self.snapshot, Snapshot::Wanted) {
-            let read = latest.snapshot(|observation| self.filter.admits(observation), &self.rx);
+            let read = self.hub.latest().snapshot(|observation| self.filter.admits(observation), &self.rx);
             self.snapshot = Snapshot::Sending {
                 events: read.events,
                 next: 0,
@@ -227,8 +227,7 @@ impl Feed {
             return Some(Frame::Connection);
         }
         if !matches!(self.snapshot, Snapshot::Off) {
-            let hub = self.hub.clone();
-            if let Some(frame) = self.next_snapshot(hub.latest()) {
+            if let Some(frame) = self.next_snapshot() {
                 return Some(frame);
             }
         }

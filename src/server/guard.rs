@@ -126,7 +126,7 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
 /// error shape.
 pub async fn head_limit(request: Request, next: Next) -> Response {
     let head = request.method().as_str().len()
-        + request.uri().to_string().len()
+        + request.uri().path_and_query().map_or(0, |target| target.as_str().len())
         + request.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum::<usize>();
     if head > super::listener::MAX_HEAD_BYTES {
         return ApiError::new_status(

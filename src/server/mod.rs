@@ -107,7 +107,7 @@ impl Gateway {
             shutdown.clone(),
             &tracker,
         );
-        tracker.spawn(seed_latest(store.clone(), hub.latest_handle()));
+        tracker.spawn(seed_latest(store.clone(), Arc::clone(hub.latest())));
         let state = AppState(Arc::new(Shared {
             store,
             bus,
@@ -131,9 +131,14 @@ impl Gateway {
         // Everything but new streams is served at once; a stream that arrives
         // before the bus is up waits for it (`StreamRequest::admit`).
         let watched = state.clone();
-        tokio::spawn(async move {
-            if !watched.hub.wait_up(STARTUP_BUS_WAIT).await && !watched.shutdown.is_cancelled() {
-                tracing::warn!("bus not reachable yet; new streams get 503 until it is");
+        state.tracker.spawn(async move {
+            tokio::select! {
+                () = watched.shutdown.cancelled() => {}
+                up = watched.hub.wait_up(STARTUP_BUS_WAIT) => {
+                    if !up {
+                        tracing::warn!("bus not reachable yet; new streams get 503 until it is");
+                    }
+                }
             }
         });
         let settings = listener::ConnSettings {
@@ -160,7 +165,7 @@ async fn seed_latest(store: Store, latest: Arc<fanout::Latest>) {
         match store.stations(page, PAGE).await {
             Ok(summaries) => {
                 let n = summaries.items.len();
-                latest.seed(
+                let n_stations = latest.seed(
                     summaries
                         .items
                         .into_iter()
@@ -168,6 +173,7 @@ async fn seed_latest(store: Store, latest: Arc<fanout::Latest>) {
                         .map(|observation| crate::observation::ObservationEvent::new(None, observation)),
                 );
                 if n < PAGE as usize {
+                    tracing::debug!(n_stations, "snapshot state seeded from the store");
                     break;
                 }
             }
@@ -177,7 +183,6 @@ async fn seed_latest(store: Store, latest: Arc<fanout::Latest>) {
             }
         }
     }
-    tracing::debug!(n_stations = latest.len(), "snapshot state seeded from the store");
 }
 
 /// Periodic upkeep: forget idle rate-limit keys.

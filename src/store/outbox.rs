@@ -31,6 +31,32 @@ use crate::observation::{Observation, ObservationEvent, N_FIELDS};
 /// (`hashtext('buoycast.outbox')` would do too; a constant is clearer).
 const OUTBOX_LOCK_KEY: i64 = 0x6275_6f79_6f62_7831; // "buoyobx1"
 
+/// The columns every outbox query selects after the observation's: its
+/// revision, then (where asked) its bus id.
+const EVENT_TAIL: usize = N_FIELDS + 2;
+
+/// A PostgreSQL row `{OBSERVATION_COLUMNS}, revision[, bus_id]` as an event.
+fn pg_event(row: &sqlx::postgres::PgRow, with_id: bool) -> Result<ObservationEvent, Error> {
+    let operation = "reading an outbox row";
+    let revision: i32 = row.try_get(EVENT_TAIL).map_err(Error::query(operation))?;
+    let mut event = revised(super::postgres::read_observation(row, 0)?, i64::from(revision));
+    if with_id {
+        event.id = Some(row.try_get(EVENT_TAIL + 1).map_err(Error::query(operation))?);
+    }
+    Ok(event)
+}
+
+/// A SQLite row `{OBSERVATION_COLUMNS}, revision[, bus_id]` as an event.
+fn sqlite_event(row: &sqlx::sqlite::SqliteRow, with_id: bool) -> Result<ObservationEvent, Error> {
+    let operation = "reading an outbox row";
+    let revision: i64 = row.try_get(EVENT_TAIL).map_err(Error::query(operation))?;
+    let mut event = revised(super::sqlite::read_observation(row, 0)?, revision);
+    if with_id {
+        event.id = Some(row.try_get(EVENT_TAIL + 1).map_err(Error::query(operation))?);
+    }
+    Ok(event)
+}
+
 /// An event for a stored row at `revision` (negative or huge values, which
 /// the schema never writes, count as 0 or saturate).
 fn revised(observation: Observation, revision: i64) -> ObservationEvent {
@@ -88,13 +114,7 @@ impl Store {
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(Error::query(operation))?;
-                let rows = rows
-                    .iter()
-                    .map(|row| {
-                        let revision: i32 = row.try_get(N_FIELDS + 2).map_err(Error::query(operation))?;
-                        Ok(revised(super::postgres::read_observation(row, 0)?, i64::from(revision)))
-                    })
-                    .collect::<Result<Vec<_>, Error>>()?;
+                let rows = rows.iter().map(|row| pg_event(row, false)).collect::<Result<Vec<_>, _>>()?;
                 if rows.is_empty() {
                     tx.commit().await.map_err(Error::query(operation))?;
                     return Ok(Drained::Empty);
@@ -132,13 +152,7 @@ impl Store {
                     .fetch_all(store.pool())
                     .await
                     .map_err(Error::query(operation))?;
-                let rows = rows
-                    .iter()
-                    .map(|row| {
-                        let revision: i64 = row.try_get(N_FIELDS + 2).map_err(Error::query(operation))?;
-                        Ok(revised(super::sqlite::read_observation(row, 0)?, revision))
-                    })
-                    .collect::<Result<Vec<_>, Error>>()?;
+                let rows = rows.iter().map(|row| sqlite_event(row, false)).collect::<Result<Vec<_>, _>>()?;
                 if rows.is_empty() {
                     return Ok(Drained::Empty);
                 }
@@ -206,7 +220,7 @@ impl Store {
         match self {
             Store::Postgres(store) => {
                 let sql = format!(
-                    "SELECT {}, bus_id, revision FROM observations WHERE published_at >= $1 AND bus_id IS NOT NULL \
+                    "SELECT {}, revision, bus_id FROM observations WHERE published_at >= $1 AND bus_id IS NOT NULL \
                      ORDER BY published_at DESC LIMIT $2",
                     *OBSERVATION_COLUMNS
                 );
@@ -217,17 +231,12 @@ impl Store {
                     .await
                     .map_err(Error::query(operation))?;
                 for row in &rows {
-                    let observation = super::postgres::read_observation(row, 0)?;
-                    let id: String = row.try_get(N_FIELDS + 2).map_err(Error::query(operation))?;
-                    let revision: i32 = row.try_get(N_FIELDS + 3).map_err(Error::query(operation))?;
-                    let mut event = revised(observation, i64::from(revision));
-                    event.id = Some(id);
-                    events.push(event);
+                    events.push(pg_event(row, true)?);
                 }
             }
             Store::Sqlite(store) => {
                 let sql = format!(
-                    "SELECT {}, bus_id, revision FROM observations WHERE published_at >= ? AND bus_id IS NOT NULL \
+                    "SELECT {}, revision, bus_id FROM observations WHERE published_at >= ? AND bus_id IS NOT NULL \
                      ORDER BY published_at DESC LIMIT ?",
                     *OBSERVATION_COLUMNS
                 );
@@ -238,12 +247,7 @@ impl Store {
                     .await
                     .map_err(Error::query(operation))?;
                 for row in &rows {
-                    let observation = super::sqlite::read_observation(row, 0)?;
-                    let id: String = row.try_get(N_FIELDS + 2).map_err(Error::query(operation))?;
-                    let revision: i64 = row.try_get(N_FIELDS + 3).map_err(Error::query(operation))?;
-                    let mut event = revised(observation, revision);
-                    event.id = Some(id);
-                    events.push(event);
+                    events.push(sqlite_event(row, true)?);
                 }
             }
         }

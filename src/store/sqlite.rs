@@ -30,6 +30,14 @@ use crate::station::Station;
 /// The SQLite migrations, embedded at build time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// The corrections clause of the observation upsert (`super::corrections_clause`),
+/// built once per delivery: back into the outbox, or `pending` left as it was.
+static CORRECTIONS_OUTBOX: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| super::corrections_clause("IS NOT", "max", "1", "excluded.seq"));
+static CORRECTIONS_SILENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    super::corrections_clause("IS NOT", "max", "observations.pending", "excluded.seq")
+});
+
 /// The expression SQLite evaluates to "now" in unix microseconds.
 const NOW_MICROS: &str = "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)";
 
@@ -120,12 +128,10 @@ impl SqliteStore {
         }
         let mut inserted = Vec::new();
         let pending = i64::from(delivery == Delivery::Outbox);
-        let corrections = super::corrections_clause(
-            "IS NOT",
-            "max",
-            if delivery == Delivery::Outbox { "1" } else { "observations.pending" },
-            "excluded.seq",
-        );
+        let corrections: &str = match delivery {
+            Delivery::Outbox => &CORRECTIONS_OUTBOX,
+            Delivery::Silent => &CORRECTIONS_SILENT,
+        };
         for chunk in batch.chunks(SQLITE_CHUNK_ROWS) {
             // Reserve one insertion number per candidate row (gaps are fine).
             let n_rows = i64::try_from(chunk.len()).unwrap_or(i64::MAX);
@@ -148,7 +154,7 @@ impl SqliteStore {
                 }
                 values.push_bind(seq).push_bind(pending).push_bind(origin as i64);
             });
-            insert.push(&corrections);
+            insert.push(corrections);
             let rows = insert.build().fetch_all(&mut *tx).await.map_err(Error::query(operation))?;
             for row in rows {
                 inserted.push(read_observation(&row, 0)?);

@@ -95,9 +95,7 @@ pub async fn run_with_stats(args: Args, shutdown: CancellationToken) -> anyhow::
 
     let namespace = match args.oscquery {
         Some(port) => {
-            let namespace = Arc::new(
-                oscquery::Namespace::new(map.clone(), args.osc_format, None).with_null_policy(null_policy),
-            );
+            let namespace = Arc::new(oscquery::Namespace::new(map.clone(), args.osc_format, None));
             let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
                 .await
                 .with_context(|| format!("--oscquery {port}: cannot listen"))?;
@@ -170,7 +168,8 @@ pub async fn run_with_stats(args: Args, shutdown: CancellationToken) -> anyhow::
         tokio::spawn(source::sse::run(args.source.clone(), ctx))
     };
 
-    let encoder = (!osc_queues.is_empty()).then(|| OscEncoder {
+    // OSCQuery records what the OSC destinations are sent: one encoder for both.
+    let encoder = (!osc_queues.is_empty() || namespace.is_some()).then(|| OscEncoder {
         format: args.osc_format,
         null_policy,
         bundle: args.bundle,

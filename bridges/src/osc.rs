@@ -139,41 +139,30 @@ impl OscEncoder {
         out
     }
 
-    /// The packets for one observation: one bundle with `--bundle`, else one
-    /// packet per message.
-    pub fn packets(&self, observation: &Observation, now: DateTime<Utc>) -> Vec<OscPacket> {
-        self.packets_at(observation, now, std::time::SystemTime::now())
-    }
-
-    /// [`OscEncoder::packets`] for an observation due at `due` (wall clock):
-    /// with `--latency`, one bundle time-tagged `due + latency`; with
-    /// `--bundle`, one bundle for immediate use; else one packet per message.
-    pub fn packets_at(
+    /// The datagrams for `messages` due at `due` (wall clock): with
+    /// `--latency`, one bundle time-tagged `due + latency`; with `--bundle`,
+    /// one bundle for immediate use; else one datagram per message.
+    pub fn datagrams(
         &self,
-        observation: &Observation,
-        now: DateTime<Utc>,
+        messages: &[OscMessage],
         due: std::time::SystemTime,
-    ) -> Vec<OscPacket> {
-        self.packets_for(self.messages(observation, now), due)
-    }
-
-    /// The messages as packets: one bundle with `--latency` or `--bundle`.
-    fn packets_for(&self, messages: Vec<OscMessage>, due: std::time::SystemTime) -> Vec<OscPacket> {
+    ) -> Result<Vec<bytes::Bytes>, rosc::OscError> {
         let timetag = match self.latency {
             Some(latency) => Some(OscTime::try_from(due + latency).unwrap_or(IMMEDIATELY)),
             None if self.bundle => Some(IMMEDIATELY),
             None => None,
         };
-        match timetag {
+        let packets: Vec<OscPacket> = match timetag {
             Some(timetag) => vec![OscPacket::Bundle(OscBundle {
                 timetag,
-                content: messages.into_iter().map(OscPacket::Message).collect(),
+                content: messages.iter().cloned().map(OscPacket::Message).collect(),
             })],
-            None => messages.into_iter().map(OscPacket::Message).collect(),
-        }
+            None => messages.iter().cloned().map(OscPacket::Message).collect(),
+        };
+        packets.iter().map(|packet| rosc::encoder::encode(packet).map(bytes::Bytes::from)).collect()
     }
 
-    /// The packets encoded as datagrams (one per packet).
+    /// One observation's datagrams, sent now.
     pub fn encode(
         &self,
         observation: &Observation,
@@ -182,34 +171,14 @@ impl OscEncoder {
         self.encode_at(observation, now, std::time::SystemTime::now())
     }
 
-    /// The datagrams for a pipeline item due at `due`: its `send` fields, and
-    /// for a shaping clock step only those (see [`OscEncoder::messages_for`]).
-    pub fn encode_item(
-        &self,
-        item: &crate::source::Item,
-        due: std::time::SystemTime,
-    ) -> Result<Vec<bytes::Bytes>, rosc::OscError> {
-        let messages = self.messages_for(&item.event.observation, item.now, item.send, item.tick);
-        if messages.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.packets_for(messages, due)
-            .iter()
-            .map(|packet| rosc::encoder::encode(packet).map(bytes::Bytes::from))
-            .collect()
-    }
-
-    /// [`OscEncoder::encode`] for an observation due at `due` (see [`OscEncoder::packets_at`]).
+    /// One observation's datagrams, due at `due` (see [`OscEncoder::datagrams`]).
     pub fn encode_at(
         &self,
         observation: &Observation,
         now: DateTime<Utc>,
         due: std::time::SystemTime,
     ) -> Result<Vec<bytes::Bytes>, rosc::OscError> {
-        self.packets_at(observation, now, due)
-            .iter()
-            .map(|packet| rosc::encoder::encode(packet).map(bytes::Bytes::from))
-            .collect()
+        self.datagrams(&self.messages(observation, now), due)
     }
 }
 

@@ -28,7 +28,8 @@ use crate::source::Item;
 /// Sinks wired to one source.
 #[derive(Debug)]
 pub struct Pipeline {
-    /// Encodes for the OSC destinations (None when there are none).
+    /// Encodes for the OSC destinations and OSCQuery (None when there is
+    /// neither).
     pub encoder: Option<OscEncoder>,
     /// UDP and TCP destinations.
     pub osc: Vec<SinkQueue<Frame>>,
@@ -160,17 +161,18 @@ impl Pipeline {
 
     /// Sends one item to every sink.
     async fn send(&self, item: Item) {
-        {
+        if let Some(encoder) = &self.encoder {
             let observation = &item.event.observation;
+            // Built once: the OSC destinations and OSCQuery get the same messages.
+            let messages = encoder.messages_for(observation, item.now, item.send, item.tick);
             if let Some(namespace) = &self.namespace {
-                if namespace.observe_item(&item) {
+                if namespace.record(&observation.station_id, &messages) {
                     tracing::info!(station = %observation.station_id, "new station");
                 }
             }
-            if let (Some(encoder), false) = (&self.encoder, self.osc.is_empty()) {
+            if !self.osc.is_empty() && !messages.is_empty() {
                 let due = self.start_wall + item.at;
-                match encoder.encode_item(&item, due) {
-                    Ok(datagrams) if datagrams.is_empty() => {}
+                match encoder.datagrams(&messages, due) {
                     Ok(datagrams) => {
                         let frame: Frame = Arc::new(datagrams);
                         for sink in &self.osc {

@@ -22,11 +22,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use buoycast::observation::{Field, FieldSet, Observation, StationId};
+use buoycast::observation::{Field, StationId};
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
 use futures::{SinkExt, StreamExt};
-use rosc::{OscPacket, OscType};
+use rosc::{OscMessage, OscPacket, OscType};
 use serde_json::{json, Map as JsonMap, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -39,8 +38,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::OscFormat;
 use crate::mapping::Map;
-use crate::osc::{NullPolicy, OscEncoder};
-use crate::source::Item;
 
 /// ACCESS value of a container: no value.
 const ACCESS_NONE: u8 = 0;
@@ -85,8 +82,6 @@ pub struct Namespace {
     map: Map,
     /// Which messages are sent.
     format: OscFormat,
-    /// Builds the messages whose arguments are VALUE and the WebSocket stream.
-    encoder: OscEncoder,
     /// Where the bridge receives OSC (HOST_INFO's OSC_IP, OSC_PORT, OSC_TRANSPORT).
     control: RwLock<Option<SocketAddr>>,
     /// Stations seen and values sent.
@@ -117,23 +112,8 @@ impl Namespace {
     /// itself receives OSC (`--control`, UDP): HOST_INFO names it as OSC_IP,
     /// OSC_PORT and OSC_TRANSPORT, and leaves them out when it is `None`.
     pub fn new(map: Map, format: OscFormat, control: Option<SocketAddr>) -> Namespace {
-        let encoder = OscEncoder {
-            format,
-            null_policy: NullPolicy::Skip,
-            bundle: false,
-            map: map.clone(),
-            latency: None,
-        };
         let (events, _) = broadcast::channel(EVENT_QUEUE);
-        Namespace { map, format, encoder, control: RwLock::new(control), state: RwLock::default(), events }
-    }
-
-    /// What a missing measurement becomes in VALUE and in the WebSocket
-    /// stream, as in the OSC messages (`--null-policy`; default `skip`: the
-    /// address keeps its last value).
-    pub fn with_null_policy(mut self, null_policy: NullPolicy) -> Namespace {
-        self.encoder.null_policy = null_policy;
-        self
+        Namespace { map, format, control: RwLock::new(control), state: RwLock::default(), events }
     }
 
     /// Sets where the bridge receives OSC (the control port, once bound);
@@ -150,39 +130,18 @@ impl Namespace {
     /// Records a station without values; true when it is new (then
     /// PATH_ADDED goes to the WebSocket clients).
     pub fn add_station(&self, station: &StationId) -> bool {
+        self.record(station, &[])
+    }
+
+    /// Records what the pipeline sent for a station: the OSC messages the
+    /// destinations got (so VALUE and the WebSocket stream are exactly
+    /// that). Listened addresses go to their WebSocket clients. True when
+    /// the station is new (then PATH_ADDED goes out).
+    pub fn record(&self, station: &StationId, messages: &[OscMessage]) -> bool {
         let (new, first) = {
             let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
             let new = state.stations.insert(station.clone());
-            (new, new && state.stations.len() == 1)
-        };
-        if new {
-            self.announce(station, first);
-        }
-        new
-    }
-
-    /// Records a report: its station and every address's new value, as the
-    /// OSC messages for it carry them (`now` is what `/age` is measured
-    /// against). Listened addresses go to their WebSocket clients. True when
-    /// the station is new.
-    pub fn observe(&self, observation: &Observation, now: DateTime<Utc>) -> bool {
-        self.record(observation, now, FieldSet::ALL, false)
-    }
-
-    /// [`Namespace::observe`] for a pipeline item: only the fields it sends,
-    /// and for a shaping clock step only those fields' messages, so VALUE
-    /// and the WebSocket stream are what the OSC destinations get.
-    pub fn observe_item(&self, item: &Item) -> bool {
-        self.record(&item.event.observation, item.now, item.send, item.tick)
-    }
-
-    fn record(&self, observation: &Observation, now: DateTime<Utc>, send: FieldSet, tick: bool) -> bool {
-        let messages = self.encoder.messages_for(observation, now, send, tick);
-        let station = &observation.station_id;
-        let (new, first) = {
-            let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-            let new = state.stations.insert(station.clone());
-            for message in &messages {
+            for message in messages {
                 state.values.insert(message.addr.clone(), message.args.clone());
             }
             (new, new && state.stations.len() == 1)
@@ -192,10 +151,10 @@ impl Namespace {
         }
         if self.events.receiver_count() > 0 && !messages.is_empty() {
             let encoded: Vec<(String, Bytes)> = messages
-                .into_iter()
+                .iter()
                 .filter_map(|message| {
                     let bytes = rosc::encoder::encode(&OscPacket::Message(message.clone())).ok()?;
-                    Some((message.addr, Bytes::from(bytes)))
+                    Some((message.addr.clone(), Bytes::from(bytes)))
                 })
                 .collect();
             let _ = self.events.send(Event::Values(encoded.into()));

@@ -53,7 +53,13 @@ impl Bridge {
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(oscquery::serve(listener, namespace.clone(), shutdown.clone()));
         let pipeline = Pipeline {
-            encoder: None,
+            encoder: Some(buoycast_bridges::osc::OscEncoder {
+                format,
+                null_policy: buoycast_bridges::osc::NullPolicy::Skip,
+                bundle: false,
+                map: Map::builtin(),
+                latency: None,
+            }),
             osc: Vec::new(),
             midi: None,
             namespace: Some(namespace.clone()),

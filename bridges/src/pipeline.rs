@@ -147,7 +147,7 @@ impl Pipeline {
     /// against it).
     fn resent(&self, held: &Item, played: std::time::Duration, clock: chrono::DateTime<chrono::Utc>) -> Item {
         let mut item = if self.lossless {
-            Item { at: played.max(self.start.elapsed()), now: clock.max(held.now), ..held.clone() }
+            Item { at: played.max(self.start.elapsed()), now: clock, ..held.clone() }
         } else {
             Item { at: self.start.elapsed(), now: chrono::Utc::now(), ..held.clone() }
         };
@@ -186,15 +186,6 @@ impl Pipeline {
             }
         }
         if let Some(midi) = &self.midi {
-            // MIDI sends nothing for a null: the fields held back are nulled.
-            let mut item = item;
-            if item.send != buoycast::observation::FieldSet::ALL {
-                for field in buoycast::observation::Field::ALL {
-                    if !item.send.contains(field) {
-                        item.event.observation.measurements.set(field, None);
-                    }
-                }
-            }
             midi.deliver(item, self.lossless).await;
         }
     }

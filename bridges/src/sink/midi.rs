@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
-use buoycast::observation::{Field, Observation, StationId};
+use buoycast::observation::{Field, FieldSet, Observation, StationId};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -123,11 +123,22 @@ impl MidiEngine {
 
     /// An item from the pipeline: a report ([`MidiEngine::observe`]), or a
     /// shaping clock step, which moves CCs and pitch bend but plays no note.
+    /// Only the fields in `item.send` count (a field the shaping holds back
+    /// sends nothing, as a null).
     pub fn observe_item(&mut self, item: &Item, out: &mut Vec<TimedMessage>) {
-        if item.tick {
-            self.controls_for(&item.event.observation, item.at, out);
+        let observation: std::borrow::Cow<'_, Observation> = if item.send == FieldSet::ALL {
+            std::borrow::Cow::Borrowed(&item.event.observation)
         } else {
-            self.observe(&item.event.observation, item.at, out);
+            let mut held_back = item.event.observation.clone();
+            for field in Field::ALL.into_iter().filter(|field| !item.send.contains(*field)) {
+                held_back.measurements.set(field, None);
+            }
+            std::borrow::Cow::Owned(held_back)
+        };
+        if item.tick {
+            self.controls_for(&observation, item.at, out);
+        } else {
+            self.observe(&observation, item.at, out);
         }
     }
 

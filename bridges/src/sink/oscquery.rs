@@ -227,19 +227,18 @@ impl Namespace {
     pub fn tree(&self) -> Value {
         let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
         let mut root = container("/", "buoycast observations");
+        let add = |root: &mut Value, path: &str, type_tag: &str, attributes: Value| {
+            insert(root, path, method(&state, path, type_tag, attributes));
+        };
         if matches!(self.format, OscFormat::Both | OscFormat::Observation) {
-            insert(
+            add(
                 &mut root,
                 "/observation",
-                method(
-                    &state,
-                    "/observation",
-                    "ssffiff",
-                    json!({
-                        "DESCRIPTION": "stationId, timestamp, waveHeightM (-1 if null), windSpeedMps (-1), windDirDeg (-1), waterTempC (-999), pressureHpa (-1)",
-                        "UNIT": ["", "", "m", "m/s", "deg", "degC", "hPa"]
-                    }),
-                ),
+                "ssffiff",
+                json!({
+                    "DESCRIPTION": "stationId, timestamp, waveHeightM (-1 if null), windSpeedMps (-1), windDirDeg (-1), waterTempC (-999), pressureHpa (-1)",
+                    "UNIT": ["", "", "m", "m/s", "deg", "degC", "hPa"]
+                }),
             );
         }
         if self.has_fields() && !state.stations.is_empty() {
@@ -250,62 +249,42 @@ impl Namespace {
                     if !m.enabled {
                         continue;
                     }
-                    let path = format!("{base}/{field}");
-                    insert(
+                    add(
                         &mut root,
-                        &path,
-                        method(
-                            &state,
-                            &path,
-                            "f",
-                            json!({
-                                "RANGE": [{"MIN": m.min, "MAX": m.max}],
-                                "UNIT": [field.unit()],
-                                "DESCRIPTION": format!("{field} at station {station}, in {}", field.unit()),
-                            }),
-                        ),
-                    );
-                    let path = format!("{base}/{field}/norm");
-                    insert(
-                        &mut root,
-                        &path,
-                        method(
-                            &state,
-                            &path,
-                            "f",
-                            json!({
-                                "RANGE": [{"MIN": 0.0, "MAX": 1.0}],
-                                "DESCRIPTION": format!("{field} at station {station}, 0..1 over {}..{} {} ({} curve{})", m.min, m.max, field.unit(), m.curve.name(), if m.invert { ", inverted" } else { "" }),
-                            }),
-                        ),
-                    );
-                }
-                let path = format!("{base}/time");
-                insert(
-                    &mut root,
-                    &path,
-                    method(
-                        &state,
-                        &path,
-                        "iiiii",
-                        json!({
-                            "DESCRIPTION": format!("observation time at station {station} (UTC): year, month, day, hour, minute"),
-                        }),
-                    ),
-                );
-                let path = format!("{base}/age");
-                insert(
-                    &mut root,
-                    &path,
-                    method(
-                        &state,
-                        &path,
+                        &format!("{base}/{field}"),
                         "f",
                         json!({
-                            "UNIT": ["s"],
-                            "DESCRIPTION": format!("seconds since the observation at station {station}, when it was sent"),
+                            "RANGE": [{"MIN": m.min, "MAX": m.max}],
+                            "UNIT": [field.unit()],
+                            "DESCRIPTION": format!("{field} at station {station}, in {}", field.unit()),
                         }),
-                    ),
+                    );
+                    add(
+                        &mut root,
+                        &format!("{base}/{field}/norm"),
+                        "f",
+                        json!({
+                            "RANGE": [{"MIN": 0.0, "MAX": 1.0}],
+                            "DESCRIPTION": format!("{field} at station {station}, 0..1 over {}..{} {} ({} curve{})", m.min, m.max, field.unit(), m.curve.name(), if m.invert { ", inverted" } else { "" }),
+                        }),
+                    );
+                }
+                add(
+                    &mut root,
+                    &format!("{base}/time"),
+                    "iiiii",
+                    json!({
+                        "DESCRIPTION": format!("observation time at station {station} (UTC): year, month, day, hour, minute"),
+                    }),
+                );
+                add(
+                    &mut root,
+                    &format!("{base}/age"),
+                    "f",
+                    json!({
+                        "UNIT": ["s"],
+                        "DESCRIPTION": format!("seconds since the observation at station {station}, when it was sent"),
+                    }),
                 );
                 describe(&mut root, &base, &format!("station {station}"));
             }

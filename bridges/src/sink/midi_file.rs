@@ -9,8 +9,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use midly::num::{u14, u15, u24, u28, u4, u7};
-use midly::{Format, Header, MetaMessage, MidiMessage, PitchBend, Smf, Timing, TrackEvent, TrackEventKind};
+use midly::live::LiveEvent;
+use midly::num::{u15, u24, u28};
+use midly::{Format, Header, MetaMessage, Smf, Timing, TrackEvent, TrackEventKind};
 
 /// Ticks per quarter note.
 pub const TICKS_PER_QUARTER: u16 = 480;
@@ -62,15 +63,15 @@ impl MidiFileWriter {
             kind: TrackEventKind::Meta(MetaMessage::Tempo(u24::new(TEMPO_US))),
         });
         let mut previous = 0u64;
-        for &(tick, message) in &self.events {
+        for (tick, message) in &self.events {
+            // midly reads the channel message (note on/off, CC, pitch bend …);
+            // the engine only makes valid ones.
+            let Ok(LiveEvent::Midi { channel, message }) = LiveEvent::parse(message) else { continue };
             let delta = tick - previous;
-            previous = tick;
+            previous = *tick;
             track.push(TrackEvent {
                 delta: u28::new(delta.min(u64::from(u28::max_value().as_int())) as u32),
-                kind: TrackEventKind::Midi {
-                    channel: u4::new(message[0] & 0x0f),
-                    message: channel_message(message),
-                },
+                kind: TrackEventKind::Midi { channel, message },
             });
         }
         track.push(TrackEvent { delta: u28::new(0), kind: TrackEventKind::Meta(MetaMessage::EndOfTrack) });
@@ -90,20 +91,5 @@ impl MidiFileWriter {
         let tmp = self.path.with_extension("mid.partial");
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(&tmp, &self.path)
-    }
-}
-
-/// The 3 bytes of a channel message as midly's: 0x80 note-off, 0x90 note-on,
-/// 0xA0 aftertouch, 0xE0 pitch bend (LSB, MSB); anything else as a Control Change.
-pub fn channel_message([status, a, b]: [u8; 3]) -> MidiMessage {
-    let (a7, b7) = (u7::new(a & 0x7f), u7::new(b & 0x7f));
-    match status & 0xf0 {
-        0x80 => MidiMessage::NoteOff { key: a7, vel: b7 },
-        0x90 => MidiMessage::NoteOn { key: a7, vel: b7 },
-        0xA0 => MidiMessage::Aftertouch { key: a7, vel: b7 },
-        0xE0 => MidiMessage::PitchBend {
-            bend: PitchBend(u14::new(u16::from(a & 0x7f) | (u16::from(b & 0x7f) << 7))),
-        },
-        _ => MidiMessage::Controller { controller: a7, value: b7 },
     }
 }

@@ -280,7 +280,7 @@ fn emit(
             return;
         }
     };
-    let status = 0xB0 | ((channel - 1) & 0x0f);
+    let status = super::notes::status(0xB0, channel);
     if wide {
         let (msb, lsb) = split14(value);
         out.push(TimedMessage { at, bytes: [status, cc, msb] });

@@ -261,24 +261,31 @@ impl NoteMap {
     }
 }
 
+/// A channel message's status byte: `kind` (0x80 note-off, 0x90 note-on,
+/// 0xB0 control change, 0xE0 pitch bend) on channel 1..=16.
+pub fn status(kind: u8, channel: u8) -> u8 {
+    kind | (channel.wrapping_sub(1) & 0x0f)
+}
+
 /// Note On, channel 1..=16.
 pub fn note_on(channel: u8, key: u8, velocity: u8) -> [u8; 3] {
-    [0x90 | ((channel - 1) & 0x0f), key & 0x7f, velocity.clamp(1, 127)]
+    [status(0x90, channel), key & 0x7f, velocity.clamp(1, 127)]
 }
 
 /// Note Off, channel 1..=16.
 pub fn note_off(channel: u8, key: u8) -> [u8; 3] {
-    [0x80 | ((channel - 1) & 0x0f), key & 0x7f, NOTE_OFF_VELOCITY]
+    [status(0x80, channel), key & 0x7f, NOTE_OFF_VELOCITY]
 }
 
 /// Controller 123 (All Notes Off), channel 1..=16.
 pub fn all_notes_off(channel: u8) -> [u8; 3] {
-    [0xB0 | ((channel - 1) & 0x0f), ALL_NOTES_OFF, 0]
+    [status(0xB0, channel), ALL_NOTES_OFF, 0]
 }
 
 /// Pitch bend, channel 1..=16, 14-bit value (LSB first, as on the wire).
 pub fn pitch_bend(channel: u8, value: u16) -> [u8; 3] {
-    [0xE0 | ((channel - 1) & 0x0f), (value & 0x7f) as u8, ((value >> 7) & 0x7f) as u8]
+    let (msb, lsb) = crate::mapping::split14(value);
+    [status(0xE0, channel), lsb, msb]
 }
 
 /// The MIDI engine's note state: what sounds and when it ends.

@@ -96,59 +96,48 @@ pub struct Shaped {
 /// The shaping state of every station and field.
 #[derive(Debug, Clone)]
 pub struct Shaper {
-    /// Per field, by [`Field::index`].
-    shaping: Vec<Shaping>,
-    /// The ranges (for `quantize` and the snap threshold).
+    /// The ranges and each field's [`Shaping`].
     map: Map,
     /// (station, field) → its track.
     tracks: BTreeMap<(StationId, Field), Track>,
 }
 
+/// The value sent for a smoothed value `current`.
+fn output(mapping: &FieldMap, current: f64) -> f64 {
+    match mapping.shaping.quantize {
+        Some(steps) => quantize(current, steps, mapping),
+        None => current,
+    }
+}
+
+/// Whether `value` may go out at `at` after what `track` sent; records it when it does.
+fn admit(shaping: &Shaping, track: &mut Track, value: f64, at: Duration) -> bool {
+    if let (Some(band), Some((last, _))) = (shaping.deadband, track.sent) {
+        if (value - last).abs() <= band {
+            track.pending = false;
+            return false;
+        }
+    }
+    if let (Some(rate), Some((_, when))) = (shaping.rate, track.sent) {
+        if rate > 0.0 && at.saturating_sub(when).as_secs_f64() < 1.0 / rate {
+            track.pending = true;
+            return false;
+        }
+    }
+    track.sent = Some((value, at));
+    track.pending = false;
+    true
+}
+
 impl Shaper {
     /// A shaper for the map's shaping keys.
     pub fn new(map: &Map) -> Shaper {
-        Shaper {
-            shaping: Field::ALL.iter().map(|field| map.field(*field).shaping).collect(),
-            map: map.clone(),
-            tracks: BTreeMap::new(),
-        }
+        Shaper { map: map.clone(), tracks: BTreeMap::new() }
     }
 
     /// Whether any field is shaped at all (else the pipeline skips shaping).
     pub fn is_on(&self) -> bool {
-        self.shaping.iter().any(Shaping::is_on)
-    }
-
-    fn shaping(&self, field: Field) -> Shaping {
-        self.shaping[field.index()]
-    }
-
-    /// The value sent for a smoothed value `current`.
-    fn output(&self, field: Field, current: f64) -> f64 {
-        match self.shaping(field).quantize {
-            Some(steps) => quantize(current, steps, self.map.field(field)),
-            None => current,
-        }
-    }
-
-    /// Whether `value` may go out at `at` after `sent`; records it when it does.
-    fn admit(&self, field: Field, track: &mut Track, value: f64, at: Duration) -> bool {
-        let shaping = self.shaping(field);
-        if let (Some(band), Some((last, _))) = (shaping.deadband, track.sent) {
-            if (value - last).abs() <= band {
-                track.pending = false;
-                return false;
-            }
-        }
-        if let (Some(rate), Some((_, when))) = (shaping.rate, track.sent) {
-            if rate > 0.0 && at.saturating_sub(when).as_secs_f64() < 1.0 / rate {
-                track.pending = true;
-                return false;
-            }
-        }
-        track.sent = Some((value, at));
-        track.pending = false;
-        true
+        Field::ALL.iter().any(|field| self.map.field(*field).shaping.is_on())
     }
 
     /// A report at media time `at`: shaped fields take their shaped values;
@@ -158,20 +147,19 @@ impl Shaper {
         let mut send = FieldSet::EMPTY;
         for field in Field::ALL {
             let Some(value) = observation.measurements.get(field) else { continue };
-            let shaping = self.shaping(field);
-            if !shaping.is_on() {
+            let mapping = self.map.field(field);
+            if !mapping.shaping.is_on() {
                 send.insert(field);
                 continue;
             }
-            let key = (observation.station_id.clone(), field);
-            let mut track = self.tracks.remove(&key).unwrap_or(Track {
+            let track = self.tracks.entry((observation.station_id.clone(), field)).or_insert(Track {
                 target: value,
                 current: value,
                 advanced_at: at,
                 sent: None,
                 pending: false,
             });
-            if let Some(tau) = shaping.smooth {
+            if let Some(tau) = mapping.shaping.smooth {
                 track.current =
                     ema_step(track.current, track.target, at.saturating_sub(track.advanced_at), tau);
             } else {
@@ -179,12 +167,11 @@ impl Shaper {
             }
             track.target = value;
             track.advanced_at = at;
-            let out = self.output(field, track.current);
+            let out = output(mapping, track.current);
             shaped.measurements.set(field, Some(out));
-            if self.admit(field, &mut track, out, at) {
+            if admit(&mapping.shaping, track, out, at) {
                 send.insert(field);
             }
-            self.tracks.insert(key, track);
         }
         Shaped { observation: shaped, send }
     }
@@ -199,28 +186,24 @@ impl Shaper {
     /// whose slot opened go out. One [`Shaped`] per station with something
     /// to send (only those fields in `send`, and only they are set).
     pub fn tick(&mut self, at: Duration) -> Vec<Shaped> {
-        let mut by_station: BTreeMap<StationId, Shaped> = BTreeMap::new();
-        let keys: Vec<(StationId, Field)> = self.tracks.keys().cloned().collect();
-        for key in keys {
-            let Some(mut track) = self.tracks.remove(&key) else { continue };
-            let (station, field) = (&key.0, key.1);
-            let shaping = self.shaping(field);
-            let before = self.output(field, track.current);
-            if let Some(tau) = shaping.smooth {
+        let mut by_station: BTreeMap<&StationId, Shaped> = BTreeMap::new();
+        for ((station, field), track) in &mut self.tracks {
+            let mapping = self.map.field(*field);
+            let before = output(mapping, track.current);
+            if let Some(tau) = mapping.shaping.smooth {
                 if track.current != track.target {
                     track.current =
                         ema_step(track.current, track.target, at.saturating_sub(track.advanced_at), tau);
-                    let range = self.map.field(field);
-                    if (track.target - track.current).abs() <= (range.max - range.min).abs() * 1e-5 {
+                    if (track.target - track.current).abs() <= (mapping.max - mapping.min).abs() * 1e-5 {
                         track.current = track.target;
                     }
                 }
             }
             track.advanced_at = at;
-            let out = self.output(field, track.current);
+            let out = output(mapping, track.current);
             let moved = out != before || track.pending;
-            if moved && self.admit(field, &mut track, out, at) {
-                let entry = by_station.entry(station.clone()).or_insert_with(|| Shaped {
+            if moved && admit(&mapping.shaping, track, out, at) {
+                let entry = by_station.entry(station).or_insert_with(|| Shaped {
                     observation: Observation {
                         station_id: station.clone(),
                         observed_at: chrono::DateTime::<chrono::Utc>::MIN_UTC,
@@ -228,10 +211,9 @@ impl Shaper {
                     },
                     send: FieldSet::EMPTY,
                 });
-                entry.observation.measurements.set(field, Some(out));
-                entry.send.insert(field);
+                entry.observation.measurements.set(*field, Some(out));
+                entry.send.insert(*field);
             }
-            self.tracks.insert(key, track);
         }
         by_station.into_values().collect()
     }
@@ -243,7 +225,7 @@ impl Shaper {
         for field in Field::ALL {
             if let Some(track) = self.tracks.get(&(observation.station_id.clone(), field)) {
                 if observation.measurements.get(field).is_some() {
-                    shaped.measurements.set(field, Some(self.output(field, track.current)));
+                    shaped.measurements.set(field, Some(output(self.map.field(field), track.current)));
                 }
             }
         }

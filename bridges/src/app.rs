@@ -95,13 +95,17 @@ pub async fn run_with_stats(args: Args, shutdown: CancellationToken) -> anyhow::
 
     let namespace = match args.oscquery {
         Some(port) => {
-            let namespace = Arc::new(oscquery::Namespace::new(map.clone(), args.osc_format, None));
-            let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
+            let namespace = Arc::new(
+                oscquery::Namespace::new(map.clone(), args.osc_format, None)
+                    .with_layout(args.oscquery_layout),
+            );
+            let bind = args.oscquery_bind;
+            let listener = tokio::net::TcpListener::bind((bind, port))
                 .await
-                .with_context(|| format!("--oscquery {port}: cannot listen"))?;
+                .with_context(|| format!("--oscquery {port} on {bind}: cannot listen"))?;
             let bound = listener.local_addr()?.port();
-            tracing::info!(port = bound, "oscquery: serving");
-            let mdns = oscquery::advertise(bound);
+            tracing::info!(port = bound, %bind, "oscquery: serving");
+            let mdns = oscquery::advertise(bind, bound);
             let served = namespace.clone();
             let stop = shutdown.clone();
             tokio::spawn(async move {

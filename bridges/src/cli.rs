@@ -85,6 +85,20 @@ pub struct Args {
     #[arg(long, value_name = "PORT")]
     pub oscquery: Option<u16>,
 
+    /// The address the OSCQuery server listens on and advertises over mDNS
+    /// (127.0.0.1: this machine only; 0.0.0.0: every interface, for hosts on
+    /// the LAN). Example: --oscquery 5678 --oscquery-bind 0.0.0.0
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    pub oscquery_bind: std::net::IpAddr,
+
+    /// How OSCQuery lists a field's `/norm` address: strict (every node a
+    /// container or a method, as OSC 1.0 and strict clients want; `/norm` is
+    /// answered when asked by path) or nested (under its field, for hosts
+    /// such as ossia score that accept a method with children).
+    /// Example: --oscquery 5678 --oscquery-layout nested
+    #[arg(long, value_enum, value_name = "LAYOUT", default_value_t = OscQueryLayout::Strict)]
+    pub oscquery_layout: OscQueryLayout,
+
     /// Send MIDI CC to this output port (exact name, else a substring; a port
     /// that vanishes is reopened when it comes back). Example: --midi "IAC Driver Bus 1"
     #[arg(long, value_name = "NAME")]
@@ -149,6 +163,16 @@ pub enum OscFormat {
     Observation,
     /// Only the per-field `/buoy/{stationId}/{field}` messages.
     Fields,
+}
+
+/// `--oscquery-layout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OscQueryLayout {
+    /// Every node a container or a method: `/buoy/{id}/{field}` lists no
+    /// children, its `/norm` is served when asked for by path.
+    Strict,
+    /// `/buoy/{id}/{field}` is a method that also lists its `/norm`.
+    Nested,
 }
 
 impl Args {

@@ -18,7 +18,7 @@
 //! is small. It is not a general web server.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::OscFormat;
+use crate::cli::{OscFormat, OscQueryLayout};
 use crate::mapping::Map;
 
 /// ACCESS value of a container: no value.
@@ -82,6 +82,8 @@ pub struct Namespace {
     map: Map,
     /// Which messages are sent.
     format: OscFormat,
+    /// Whether a method lists the addresses below it (`/norm`).
+    layout: OscQueryLayout,
     /// Where the bridge receives OSC (HOST_INFO's OSC_IP, OSC_PORT, OSC_TRANSPORT).
     control: RwLock<Option<SocketAddr>>,
     /// Stations seen and values sent.
@@ -113,7 +115,14 @@ impl Namespace {
     /// OSC_PORT and OSC_TRANSPORT, and leaves them out when it is `None`.
     pub fn new(map: Map, format: OscFormat, control: Option<SocketAddr>) -> Namespace {
         let (events, _) = broadcast::channel(EVENT_QUEUE);
-        Namespace { map, format, control: RwLock::new(control), state: RwLock::default(), events }
+        let layout = OscQueryLayout::Strict;
+        Namespace { map, format, layout, control: RwLock::new(control), state: RwLock::default(), events }
+    }
+
+    /// The namespace listing `/norm` as `layout` says (strict by default).
+    pub fn with_layout(mut self, layout: OscQueryLayout) -> Namespace {
+        self.layout = layout;
+        self
     }
 
     /// Sets where the bridge receives OSC (the control port, once bound);
@@ -223,8 +232,8 @@ impl Namespace {
         Value::Object(info)
     }
 
-    /// The whole tree (the node of `/`).
-    pub fn tree(&self) -> Value {
+    /// The whole tree, every address in it, `/norm` under its field.
+    fn tree(&self) -> Value {
         let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
         let mut root = container("/", "buoycast observations");
         let add = |root: &mut Value, path: &str, type_tag: &str, attributes: Value| {
@@ -256,7 +265,7 @@ impl Namespace {
                         json!({
                             "RANGE": [{"MIN": m.min, "MAX": m.max}],
                             "UNIT": [field.unit()],
-                            "DESCRIPTION": format!("{field} at station {station}, in {}", field.unit()),
+                            "DESCRIPTION": format!("{field} at station {station}, in {}; {base}/{field}/norm carries it 0..1", field.unit()),
                         }),
                     );
                     add(
@@ -293,13 +302,29 @@ impl Namespace {
         root
     }
 
-    /// The node at `path`, if any.
+    /// The node at `path`, if any, as the layout lists it: in the strict
+    /// layout a method lists no children (they are still found by path).
     pub fn node(&self, path: &str) -> Option<Value> {
         let mut node = self.tree();
         for segment in path.split('/').filter(|s| !s.is_empty()) {
             node = node.get_mut("CONTENTS")?.get_mut(segment)?.take();
         }
+        if self.layout == OscQueryLayout::Strict {
+            unlist_below_methods(&mut node);
+        }
         Some(node)
+    }
+}
+
+/// Removes CONTENTS from every method node under (and at) `node`, so each
+/// node is either a container or a method, as OSC 1.0's address space has it
+/// (strict OSCQuery clients refuse a node that is both).
+fn unlist_below_methods(node: &mut Value) {
+    let Some(object) = node.as_object_mut() else { return };
+    if object.contains_key("TYPE") {
+        object.remove("CONTENTS");
+    } else if let Some(Value::Object(contents)) = object.get_mut("CONTENTS") {
+        contents.values_mut().for_each(unlist_below_methods);
     }
 }
 
@@ -610,11 +635,24 @@ async fn write_response(
     stream.shutdown().await
 }
 
-/// Advertises the OSCQuery server as `_oscjson._tcp` over mDNS. A failure
-/// is a warning: the HTTP side works without it.
-pub fn advertise(port: u16) -> Option<mdns_sd::ServiceDaemon> {
+/// Advertises the OSCQuery server as `_oscjson._tcp` over mDNS on the
+/// interfaces it listens on: loopback only for 127.0.0.1 (the default: the
+/// announcement stays on this machine), that interface for one address,
+/// every interface (loopback included) for 0.0.0.0. A failure is a warning:
+/// the HTTP side works without it.
+pub fn advertise(bind: IpAddr, port: u16) -> Option<mdns_sd::ServiceDaemon> {
+    use mdns_sd::IfKind;
     let result = (|| -> Result<mdns_sd::ServiceDaemon, mdns_sd::Error> {
         let daemon = mdns_sd::ServiceDaemon::new()?;
+        if bind.is_loopback() {
+            daemon.disable_interface(IfKind::All)?;
+            daemon.enable_interface(if bind.is_ipv4() { IfKind::LoopbackV4 } else { IfKind::LoopbackV6 })?;
+        } else if bind.is_unspecified() {
+            daemon.enable_interface(vec![IfKind::LoopbackV4, IfKind::LoopbackV6])?;
+        } else {
+            daemon.disable_interface(IfKind::All)?;
+            daemon.enable_interface(IfKind::Addr(bind))?;
+        }
         let host = std::env::var("HOSTNAME")
             .ok()
             .filter(|h| !h.is_empty())
@@ -633,7 +671,7 @@ pub fn advertise(port: u16) -> Option<mdns_sd::ServiceDaemon> {
     })();
     match result {
         Ok(daemon) => {
-            tracing::info!(port, "oscquery: advertised as _oscjson._tcp");
+            tracing::info!(port, %bind, "oscquery: advertised as _oscjson._tcp");
             Some(daemon)
         }
         Err(error) => {

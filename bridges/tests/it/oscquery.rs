@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use buoycast::observation::{Field, Measurements, Observation, ObservationEvent, StationId};
-use buoycast_bridges::cli::OscFormat;
+use buoycast_bridges::cli::{OscFormat, OscQueryLayout};
 use buoycast_bridges::mapping::Map;
 use buoycast_bridges::pipeline::{Pipeline, PipelineStats};
 use buoycast_bridges::sink::oscquery::{self, Namespace};
@@ -47,7 +47,11 @@ struct Bridge {
 
 impl Bridge {
     async fn start(format: OscFormat) -> Bridge {
-        let namespace = Arc::new(Namespace::new(Map::builtin(), format, None));
+        Bridge::start_with(format, OscQueryLayout::Strict).await
+    }
+
+    async fn start_with(format: OscFormat, layout: OscQueryLayout) -> Bridge {
+        let namespace = Arc::new(Namespace::new(Map::builtin(), format, None).with_layout(layout));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let shutdown = CancellationToken::new();
@@ -181,7 +185,7 @@ fn check_node(node: &Value, path: &str, methods: &mut Vec<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oscquery_serves_values_on_every_method_and_host_info_over_http() {
-    let bridge = Bridge::start(OscFormat::Both).await;
+    let bridge = Bridge::start_with(OscFormat::Both, OscQueryLayout::Nested).await;
 
     // Before any report: /observation already exists, its VALUE one null per argument.
     let (status, empty) = http_get(bridge.port, "/").await;
@@ -259,6 +263,35 @@ async fn oscquery_serves_values_on_every_method_and_host_info_over_http() {
     assert_eq!(info["OSC_PORT"], 57130);
     assert_eq!(info["OSC_TRANSPORT"], "UDP");
 
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_layout_lists_no_children_under_a_method_and_answers_norm_by_path() {
+    let bridge = Bridge::start(OscFormat::Both).await;
+    bridge.feed_all(vec![observation("46026", 40, &[(Field::WaveHeightM, 1.2)])]).await;
+
+    let (status, root) = http_get(bridge.port, "/").await;
+    assert_eq!(status, 200);
+    let mut methods = Vec::new();
+    check_node(&root, "/", &mut methods);
+    // /observation, and the station's 14 fields, /time and /age: no /norm listed.
+    assert_eq!(methods.len(), 1 + 14 + 2, "{methods:?}");
+    assert!(methods.iter().all(|path| !path.ends_with("/norm")), "{methods:?}");
+    let (_, wave) = http_get(bridge.port, "/buoy/46026/waveHeightM").await;
+    assert!(wave.get("CONTENTS").is_none(), "a method lists no children: {wave}");
+    assert_eq!(wave["VALUE"], json!([1.2]));
+    assert!(
+        wave["DESCRIPTION"].as_str().is_some_and(|d| d.contains("/buoy/46026/waveHeightM/norm")),
+        "{wave}"
+    );
+
+    // The /norm address is still there, asked for by path.
+    let (status, norm) = http_get(bridge.port, "/buoy/46026/waveHeightM/norm").await;
+    assert_eq!(status, 200);
+    assert_eq!(norm["FULL_PATH"], "/buoy/46026/waveHeightM/norm");
+    assert_eq!(norm["VALUE"], json!([0.12]));
+    assert_eq!(norm["RANGE"], json!([{"MIN": 0.0, "MAX": 1.0}]));
     bridge.stop().await;
 }
 
@@ -390,20 +423,38 @@ fn python_with_oscquery() -> PathBuf {
     python
 }
 
-/// Runs python-oscquery's own client against the bridge, by URL: a
-/// `ServiceInfo` made by hand instead of an mDNS browse. Prints HOST_INFO and,
-/// for each path, the node as the client parsed it or its error.
+/// Runs python-oscquery's own client against the bridge. With a port, by
+/// URL (a `ServiceInfo` made by hand); with `discover`, found over mDNS by
+/// the library's listener on a zeroconf bound to 127.0.0.1 (the
+/// announcement and the query stay on this machine). Prints the service
+/// found, HOST_INFO and, for each path, every node of the subtree as the
+/// client parsed it (path, ACCESS, VALUE) or its error.
 const PYTHON_CLIENT: &str = r#"
-import json, socket, sys
-from zeroconf import ServiceInfo
+import json, socket, sys, time
+from zeroconf import ServiceBrowser, ServiceInfo, Zeroconf
+from pythonoscquery.osc_query_browser import OSCQueryListener
 from pythonoscquery.osc_query_client import OSCQueryClient
 
-port, paths = int(sys.argv[1]), sys.argv[2:]
-info = ServiceInfo("_oscjson._tcp.local.", "buoycast-bridge._oscjson._tcp.local.",
-                   addresses=[socket.inet_aton("127.0.0.1")], port=port)
+target, paths = sys.argv[1], sys.argv[2:]
+if target == "discover":
+    zc = Zeroconf(interfaces=["127.0.0.1"])
+    listener = OSCQueryListener()
+    ServiceBrowser(zc, ["_oscjson._tcp.local."], listener)
+    deadline = time.time() + 20
+    while not listener.oscjson_services and time.time() < deadline:
+        time.sleep(0.1)
+    services = [s for s in listener.oscjson_services.values() if s is not None]
+    if not services:
+        sys.exit("no _oscjson._tcp service discovered")
+    info = services[0]
+else:
+    zc = None
+    info = ServiceInfo("_oscjson._tcp.local.", "buoycast-bridge._oscjson._tcp.local.",
+                       addresses=[socket.inet_aton("127.0.0.1")], port=int(target))
 client = OSCQueryClient(info)
 host = client.get_host_info()
-out = {"host": {"name": host.name, "extensions": host.extensions, "osc_ip": host.osc_ip,
+out = {"service": {"name": info.name, "port": info.port, "addresses": info.parsed_addresses()},
+       "host": {"name": host.name, "extensions": host.extensions, "osc_ip": host.osc_ip,
                 "osc_port": host.osc_port, "osc_transport": host.osc_transport}, "nodes": {}}
 for path in paths:
     try:
@@ -412,14 +463,16 @@ for path in paths:
                                       n.value] for n in node]}
     except Exception as error:
         out["nodes"][path] = {"error": str(error)}
+if zc is not None:
+    zc.close()
 print(json.dumps(out))
 "#;
 
-fn run_python_client(python: &Path, port: u16, paths: &[String]) -> Value {
+fn run_python_client(python: &Path, target: &str, paths: &[String]) -> Value {
     let output = Command::new(python)
         .arg("-c")
         .arg(PYTHON_CLIENT)
-        .arg(port.to_string())
+        .arg(target)
         .args(paths)
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env("no_proxy", "127.0.0.1,localhost")
@@ -430,10 +483,10 @@ fn run_python_client(python: &Path, port: u16, paths: &[String]) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_oscquery_client_reads_the_namespace_by_url() {
+async fn python_oscquery_client_discovers_the_bridge_and_reads_the_whole_namespace() {
     let python = tokio::task::spawn_blocking(python_with_oscquery).await.expect("task");
 
-    // `--osc-format observation`: the whole namespace, accepted as is.
+    // `--osc-format observation`, by URL: the whole namespace, accepted as is.
     let bridge = Bridge::start(OscFormat::Observation).await;
     bridge.feed(observation("46026", 40, &[(Field::WaveHeightM, 1.2)])).await;
     tokio::time::timeout(WAIT, async {
@@ -443,10 +496,10 @@ async fn python_oscquery_client_reads_the_namespace_by_url() {
     })
     .await
     .expect("the report reaches the namespace");
-    let port = bridge.port;
+    let target = bridge.port.to_string();
     let out = tokio::task::spawn_blocking({
         let python = python.clone();
-        move || run_python_client(&python, port, &["/".to_owned()])
+        move || run_python_client(&python, &target, &["/".to_owned()])
     })
     .await
     .expect("task");
@@ -462,39 +515,77 @@ async fn python_oscquery_client_reads_the_namespace_by_url() {
     );
     bridge.stop().await;
 
-    // `fields` (the default `both`): every node the client's model allows.
+    // The default `both` format and strict layout, discovered over mDNS (the
+    // bridge's own advertisement, on loopback as `--oscquery-bind 127.0.0.1`
+    // has it): the whole tree, every node accepted, and each `/norm` by path.
     let bridge = Bridge::start(OscFormat::Both).await;
-    bridge.feed_all(vec![observation("46026", 40, &[(Field::WaveHeightM, 1.2)])]).await;
+    let mdns = oscquery::advertise("127.0.0.1".parse().expect("ip"), bridge.port).expect("mDNS on loopback");
+    bridge
+        .feed_all(vec![
+            observation("46026", 40, &[(Field::WaveHeightM, 1.2)]),
+            observation("46042", 50, &[(Field::WaveHeightM, 2.5)]),
+        ])
+        .await;
     let (_, root) = http_get(bridge.port, "/").await;
     let mut methods = Vec::new();
     check_node(&root, "/", &mut methods);
-    let port = bridge.port;
-    let mut paths = methods.clone();
-    paths.push("/".to_owned());
-    let out =
-        tokio::task::spawn_blocking(move || run_python_client(&python, port, &paths)).await.expect("task");
-    let mut accepted = 0;
-    for path in &methods {
-        let node = &out["nodes"][path.as_str()];
-        let has_children =
-            methods.iter().any(|other| other.len() > path.len() && other.starts_with(&format!("{path}/")));
-        if has_children {
-            // python-oscquery's model: a node is a container or a method,
-            // never both, and `/buoy/{id}/{field}` has its `/norm` child.
-            assert_eq!(
-                node["error"],
-                "A node can either have child nodes (for OSC containers) or values (for OSC methods), but not both.",
-                "{path}: {node}"
-            );
-        } else {
-            assert_eq!(node["ok"][0][0], json!(path), "{path}: {node}");
-            assert_eq!(node["ok"][0][1], 1, "{path}: read-only method");
-            assert!(node["ok"][0][2].as_array().is_some_and(|v| !v.is_empty()), "{path}: VALUE {node}");
-            accepted += 1;
+    let norms: Vec<String> = methods
+        .iter()
+        .filter(|path| path.starts_with("/buoy/") && path.matches('/').count() == 3)
+        .filter(|path| !path.ends_with("/time") && !path.ends_with("/age"))
+        .map(|path| format!("{path}/norm"))
+        .collect();
+    assert_eq!(norms.len(), 2 * 14);
+    let mut paths = vec!["/".to_owned()];
+    paths.extend(norms.iter().cloned());
+    let out = tokio::task::spawn_blocking({
+        let python = python.clone();
+        move || run_python_client(&python, "discover", &paths)
+    })
+    .await
+    .expect("task");
+    let _ = mdns.shutdown();
+    assert_eq!(out["service"]["name"], "buoycast-bridge._oscjson._tcp.local.", "{out}");
+    assert_eq!(out["service"]["port"], bridge.port, "{out}");
+    assert_eq!(out["service"]["addresses"], json!(["127.0.0.1"]), "{out}");
+    assert_eq!(out["host"]["name"], "buoycast bridge");
+    let nodes = out["nodes"]["/"]["ok"].as_array().unwrap_or_else(|| panic!("the whole tree: {out}"));
+    let parsed_methods: Vec<&str> =
+        nodes.iter().filter(|node| node[1] == 1).filter_map(|node| node[0].as_str()).collect();
+    assert_eq!(parsed_methods, methods.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(parsed_methods.len(), 1 + 2 * (14 + 2));
+    for node in nodes {
+        let value = node[2].as_array();
+        match node[1].as_u64() {
+            Some(1) => assert!(value.is_some_and(|v| !v.is_empty()), "a method with VALUE: {node}"),
+            Some(0) => assert!(node[2].is_null(), "a container without VALUE: {node}"),
+            _ => panic!("ACCESS 0 or 1: {node}"),
         }
     }
-    // /observation, /time, /age and the 14 /norm leaves.
-    assert_eq!(accepted, 17, "{out}");
-    assert!(out["nodes"]["/"]["error"].as_str().is_some_and(|e| e.contains("not both")), "{out}");
+    let wave = nodes.iter().find(|node| node[0] == "/buoy/46042/waveHeightM").expect("listed");
+    assert_eq!(wave[2], json!([2.5]));
+    for path in &norms {
+        let node = &out["nodes"][path.as_str()]["ok"];
+        assert_eq!(node[0][0], json!(path), "{path}: {node}");
+        assert_eq!(node[0][1], 1, "{path}: read-only method");
+        assert_eq!(node.as_array().map(Vec::len), Some(1), "{path}: a leaf");
+    }
+    assert_eq!(out["nodes"]["/buoy/46026/waveHeightM/norm"]["ok"][0][2], json!([0.12]));
+    bridge.stop().await;
+
+    // `--oscquery-layout nested`: python-oscquery's model has a node be a
+    // container or a method, never both, so it refuses `/buoy/{id}/{field}`
+    // with its `/norm` child (and so the whole tree); every leaf still reads.
+    let bridge = Bridge::start_with(OscFormat::Both, OscQueryLayout::Nested).await;
+    bridge.feed_all(vec![observation("46026", 40, &[(Field::WaveHeightM, 1.2)])]).await;
+    let target = bridge.port.to_string();
+    let paths = vec!["/".to_owned(), "/buoy/46026/waveHeightM".to_owned(), "/buoy/46026/age".to_owned()];
+    let out =
+        tokio::task::spawn_blocking(move || run_python_client(&python, &target, &paths)).await.expect("task");
+    let refused =
+        "A node can either have child nodes (for OSC containers) or values (for OSC methods), but not both.";
+    assert_eq!(out["nodes"]["/"]["error"], refused, "{out}");
+    assert_eq!(out["nodes"]["/buoy/46026/waveHeightM"]["error"], refused, "{out}");
+    assert_eq!(out["nodes"]["/buoy/46026/age"]["ok"][0][0], "/buoy/46026/age", "{out}");
     bridge.stop().await;
 }

@@ -675,3 +675,90 @@ async fn supercollider_hears_every_station_at_once_and_again_on_resend() {
         assert!(!line.text.starts_with("ERROR"), "sclang: {}\n{}", line.text, sc.transcript());
     }
 }
+
+#[tokio::test]
+async fn pure_data_hears_every_station_at_once_then_a_smoothed_glide_and_the_state_again_on_resend() {
+    let pd = tool("pd", "puredata-core");
+    let bridge = bridge().await;
+    let app = TestApp::spawn(Backends::default()).await;
+    // The stations reported before anyone listened: 46026 at 1.1 m.
+    let before = [crate::stream::observation("46026", 1), crate::stream::observation("46042", 1)];
+    app.bus.publish(&before).await.expect("publish");
+
+    let port = free_udp_port();
+    let mut command = Command::new(pd);
+    command.args(["-nogui", "-nosound", "-nomidi", "-stderr", "-send"]);
+    command.arg(format!("buoycast-port {port}"));
+    command.arg(repo().join("patches/puredata/buoycast.pd"));
+    let mut pd = Running::spawn("pd", command);
+    pd.wait_for("buoycast-listening", |line| line.text == format!("buoycast-listening: {port}")).await;
+
+    // A map that smooths the wave height over 0.3 s; time-tagged bundles
+    // (Pd's oscparse unpacks them and plays them at once).
+    let dir = tempfile::tempdir().expect("temp dir");
+    let map = dir.path().join("smooth.toml");
+    std::fs::write(&map, "[fields.waveHeightM]\nsmooth = 0.3\n").expect("write map");
+    let control_port = free_udp_port();
+    let mut command = Command::new(bridge);
+    command.args(["--source", &app.base_url, "--osc", &format!("127.0.0.1:{port}"), "--latency", "50"]);
+    command.args(["--control", &control_port.to_string()]).arg("--map").arg(&map);
+    let _bridge = Running::spawn("bridge", command);
+
+    let station_line = |id: &str, rest: &str| format!("buoycast-buoy: {id} {rest}");
+    let time_of = |observation: &Observation| {
+        let t = observation.observed_at;
+        format!("time {} {} {} {} {}", t.year(), t.month(), t.day(), t.hour(), t.minute())
+    };
+    // The current state of both stations, without a report published meanwhile.
+    pd.wait_for("46026's state", |line| line.text == station_line("46026", &time_of(&before[0]))).await;
+    pd.wait_for("46042's state", |line| line.text == station_line("46042", &time_of(&before[1]))).await;
+    let seen = pd.seen.len();
+
+    // A new report, 1.1 m → 2.0 m: Pd hears it glide there, never jump.
+    let after = crate::stream::observation("46026", 10);
+    app.bus.publish(std::slice::from_ref(&after)).await.expect("publish");
+    pd.wait_for("the glide's end", |line| line.text == station_line("46026", "waveHeightM 2")).await;
+    let glide: Vec<f64> = pd.seen[seen..]
+        .iter()
+        .filter_map(|line| line.text.strip_prefix("buoycast-buoy: 46026 waveHeightM "))
+        .filter_map(|value| value.parse().ok())
+        .collect();
+    assert!(glide.len() >= 5, "several steps of a 0.3 s glide at 50 Hz: {glide:?}\n{}", pd.transcript());
+    assert!(glide.windows(2).all(|w| w[0] <= w[1]), "rising, never back: {glide:?}");
+    // The report's own messages carry the value reached so far (1.1), then
+    // the clock moves it: no step takes more than two ticks' worth.
+    assert!(glide[0] >= 1.1 && glide[0] < 2.0, "it starts from where it was: {glide:?}");
+    let two_ticks = 0.9 * (1.0 - (-0.04f64 / 0.3).exp());
+    assert!(glide.windows(2).all(|w| w[1] - w[0] < two_ticks), "no jump: {glide:?}");
+    // The formula: each 20 ms step keeps e^(−0.02/0.3) of the distance left
+    // (the steps while the distance is still large, Pd printing 6 digits).
+    let mut kept: Vec<f64> =
+        glide.windows(2).filter(|w| 2.0 - w[1] > 0.05).map(|w| (2.0 - w[1]) / (2.0 - w[0])).collect();
+    kept.sort_by(f64::total_cmp);
+    let median = kept[kept.len() / 2];
+    let expected = (-0.02f64 / 0.3).exp();
+    assert!(
+        (median - expected).abs() < 0.02,
+        "distance kept per step {median} against {expected}: {glide:?}"
+    );
+
+    // The patch asks for the state again (as after reopening it).
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let resend = rosc::encoder::encode(&rosc::OscPacket::Message(rosc::OscMessage {
+        addr: "/buoycast/resend".into(),
+        args: vec![],
+    }))
+    .expect("encode");
+    let seen = pd.seen.len();
+    socket.send_to(&resend, ("127.0.0.1", control_port)).await.expect("send");
+    pd.wait_for("46026's newest state", |line| line.text == station_line("46026", &time_of(&after))).await;
+    pd.wait_for("46042's state again", |line| line.text == station_line("46042", &time_of(&before[1]))).await;
+    assert!(
+        pd.seen[seen..].iter().any(|line| line.text == station_line("46026", "waveHeightM 2")),
+        "the resend carries the newest value:\n{}",
+        pd.transcript()
+    );
+    for line in &pd.seen {
+        assert!(!line.text.contains("error"), "pd: {}\n{}", line.text, pd.transcript());
+    }
+}

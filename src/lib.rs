@@ -2,7 +2,7 @@
 //! WebSocket), OSC hosts and DAWs.
 //!
 //! Module map (see `docs/ARCHITECTURE.md` for the full codemap):
-//! - [`observation`], [`station`]: the schema and its wire forms, no I/O.
+//! - [`observation`], [`station`], [`spectrum`]: the schema and its wire forms, no I/O.
 //! - [`log_throttle`]: one log line per period for a repeating condition.
 //! - [`sources::ndbc`]: the NDBC file parsers (pure; fetching the files is the worker's).
 //! - `store`: PostgreSQL and SQLite persistence (feature `server`).
@@ -16,6 +16,7 @@
 pub mod log_throttle;
 pub mod observation;
 pub mod sources;
+pub mod spectrum;
 pub mod station;
 
 #[cfg(feature = "server")]

@@ -27,6 +27,7 @@ use chrono::{Datelike, NaiveDate, Timelike};
 
 use crate::observation::{Field, Observation, StationId, TimeKey, N_FIELDS};
 use crate::sources::ndbc::parse::{parse_each, station_from_file_name, FileError};
+use crate::sources::ndbc::spectral::{self, SpectralFile};
 
 /// Output is flushed to stdout in chunks of about this many bytes.
 const OUT_CHUNK: usize = 1 << 20;
@@ -110,6 +111,16 @@ pub fn run_with_station(path: &Path, station: Option<&StationId>) -> anyhow::Res
             Ok(ExitCode::SUCCESS)
         }
         Err(error @ FileError::NotStdmet { .. }) => {
+            if let Some(station) = &station {
+                match spectral::parse(&bytes, station, path.file_name().and_then(|name| name.to_str())) {
+                    Ok(file) => {
+                        drop(err);
+                        return print_spectral(path, &file);
+                    }
+                    Err(spectral::FileError::NotSpectral) => {}
+                    Err(error) => return Err(error).with_context(|| format!("{}", path.display())),
+                }
+            }
             writeln!(err, "{}: holds no standard meteorological data, no rows: {error}", path.display())?;
             err.flush()?;
             Ok(ExitCode::SUCCESS)
@@ -121,6 +132,49 @@ pub fn run_with_station(path: &Path, station: Option<&StationId>) -> anyhow::Res
         )),
         Err(error) => Err(error).with_context(|| format!("{}", path.display())),
     }
+}
+
+/// Prints the rows of a spectral file (docs/REFERENCE.md, Command line) as
+/// JSON lines, then its bad lines and nulled values on stderr, in line order.
+fn print_spectral(path: &Path, file: &SpectralFile) -> anyhow::Result<ExitCode> {
+    let (lines, errors, rejected): (Vec<String>, _, _) = match file {
+        SpectralFile::Quantity(parsed) => (
+            parsed.rows.iter().map(|row| row.to_json().to_string()).collect(),
+            &parsed.errors,
+            &parsed.rejected,
+        ),
+        SpectralFile::Summary(parsed) => (
+            parsed.rows.iter().map(|row| row.to_json().to_string()).collect(),
+            &parsed.errors,
+            &parsed.rejected,
+        ),
+    };
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let written = lines.iter().try_for_each(|line| writeln!(out, "{line}")).and_then(|()| out.flush());
+    match written {
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        Err(error) => return Err(error).context("writing to stdout"),
+        Ok(()) => {}
+    }
+    let mut err = io::BufWriter::new(io::stderr().lock());
+    let mut notes: Vec<(usize, String)> = errors.iter().map(|e| (e.line, e.to_string())).collect();
+    notes.extend(rejected.iter().map(|r| (r.line, r.to_string())));
+    notes.sort_by_key(|(line, _)| *line);
+    for (_, note) in &notes {
+        writeln!(err, "{note}")?;
+    }
+    if !notes.is_empty() {
+        writeln!(
+            err,
+            "{}: {} rows, {} bad lines skipped, {} values set to null",
+            path.display(),
+            lines.len(),
+            errors.len(),
+            rejected.len()
+        )?;
+    }
+    err.flush()?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Longest row [`RowWriter`] can write, plus slack for padded copies: the

@@ -15,6 +15,7 @@ mod redis_topology;
 mod rest;
 mod scale;
 mod server;
+mod spectral;
 mod store;
 mod stream;
 mod tidy;

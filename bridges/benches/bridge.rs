@@ -267,7 +267,14 @@ async fn latency_through_redis(n: usize) {
 
 async fn replay_throughput(copies: usize, format: OscFormat, bundle: bool, speed: f64) {
     let path = fixture("realtime2/41002.txt");
-    let one = replay::load_file(&path).expect("the fixture is an NDBC file");
+    let one: Vec<Observation> = replay::load_file(&path)
+        .expect("the fixture is an NDBC file")
+        .into_iter()
+        .filter_map(|report| match report {
+            replay::Report::Observation(observation) => Some(observation),
+            replay::Report::Spectrum(_) => None,
+        })
+        .collect();
     let span =
         one.last().map(|l| l.observed_at).expect("rows") - one[0].observed_at + chrono::Duration::minutes(10);
     let observations: Vec<Observation> = (0..copies)
@@ -298,7 +305,8 @@ async fn replay_throughput(copies: usize, format: OscFormat, bundle: bool, speed
     };
     drop(wired.items_tx);
     let started = Instant::now();
-    let sent = replay::play(observations, speed, ctx).await;
+    let sent =
+        replay::play(observations.into_iter().map(replay::Report::Observation).collect(), speed, ctx).await;
     let stats = wired.pipeline.await.expect("pipeline");
     wired.sink.await.expect("sink");
     let elapsed = started.elapsed();

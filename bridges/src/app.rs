@@ -48,10 +48,11 @@ pub async fn run_with_stats(args: Args, shutdown: CancellationToken) -> anyhow::
         }
         return Ok(PipelineStats::default());
     }
-    let map = match &args.map {
+    let mut map = match &args.map {
         Some(path) => Map::load(path)?,
         None => Map::builtin(),
     };
+    map.spectrum_audible = args.spectrum_audible;
     if args.cc14 {
         map.check_cc14().map_err(anyhow::Error::msg)?;
     }

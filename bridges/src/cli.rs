@@ -81,6 +81,12 @@ pub struct Args {
     #[arg(long, value_name = "MS")]
     pub latency: Option<u64>,
 
+    /// Also send each wave spectrum's bands as audible frequencies
+    /// (`/buoy/{stationId}/spectrum/audible`): the ocean's 0.02–0.5 Hz mapped
+    /// pitch-linearly onto LOW–HIGH Hz. Example: --spectrum-audible 110:1760
+    #[arg(long, value_name = "LOW:HIGH")]
+    pub spectrum_audible: Option<crate::spectrum::Audible>,
+
     /// Serve the OSC address space as OSCQuery on this port. Example: --oscquery 5678
     #[arg(long, value_name = "PORT")]
     pub oscquery: Option<u16>,

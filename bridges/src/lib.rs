@@ -6,7 +6,8 @@
 //! - [`cli`]: the flags.
 //! - [`source`]: SSE, WebSocket, Redis and replay sources (one task each).
 //! - [`pipeline`]: source → fan-out to the sinks.
-//! - [`osc`], [`mapping`], [`shape`]: pure encoding, mapping and shaping math.
+//! - [`osc`], [`spectrum`], [`mapping`], [`shape`]: pure encoding (observations,
+//!   wave spectra), mapping and shaping math.
 //! - [`sink`]: OSC UDP/TCP, OSCQuery, MIDI ports, .mid file.
 //! - [`control`]: resend requests (control port, SIGUSR1, `--resend-every`).
 //! - [`app`]: wires them from the flags and shuts down cleanly.
@@ -22,3 +23,4 @@ pub mod pipeline;
 pub mod shape;
 pub mod sink;
 pub mod source;
+pub mod spectrum;

@@ -115,6 +115,9 @@ pub struct Map {
     pub notes: BTreeMap<Field, crate::sink::notes::NoteMap>,
     /// `pitchbend = true`: fields that drive their station's pitch bend (one per map).
     pub pitchbend: BTreeSet<Field>,
+    /// `--spectrum-audible`: where spectra's bands are also sent as audible
+    /// frequencies (not a map-file key).
+    pub spectrum_audible: Option<crate::spectrum::Audible>,
 }
 
 impl Default for Map {
@@ -243,6 +246,7 @@ impl Map {
             stations: BTreeMap::new(),
             notes: BTreeMap::new(),
             pitchbend: BTreeSet::new(),
+            spectrum_audible: None,
         }
     }
 

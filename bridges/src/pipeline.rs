@@ -17,6 +17,7 @@ use buoycast::observation::StationId;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::cli::OscFormat;
 use crate::control::Control;
 use crate::osc::OscEncoder;
 use crate::shape::{Shaper, TICK};
@@ -68,6 +69,8 @@ impl Pipeline {
         let mut control = self.control.take();
         // Every station's newest item (the current state a resend repeats).
         let mut state: BTreeMap<StationId, Item> = BTreeMap::new();
+        // Every station's newest spectrum, resent with it.
+        let mut spectra: BTreeMap<StationId, Item> = BTreeMap::new();
         // The newest media time so far (a replay's resend goes there).
         let mut played = std::time::Duration::ZERO;
         // The newest `/age` reference so far: the replay clock in a replay.
@@ -101,16 +104,18 @@ impl Pipeline {
                 item = items_rx.recv() => {
                     let Some(item) = item else { break };
                     stats.n_items += 1;
-                    let station = &item.event.observation.station_id;
-                    let newer = state.get(station).map_or(true, |held| {
-                        held.event.observation.observed_at <= item.event.observation.observed_at
-                    });
                     played = played.max(item.at);
                     clock = clock.max(item.now);
+                    // Spectra have their own current state and skip the shaping.
+                    let held = if item.spectrum.is_some() { &mut spectra } else { &mut state };
+                    let station = &item.event.observation.station_id;
+                    let newer = held.get(station).map_or(true, |held| {
+                        held.event.observation.observed_at <= item.event.observation.observed_at
+                    });
                     if newer {
-                        state.insert(station.clone(), item.clone());
+                        held.insert(station.clone(), item.clone());
                     }
-                    let item = match self.shaper.as_mut() {
+                    let item = match self.shaper.as_mut().filter(|_| item.spectrum.is_none()) {
                         Some(shaper) => {
                             let shaped = shaper.report(&item.event.observation, self.start.elapsed());
                             let mut item = item;
@@ -125,7 +130,7 @@ impl Pipeline {
                 Some(request) = request => match request {
                     Control::Resend { reply } => {
                         let n_stations = state.len();
-                        for held in state.values() {
+                        for held in state.values().chain(spectra.values()) {
                             self.send(self.resent(held, played, clock)).await;
                         }
                         stats.n_resent += n_stations as u64;
@@ -151,6 +156,9 @@ impl Pipeline {
         } else {
             Item { at: self.start.elapsed(), now: chrono::Utc::now(), ..held.clone() }
         };
+        if item.spectrum.is_some() {
+            return item;
+        }
         // Shaped fields at their current shaped values, everything sent.
         if let Some(shaper) = &self.shaper {
             item.event.observation = shaper.current(&item.event.observation);
@@ -161,30 +169,47 @@ impl Pipeline {
 
     /// Sends one item to every sink.
     async fn send(&self, item: Item) {
-        if let Some(encoder) = &self.encoder {
-            let observation = &item.event.observation;
-            // Built once: the OSC destinations and OSCQuery get the same messages.
-            let messages = encoder.messages_for(observation, item.now, item.send, item.tick);
-            if let Some(namespace) = &self.namespace {
-                if namespace.record(&observation.station_id, &messages) {
-                    tracing::info!(station = %observation.station_id, "new station");
-                }
+        let Some(encoder) = &self.encoder else {
+            if item.spectrum.is_none() {
+                self.send_midi(item).await;
             }
-            if !self.osc.is_empty() && !messages.is_empty() {
-                let due = self.start_wall + item.at;
-                match encoder.datagrams(&messages, due) {
-                    Ok(datagrams) => {
-                        let frame: Frame = Arc::new(datagrams);
-                        for sink in &self.osc {
-                            sink.deliver(frame.clone(), self.lossless).await;
-                        }
-                    }
-                    Err(error) => {
-                        tracing::warn!(station = %observation.station_id, error = %error, "osc: cannot encode")
-                    }
+            return;
+        };
+        let station = &item.event.observation.station_id;
+        // Built once: the OSC destinations and OSCQuery get the same messages.
+        let messages = match &item.spectrum {
+            Some(spectrum) => match encoder.format {
+                OscFormat::Observation => Vec::new(),
+                OscFormat::Both | OscFormat::Fields => {
+                    crate::spectrum::messages(&encoder.map.prefix, spectrum, encoder.map.spectrum_audible)
                 }
+            },
+            None => encoder.messages_for(&item.event.observation, item.now, item.send, item.tick),
+        };
+        if let Some(namespace) = &self.namespace {
+            if namespace.record(station, &messages) {
+                tracing::info!(station = %station, "new station");
             }
         }
+        if !self.osc.is_empty() && !messages.is_empty() {
+            let due = self.start_wall + item.at;
+            match encoder.datagrams(&messages, due) {
+                Ok(datagrams) => {
+                    let frame: Frame = Arc::new(datagrams);
+                    for sink in &self.osc {
+                        sink.deliver(frame.clone(), self.lossless).await;
+                    }
+                }
+                Err(error) => tracing::warn!(station = %station, error = %error, "osc: cannot encode"),
+            }
+        }
+        if item.spectrum.is_none() {
+            self.send_midi(item).await;
+        }
+    }
+
+    /// Hands an observation to the MIDI sink (spectra have no MIDI yet).
+    async fn send_midi(&self, item: Item) {
         if let Some(midi) = &self.midi {
             midi.deliver(item, self.lossless).await;
         }

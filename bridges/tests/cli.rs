@@ -37,6 +37,9 @@ fn help_lists_every_documented_flag() {
         "--no-snapshot",
         "--control",
         "--resend-every",
+        "--spectrum-audible",
+        "--oscquery-bind",
+        "--oscquery-layout",
     ] {
         assert!(text.contains(flag), "--help lacks {flag}:\n{text}");
     }
@@ -274,10 +277,87 @@ fn bad_values_are_refused_naming_the_flag() {
         (&["--station", "46-026"][..], "--station"),
         (&["--osc", "nowhere"][..], "--osc"),
         (&["--replay", "46026", "--speed", "0"][..], "--speed"),
+        (&["--spectrum-audible", "880:440"][..], "--spectrum-audible"),
+        (&["--oscquery-layout", "flat"][..], "--oscquery-layout"),
     ] {
         let out = bridge().args(args).output().expect("bridge runs");
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
+}
+
+/// Every OSC message in a datagram (bundles unpacked).
+fn messages_of(packet: rosc::OscPacket, out: &mut Vec<rosc::OscMessage>) {
+    match packet {
+        rosc::OscPacket::Message(message) => out.push(message),
+        rosc::OscPacket::Bundle(bundle) => bundle.content.into_iter().for_each(|p| messages_of(p, out)),
+    }
+}
+
+#[test]
+fn replay_of_a_spectral_set_sends_every_spectrum_to_osc() {
+    use buoycast::observation::StationId;
+    use buoycast::sources::ndbc::spectral::{self, SpectralFile};
+    use rosc::OscType;
+
+    let receiver = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    receiver.set_read_timeout(Some(std::time::Duration::from_secs(2))).expect("timeout");
+    let target = receiver.local_addr().expect("addr").to_string();
+    // Read while the bridge sends (a socket buffer alone holds a few dozen spectra).
+    let reader = std::thread::spawn(move || {
+        let mut messages = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = receiver.recv(&mut buf) {
+            let (_, packet) = rosc::decoder::decode_udp(&buf[..n]).expect("valid OSC");
+            messages_of(packet, &mut messages);
+        }
+        messages
+    });
+    // Any file of the set: the other four are found beside it.
+    let run = bridge()
+        .arg("--replay")
+        .arg(fixture("realtime2/41010.swr1"))
+        .args(["--speed", "1e6", "--osc", &target, "--bundle", "--spectrum-audible", "110:1760"])
+        .output()
+        .expect("bridge runs");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+
+    let messages = reader.join().expect("reader");
+    let floats = |m: &rosc::OscMessage| -> Vec<f32> {
+        m.args.iter().map(|a| if let OscType::Float(x) = a { *x } else { panic!("{m:?}") }).collect()
+    };
+    let density: Vec<&rosc::OscMessage> =
+        messages.iter().filter(|m| m.addr == "/buoy/41010/spectrum/density").collect();
+    assert_eq!(density.len(), 149, "one spectrum per time, oldest first");
+
+    // The newest spectrum (sent last) against the file's newest row.
+    let station = StationId::parse("41010").expect("id");
+    let bytes = std::fs::read(fixture("realtime2/41010.data_spec")).expect("read");
+    let Ok(SpectralFile::Quantity(parsed)) = spectral::parse(&bytes, &station, Some("41010.data_spec"))
+    else {
+        panic!("the density file parses");
+    };
+    let newest = &parsed.rows[0];
+    let expected: Vec<f32> = newest.bands.iter().map(|(_, v)| v.map_or(0.0, |v| v as f32)).collect();
+    assert_eq!(floats(density[148]), expected);
+    let last =
+        |addr: &str| messages.iter().rev().find(|m| m.addr == addr).unwrap_or_else(|| panic!("{addr}"));
+    let freqs = floats(last("/buoy/41010/spectrum/freqs"));
+    assert_eq!(freqs, newest.bands.iter().map(|(f, _)| *f as f32).collect::<Vec<_>>());
+    // 0.033 Hz lands at 110 × 16^(ln(0.033/0.02) / ln 25).
+    let audible = floats(last("/buoy/41010/spectrum/audible"));
+    let expected_low = 110.0 * 16f64.powf((0.033f64 / 0.02).ln() / 25f64.ln());
+    assert!((f64::from(audible[0]) - expected_low).abs() < 0.01, "{} vs {expected_low}", audible[0]);
+    assert!(audible.windows(2).all(|w| w[0] < w[1]));
+    for list in ["alpha1", "alpha2", "r1", "r2", "spread"] {
+        assert_eq!(floats(last(&format!("/buoy/41010/spectrum/{list}"))).len(), freqs.len(), "{list}");
+    }
+    assert_eq!(floats(last("/buoy/41010/spectrum/sepFreqHz")), vec![0.225]);
+    assert!(floats(last("/buoy/41010/spectrum/significantHeightM"))[0] > 0.5);
+    assert_eq!(
+        last("/buoy/41010/spectrum/time").args,
+        [2020, 6, 8, 3, 50].into_iter().map(OscType::Int).collect::<Vec<_>>()
+    );
+    assert!(!messages.iter().any(|m| m.addr == "/observation"), "a spectrum is not an observation");
 }

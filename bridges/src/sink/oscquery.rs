@@ -295,6 +295,30 @@ impl Namespace {
                         "DESCRIPTION": format!("seconds since the observation at station {station}, when it was sent"),
                     }),
                 );
+                // A wave spectrum's addresses, once one was sent (each list
+                // as long as the spectrum's bands).
+                let spectrum = format!("{base}/spectrum/");
+                let mut sent: Vec<(&String, &Vec<OscType>)> =
+                    state.values.iter().filter(|(path, _)| path.starts_with(&spectrum)).collect();
+                sent.sort_by(|a, b| a.0.cmp(b.0));
+                for (path, args) in sent {
+                    let type_tag: String = args
+                        .iter()
+                        .map(|arg| if matches!(arg, OscType::Int(_)) { 'i' } else { 'f' })
+                        .collect();
+                    let name = &path[spectrum.len()..];
+                    add(
+                        &mut root,
+                        path,
+                        &type_tag,
+                        json!({"DESCRIPTION": format!("wave spectrum of station {station}: {name} (docs/REFERENCE.md, OSC address space)")}),
+                    );
+                }
+                describe(
+                    &mut root,
+                    &format!("{base}/spectrum"),
+                    &format!("wave spectrum of station {station}"),
+                );
                 describe(&mut root, &base, &format!("station {station}"));
             }
             describe(&mut root, &self.map.prefix, "one container per station, added as stations appear");

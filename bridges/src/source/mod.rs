@@ -11,9 +11,11 @@ pub mod replay;
 pub mod sse;
 pub mod ws;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use buoycast::observation::{FieldSet, ObservationEvent, StationId};
+use buoycast::observation::{FieldSet, Measurements, Observation, ObservationEvent, StationId};
+use buoycast::spectrum::Spectrum;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -35,12 +37,33 @@ pub struct Item {
     /// A shaping clock step, not a report: only the fields in `send` go
     /// out (no `/observation`, `/time`, `/age`, no notes).
     pub tick: bool,
+    /// A wave spectrum instead of an observation: then `event` carries only
+    /// the station and the time (no measurements) and `send` is empty, and
+    /// the pipeline sends the spectrum's own OSC messages (no MIDI).
+    pub spectrum: Option<Arc<Spectrum>>,
 }
 
 impl Item {
     /// A report: every field sent.
     pub fn new(event: ObservationEvent, at: Duration, now: DateTime<Utc>) -> Item {
-        Item { event, at, now, send: FieldSet::ALL, tick: false }
+        Item { event, at, now, send: FieldSet::ALL, tick: false, spectrum: None }
+    }
+
+    /// A spectrum report.
+    pub fn spectrum(spectrum: Spectrum, at: Duration, now: DateTime<Utc>) -> Item {
+        let observation = Observation {
+            station_id: spectrum.station_id.clone(),
+            observed_at: spectrum.timestamp,
+            measurements: Measurements::default(),
+        };
+        Item {
+            event: ObservationEvent::new(None, observation),
+            at,
+            now,
+            send: FieldSet::EMPTY,
+            tick: false,
+            spectrum: Some(Arc::new(spectrum)),
+        }
     }
 }
 

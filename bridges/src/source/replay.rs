@@ -2,6 +2,9 @@
 //! time, oldest first. FILE is an NDBC file read through the shared parser;
 //! STATION is fetched page by page from the gateway's REST API.
 //!
+//! A spectral FILE (`41010.data_spec`, `41010w2019part.txt`, or any of its
+//! set) plays the spectra joined from the five quantity files beside it.
+//!
 //! A replay ends by itself: when the last observation is sent the source
 //! returns and the pipeline drains and exits.
 
@@ -10,7 +13,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use buoycast::observation::{Observation, ObservationEvent, StationId};
-use buoycast::sources::ndbc::parse;
+use buoycast::sources::ndbc::{parse, spectral};
+use buoycast::spectrum::{join, Quantity, Spectrum};
 
 use super::{Item, SourceContext};
 
@@ -68,21 +72,88 @@ impl ReplayTarget {
     }
 }
 
-/// Reads an NDBC file: observations oldest first (bad lines are logged and skipped).
-pub fn load_file(path: &Path) -> Result<Vec<Observation>, ReplayError> {
+/// One thing a replay plays.
+#[derive(Debug, Clone)]
+pub enum Report {
+    Observation(Observation),
+    /// A wave spectrum, joined from its set of quantity files.
+    Spectrum(Spectrum),
+}
+
+impl Report {
+    fn station(&self) -> &StationId {
+        match self {
+            Report::Observation(observation) => &observation.station_id,
+            Report::Spectrum(spectrum) => &spectrum.station_id,
+        }
+    }
+
+    fn time(&self) -> chrono::DateTime<chrono::Utc> {
+        match self {
+            Report::Observation(observation) => observation.observed_at,
+            Report::Spectrum(spectrum) => spectrum.timestamp,
+        }
+    }
+}
+
+/// Reads an NDBC file, oldest first (bad lines are logged and skipped): its
+/// observations, or for a spectral file the spectra of its set (the five
+/// quantity files beside it, docs/REFERENCE.md, Spectrum).
+pub fn load_file(path: &Path) -> Result<Vec<Report>, ReplayError> {
     let bytes = std::fs::read(path)
         .map_err(|source| ReplayError::Read { path: path.display().to_string(), source })?;
     let station = path.file_name().and_then(|name| name.to_str()).and_then(parse::station_from_file_name);
-    let parsed = parse::parse(&bytes, station.as_ref()).map_err(|error| ReplayError::NotNdbc {
-        path: path.display().to_string(),
-        reason: error.to_string(),
-    })?;
+    let parsed = match parse::parse(&bytes, station.as_ref()) {
+        Ok(parsed) => parsed,
+        Err(parse::FileError::NotStdmet { .. })
+            if station.is_some() && spectral::quantity_siblings(&path.to_string_lossy()).is_some() =>
+        {
+            return load_spectra(path, station.as_ref().expect("checked"));
+        }
+        Err(error) => {
+            return Err(ReplayError::NotNdbc { path: path.display().to_string(), reason: error.to_string() })
+        }
+    };
     for error in parsed.errors.iter().take(20) {
         tracing::warn!(file = %path.display(), line = error.line, error = ?error.kind, "replay: bad line skipped");
     }
     let mut observations = parsed.observations;
     observations.sort_by_key(|observation| observation.observed_at);
-    Ok(observations)
+    Ok(observations.into_iter().map(Report::Observation).collect())
+}
+
+/// The spectra of the set `path` belongs to, oldest first. A missing
+/// sibling is fine (its quantity is null in every band); the density file
+/// must be there.
+fn load_spectra(path: &Path, station: &StationId) -> Result<Vec<Report>, ReplayError> {
+    let not_spectral = |reason: String| ReplayError::NotNdbc { path: path.display().to_string(), reason };
+    let siblings = spectral::quantity_siblings(&path.to_string_lossy())
+        .ok_or_else(|| not_spectral("not a spectral file name".into()))?;
+    let mut rows = Vec::new();
+    let mut found = Vec::new();
+    for (quantity, name) in siblings {
+        let sibling = Path::new(&name);
+        let Ok(bytes) = std::fs::read(sibling) else {
+            if quantity == Quantity::Density {
+                return Err(not_spectral(format!("a spectrum needs its density file, {name}, beside it")));
+            }
+            continue;
+        };
+        match spectral::parse(&bytes, station, sibling.file_name().and_then(|n| n.to_str())) {
+            Ok(spectral::SpectralFile::Quantity(parsed)) => {
+                for error in parsed.errors.iter().take(20) {
+                    tracing::warn!(file = %name, line = error.line, reason = %error.reason, "replay: bad line skipped");
+                }
+                found.push(quantity.name());
+                rows.extend(parsed.rows);
+            }
+            Ok(spectral::SpectralFile::Summary(_)) => {}
+            Err(error) => return Err(not_spectral(format!("{name}: {error}"))),
+        }
+    }
+    let spectra = join(rows);
+    tracing::info!(file = %path.display(), quantities = ?found, n_spectra = spectra.len(), "replay: spectra loaded");
+    Ok(spectra.into_iter().map(Report::Spectrum).collect())
 }
 
 /// Page size asked of the gateway.
@@ -151,21 +222,25 @@ fn rest_error(station: &StationId, url: &str, reason: String) -> ReplayError {
     ReplayError::Rest { station: station.to_string(), url: url.to_owned(), reason }
 }
 
-/// Media time of an observation: its distance from the first one, divided by `speed`.
-pub fn replay_offset(first: &Observation, observation: &Observation, speed: f64) -> Duration {
-    let gap_s = (observation.observed_at - first.observed_at).num_milliseconds().max(0) as f64 / 1000.0;
+/// Media time of a report at `time`: its distance from the first one (at `first`), divided by `speed`.
+pub fn replay_offset(
+    first: chrono::DateTime<chrono::Utc>,
+    time: chrono::DateTime<chrono::Utc>,
+    speed: f64,
+) -> Duration {
+    let gap_s = (time - first).num_milliseconds().max(0) as f64 / 1000.0;
     Duration::try_from_secs_f64(gap_s / speed).unwrap_or(Duration::MAX)
 }
 
-/// Plays `observations` (oldest first): each one at `start + offset`. Returns
+/// Plays `reports` (oldest first): each one at `start + offset`. Returns
 /// how many were sent (fewer when cancelled).
-pub async fn play(observations: Vec<Observation>, speed: f64, ctx: SourceContext) -> usize {
-    let Some(first) = observations.first().cloned() else {
+pub async fn play(reports: Vec<Report>, speed: f64, ctx: SourceContext) -> usize {
+    let Some(first) = reports.first().map(Report::time) else {
         tracing::warn!("replay: nothing to play");
         return 0;
     };
     let progress = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new(observations.len() as u64);
+        let bar = indicatif::ProgressBar::new(reports.len() as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} observations ({eta} left)")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
@@ -173,11 +248,12 @@ pub async fn play(observations: Vec<Observation>, speed: f64, ctx: SourceContext
         bar
     });
     let mut sent = 0;
-    for observation in observations {
-        if !ctx.wanted(&observation.station_id) {
+    for report in reports {
+        if !ctx.wanted(report.station()) {
             continue;
         }
-        let at = replay_offset(&first, &observation, speed);
+        let now = report.time();
+        let at = replay_offset(first, now, speed);
         let due = ctx.start.checked_add(at);
         if let Some(due) = due {
             if due > tokio::time::Instant::now() {
@@ -190,8 +266,10 @@ pub async fn play(observations: Vec<Observation>, speed: f64, ctx: SourceContext
         if ctx.shutdown.is_cancelled() {
             break;
         }
-        let now = observation.observed_at;
-        let item = Item::new(ObservationEvent::new(None, observation), at, now);
+        let item = match report {
+            Report::Observation(observation) => Item::new(ObservationEvent::new(None, observation), at, now),
+            Report::Spectrum(spectrum) => Item::spectrum(spectrum, at, now),
+        };
         if ctx.items_tx.send(item).await.is_err() {
             break;
         }
@@ -213,10 +291,12 @@ pub async fn run(
     speed: f64,
     ctx: SourceContext,
 ) -> anyhow::Result<usize> {
-    let observations = match &target {
+    let reports = match &target {
         ReplayTarget::File(path) => load_file(path)?,
-        ReplayTarget::Station(station) => load_station(&source, station).await?,
+        ReplayTarget::Station(station) => {
+            load_station(&source, station).await?.into_iter().map(Report::Observation).collect()
+        }
     };
-    tracing::info!(n_observations = observations.len(), speed, "replay loaded");
-    Ok(play(observations, speed, ctx).await)
+    tracing::info!(n_reports = reports.len(), speed, "replay loaded");
+    Ok(play(reports, speed, ctx).await)
 }

@@ -241,12 +241,7 @@ fn layout_of(header: &str, file_name: Option<&str>) -> Result<Layout, FileError>
 /// The quantity letter of a historical file name: the letter between the
 /// station id and the four-digit year (`41010w2019part.txt` → density).
 fn historical_quantity(name: &str) -> Option<Quantity> {
-    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
-    let stem = base.split('.').next().unwrap_or(base).as_bytes();
-    let at = (1..stem.len().saturating_sub(4))
-        .rev()
-        .find(|&i| stem[i].is_ascii_alphabetic() && stem[i + 1..i + 5].iter().all(u8::is_ascii_digit))?;
-    match stem[at].to_ascii_lowercase() {
+    match name.as_bytes()[quantity_letter_at(name)?].to_ascii_lowercase() {
         b'w' => Some(Quantity::Density),
         b'd' => Some(Quantity::Alpha1),
         b'i' => Some(Quantity::Alpha2),
@@ -254,6 +249,52 @@ fn historical_quantity(name: &str) -> Option<Quantity> {
         b'k' => Some(Quantity::R2),
         _ => None,
     }
+}
+
+/// The file names of the five quantities of the set `file_name` belongs to
+/// (`41010.swdir` → `41010.data_spec`, `41010.swdir`, …; `41010w2019part.txt`
+/// → `41010w2019part.txt`, `41010d2019part.txt`, …), `None` when the name is
+/// not one of NDBC's spectral names.
+pub fn quantity_siblings(file_name: &str) -> Option<[(Quantity, String); 5]> {
+    const REALTIME: [(&str, Quantity); 5] = [
+        ("data_spec", Quantity::Density),
+        ("swdir", Quantity::Alpha1),
+        ("swdir2", Quantity::Alpha2),
+        ("swr1", Quantity::R1),
+        ("swr2", Quantity::R2),
+    ];
+    const HISTORICAL: [(u8, Quantity); 5] = [
+        (b'w', Quantity::Density),
+        (b'd', Quantity::Alpha1),
+        (b'i', Quantity::Alpha2),
+        (b'j', Quantity::R1),
+        (b'k', Quantity::R2),
+    ];
+    if let Some((stem, ext)) = file_name.rsplit_once('.') {
+        if REALTIME.iter().any(|(known, _)| *known == ext) {
+            return Some(REALTIME.map(|(ext, quantity)| (quantity, format!("{stem}.{ext}"))));
+        }
+    }
+    let at = quantity_letter_at(file_name)?;
+    historical_quantity(file_name)?;
+    let bytes = file_name.as_bytes();
+    Some(HISTORICAL.map(|(letter, quantity)| {
+        let mut name = bytes.to_vec();
+        name[at] = if bytes[at].is_ascii_uppercase() { letter.to_ascii_uppercase() } else { letter };
+        (quantity, String::from_utf8_lossy(&name).into_owned())
+    }))
+}
+
+/// Where the quantity letter of a historical name is: the letter right
+/// before the four-digit year, the rightmost such (in the base name).
+fn quantity_letter_at(name: &str) -> Option<usize> {
+    let base_at = name.rfind(['/', '\\']).map_or(0, |i| i + 1);
+    let base = &name[base_at..];
+    let stem = base.split('.').next().unwrap_or(base).as_bytes();
+    (1..stem.len().saturating_sub(4))
+        .rev()
+        .find(|&i| stem[i].is_ascii_alphabetic() && stem[i + 1..i + 5].iter().all(u8::is_ascii_digit))
+        .map(|i| base_at + i)
 }
 
 /// A band's centre frequency: a decimal in (0, 1) Hz.
@@ -554,6 +595,40 @@ mod tests {
         );
         assert_eq!((second.wind_wave_dir_deg, second.mean_wave_dir_deg), (Some(293), None));
         assert_eq!(parsed.errors.len(), 1, "a short row");
+    }
+
+    #[test]
+    fn siblings_name_the_five_files_of_a_set() {
+        let names = |name: &str| quantity_siblings(name).map(|set| set.map(|(_, name)| name));
+        assert_eq!(
+            names("data/41010.swdir2"),
+            Some(
+                [
+                    "data/41010.data_spec",
+                    "data/41010.swdir",
+                    "data/41010.swdir2",
+                    "data/41010.swr1",
+                    "data/41010.swr2"
+                ]
+                .map(String::from)
+            )
+        );
+        assert_eq!(
+            names("41010w2019part.txt"),
+            Some(
+                [
+                    "41010w2019part.txt",
+                    "41010d2019part.txt",
+                    "41010i2019part.txt",
+                    "41010j2019part.txt",
+                    "41010k2019part.txt"
+                ]
+                .map(String::from)
+            )
+        );
+        assert_eq!(names("46042W1996.TXT").map(|set| set[4].clone()), Some("46042K1996.TXT".to_owned()));
+        assert_eq!(names("41002.txt"), None);
+        assert_eq!(names("46035h1990.txt"), None);
     }
 
     #[test]

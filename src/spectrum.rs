@@ -289,11 +289,68 @@ impl Spectrum {
     }
 
     /// The spectrum as the streams and REST send it (docs/REFERENCE.md,
-    /// Spectrum): `{"stationId","timestamp","sepFreqHz","bands":[{"freqHz",
-    /// "density","alpha1","alpha2","r1","r2","spreadDeg"}],` and the derived
-    /// values `"significantHeightM","peakFreqHz","peakPeriodS","meanPeriodS",
-    /// "swellEnergyM2","windSeaEnergyM2"}`.
+    /// Spectrum; its [`Serialize`] form as a string).
     pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The bands as the store keeps them: JSON columns of equal length,
+    /// `{"freqHz":[…],"density":[…],"alpha1":[…],"alpha2":[…],"r1":[…],"r2":[…]}`.
+    pub fn bands_to_columns(&self) -> String {
+        let column = |get: &dyn Fn(&Band) -> Option<f64>| self.bands.iter().map(get).collect::<Vec<_>>();
+        serde_json::json!({
+            "freqHz": self.bands.iter().map(|band| band.freq_hz).collect::<Vec<_>>(),
+            "density": column(&|band| band.density),
+            "alpha1": column(&|band| band.alpha1),
+            "alpha2": column(&|band| band.alpha2),
+            "r1": column(&|band| band.r1),
+            "r2": column(&|band| band.r2),
+        })
+        .to_string()
+    }
+
+    /// Bands from [`Spectrum::bands_to_columns`]' form; `None` when it is not
+    /// that (columns missing or of different lengths, a frequency null).
+    pub fn bands_from_columns(text: &str) -> Option<Vec<Band>> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Columns {
+            freq_hz: Vec<f64>,
+            density: Vec<Option<f64>>,
+            alpha1: Vec<Option<f64>>,
+            alpha2: Vec<Option<f64>>,
+            r1: Vec<Option<f64>>,
+            r2: Vec<Option<f64>>,
+        }
+        let c: Columns = serde_json::from_str(text).ok()?;
+        let n = c.freq_hz.len();
+        if [c.density.len(), c.alpha1.len(), c.alpha2.len(), c.r1.len(), c.r2.len()]
+            .iter()
+            .any(|len| *len != n)
+        {
+            return None;
+        }
+        Some(
+            (0..n)
+                .map(|i| Band {
+                    freq_hz: c.freq_hz[i],
+                    density: c.density[i],
+                    alpha1: c.alpha1[i],
+                    alpha2: c.alpha2[i],
+                    r1: c.r1[i],
+                    r2: c.r2[i],
+                })
+                .collect(),
+        )
+    }
+}
+
+/// `{"stationId","timestamp","sepFreqHz","bands":[{"freqHz","density",
+/// "alpha1","alpha2","r1","r2","spreadDeg"}],"significantHeightM",
+/// "peakFreqHz","peakPeriodS","meanPeriodS","swellEnergyM2","windSeaEnergyM2"}`,
+/// keys in that order.
+impl Serialize for Spectrum {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
         struct Out<'a> {
@@ -344,7 +401,7 @@ impl Spectrum {
             swell_energy_m2: derived.swell_energy_m2,
             wind_sea_energy_m2: derived.wind_sea_energy_m2,
         };
-        serde_json::to_string(&out).unwrap_or_default()
+        out.serialize(serializer)
     }
 }
 

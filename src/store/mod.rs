@@ -36,6 +36,7 @@
 mod ingest;
 mod outbox;
 mod postgres;
+mod spectra;
 mod sqlite;
 
 use std::collections::HashMap;

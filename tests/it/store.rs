@@ -106,8 +106,65 @@ contract!(
         latest_obs_lists_every_station,
         a_revised_row_is_stored_and_published_again_once,
         a_station_file_outranks_latest_obs_and_null_never_erases,
+        spectra_round_trip_and_page_back_from_the_newest,
     ]
 );
+
+/// The 149 spectra of 41010's five realtime fixture files, oldest first.
+fn fixture_spectra() -> Vec<buoycast::spectrum::Spectrum> {
+    use buoycast::sources::ndbc::spectral::{self, SpectralFile};
+    let station = StationId::parse("41010").expect("id");
+    let rows = ["data_spec", "swdir", "swdir2", "swr1", "swr2"].iter().flat_map(|ext| {
+        let name = format!("41010.{ext}");
+        match spectral::parse(&fixtures::read(&format!("realtime2/{name}")), &station, Some(&name)) {
+            Ok(SpectralFile::Quantity(parsed)) => parsed.rows,
+            other => panic!("{name}: {other:?}"),
+        }
+    });
+    buoycast::spectrum::join(rows)
+}
+
+async fn spectra_round_trip_and_page_back_from_the_newest(store: Store) {
+    let spectra = fixture_spectra();
+    assert_eq!(spectra.len(), 149);
+    assert_eq!(store.upsert_spectra(&spectra).await.expect("store").len(), 149);
+    assert!(store.upsert_spectra(&spectra).await.expect("store again").is_empty(), "nothing changed");
+    let mut revised = spectra[148].clone();
+    revised.bands[10].density = Some(9.5);
+    assert_eq!(
+        store.upsert_spectra(&[revised.clone()]).await.expect("store a change"),
+        vec![revised.clone()]
+    );
+
+    let station = StationId::parse("41010").expect("id");
+    let page = store
+        .spectra_by_station(&station, PageQuery { page: 1, limit: 10, since: None })
+        .await
+        .expect("page 1");
+    assert_eq!(page.total, 149);
+    let mut expected = spectra[139..].to_vec();
+    expected[9] = revised;
+    assert_eq!(page.items, expected, "the newest ten, oldest first, values exact");
+    let page2 = store
+        .spectra_by_station(&station, PageQuery { page: 2, limit: 10, since: None })
+        .await
+        .expect("page 2");
+    assert_eq!(page2.items, spectra[129..139].to_vec());
+    let since = spectra[146].timestamp;
+    let after = store
+        .spectra_by_station(&station, PageQuery { page: 1, limit: 100, since: Some(since) })
+        .await
+        .expect("since");
+    assert_eq!((after.total, after.items.len()), (2, 2), "since is exclusive");
+    let none = store
+        .spectra_by_station(
+            &StationId::parse("46026").expect("id"),
+            PageQuery { page: 1, limit: 10, since: None },
+        )
+        .await
+        .expect("another station");
+    assert_eq!((none.total, none.items.len()), (0, 0));
+}
 
 // ---------------------------------------------------------------------------
 // Fixture rows

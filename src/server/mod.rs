@@ -201,6 +201,7 @@ pub fn app(state: AppState) -> Router {
     let history = Router::new()
         .route("/v1/observations", get(rest::history))
         .route("/v1/observations/by-station/{id}", get(rest::by_station))
+        .route("/v1/spectra/by-station/{id}", get(rest::spectra_by_station))
         .route("/v1/stations", get(rest::stations))
         .route("/v1/stations/{id}", get(rest::station))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard::rate_limit))

@@ -72,6 +72,14 @@ pub fn spec() -> Value {
                 "parameters": [station_param, page, limit, time("since", "Only observations strictly after this time (exclusive, so polling with the last time seen repeats nothing)")],
                 "responses": with_errors(json!({ "description": "A page", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ObservationPage" } } } }))
             }},
+            "/v1/spectra/by-station/{id}": { "get": {
+                "summary": "One station's directional wave spectra, paged from the newest",
+                "description": "Paged as /v1/observations/by-station/{id}. Each spectrum carries its bands (frequency, density, directions, r1, r2, spread) and the values derived from them.",
+                "parameters": [station_param, page, limit, time("since", "Only spectra strictly after this time")],
+                "responses": with_errors(json!({ "description": "A page", "content": { "application/json": { "schema": { "type": "object", "properties": {
+                    "data": { "type": "array", "items": { "$ref": "#/components/schemas/Spectrum" } },
+                    "meta": { "$ref": "#/components/schemas/PageMeta" } } } } } }))
+            }},
             "/v1/observations": { "get": {
                 "summary": "History across stations, newest first",
                 "parameters": [
@@ -98,6 +106,19 @@ pub fn spec() -> Value {
         "components": {
             "schemas": {
                 "Observation": { "type": "object", "properties": observation_props, "required": ["stationId", "observedAt"] },
+                "Spectrum": { "type": "object", "required": ["stationId", "timestamp", "bands"], "properties": {
+                    "stationId": { "type": "string" }, "timestamp": { "type": "string", "format": "date-time" },
+                    "sepFreqHz": { "type": ["number", "null"], "description": "Swell / wind-sea separation frequency, Hz" },
+                    "bands": { "type": "array", "items": { "type": "object", "properties": {
+                        "freqHz": { "type": "number" },
+                        "density": { "type": ["number", "null"], "description": "m²/Hz" },
+                        "alpha1": { "type": ["number", "null"], "description": "mean direction, degrees" },
+                        "alpha2": { "type": ["number", "null"], "description": "principal direction, degrees" },
+                        "r1": { "type": ["number", "null"] }, "r2": { "type": ["number", "null"] },
+                        "spreadDeg": { "type": ["number", "null"] } } } },
+                    "significantHeightM": { "type": ["number", "null"] }, "peakFreqHz": { "type": ["number", "null"] },
+                    "peakPeriodS": { "type": ["number", "null"] }, "meanPeriodS": { "type": ["number", "null"] },
+                    "swellEnergyM2": { "type": ["number", "null"] }, "windSeaEnergyM2": { "type": ["number", "null"] } } },
                 "PageMeta": { "type": "object", "properties": { "page": { "type": "integer" }, "limit": { "type": "integer" }, "total": { "type": "integer" } } },
                 "ObservationPage": { "type": "object", "properties": {
                     "data": { "type": "array", "items": { "$ref": "#/components/schemas/Observation" } },

@@ -1,5 +1,5 @@
-//! The REST endpoints (docs/API.md, History): observation history and station
-//! metadata.
+//! The REST endpoints (docs/API.md, History): observation and spectrum
+//! history and station metadata.
 //!
 //! Shapes are the original system's (compatible): paginated lists are
 //! `{"data":[…],"meta":{"page","limit","total"}}`; single items `{"data":{…}}`.
@@ -28,21 +28,46 @@ pub async fn by_station(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let station = station_path(&id)?;
-    let params = Params::parse(query.as_deref());
-    let page = params.number("page", 1, 1, 1_000_000)?;
-    let limit = params.number_clamped("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
-    let since = params.time("since")?;
+    let query = page_query(query.as_deref())?;
     let result = state
         .store
-        .observations_by_station(&station, PageQuery { page, limit, since })
+        .observations_by_station(&station, query)
         .await
         .map_err(|error| ApiError::internal(&error))?;
     state.metrics.observations_queried.inc_by(result.items.len() as u64);
     Ok(Json(json!({
         "data": result.items,
-        "meta": { "page": page, "limit": limit, "total": result.total },
+        "meta": { "page": query.page, "limit": query.limit, "total": result.total },
     }))
     .into_response())
+}
+
+/// `GET /v1/spectra/by-station/{id}?page=&limit=&since=`: a station's wave
+/// spectra (docs/REFERENCE.md, Spectrum), paged as `by_station`.
+pub async fn spectra_by_station(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let station = station_path(&id)?;
+    let query = page_query(query.as_deref())?;
+    let result =
+        state.store.spectra_by_station(&station, query).await.map_err(|error| ApiError::internal(&error))?;
+    Ok(Json(json!({
+        "data": result.items,
+        "meta": { "page": query.page, "limit": query.limit, "total": result.total },
+    }))
+    .into_response())
+}
+
+/// `?page=&limit=&since=` of the by-station endpoints.
+fn page_query(query: Option<&str>) -> Result<PageQuery, ApiError> {
+    let params = Params::parse(query);
+    Ok(PageQuery {
+        page: params.number("page", 1, 1, 1_000_000)?,
+        limit: params.number_clamped("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?,
+        since: params.time("since")?,
+    })
 }
 
 /// `GET /v1/observations?station=&since=&until=&limit=`: newest first.

@@ -367,6 +367,7 @@ async fn openapi_describes_every_route() {
         "/v1/observations/stream",
         "/v1/observations/ws",
         "/v1/observations/by-station/{id}",
+        "/v1/spectra/by-station/{id}",
         "/v1/observations",
         "/v1/stations",
         "/v1/stations/{id}",
@@ -394,4 +395,31 @@ async fn slow_request_heads_are_cut_off() {
     let mut buffer = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut buffer)).await;
     assert!(read.is_ok(), "the server closed a slowloris connection");
+}
+
+#[tokio::test]
+async fn spectra_by_station_serves_stored_spectra_with_their_derived_values() {
+    let app = TestApp::spawn(Backends::default()).await;
+    let spectra = crate::harness::fixtures::spectra_41010();
+    app.store.upsert_spectra(&spectra).await.expect("store");
+
+    let (status, body) = get(&app, "/v1/spectra/by-station/41010?limit=2").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["meta"], serde_json::json!({"page": 1, "limit": 2, "total": 149}));
+    let data = body["data"].as_array().expect("data");
+    assert_eq!(data.len(), 2);
+    let newest = &data[1];
+    assert_eq!(newest["timestamp"], "2020-06-08T03:50:00Z");
+    assert_eq!(newest["sepFreqHz"], 0.225);
+    let expected: serde_json::Value = serde_json::from_str(&spectra[148].to_json()).expect("json");
+    assert_eq!(newest, &expected);
+    assert_eq!(newest["bands"].as_array().map(Vec::len), Some(46));
+    assert!(newest["significantHeightM"].as_f64().is_some_and(|hs| hs > 0.5 && hs < 2.0), "{newest}");
+    assert!(newest["bands"][6]["spreadDeg"].is_number());
+
+    let (status, body) = get(&app, "/v1/spectra/by-station/41010?since=2020-06-08T02:50:00Z").await;
+    assert_eq!((status, body["meta"]["total"].as_u64()), (200, Some(1)));
+    let (status, body) = get(&app, "/v1/spectra/by-station/41010?limit=x").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "VALIDATION_ERROR");
 }

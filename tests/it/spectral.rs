@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::Command;
 
 use buoycast::observation::StationId;
-use buoycast::sources::ndbc::spectral::{self, FileError, SpectralFile};
-use buoycast::spectrum::{join, Quantity, SpectralRow};
+use buoycast::sources::ndbc::spectral::{self, FileError};
+use buoycast::spectrum::{join, Quantity};
 use serde_json::Value;
 
 use crate::harness::fixtures;
@@ -85,24 +85,9 @@ fn the_cli_says_what_it_nulled_and_keeps_the_row() {
     assert!(stderr.contains("1073 rows, 0 bad lines skipped, 6 values set to null"), "{stderr}");
 }
 
-fn quantity_file(file: &str) -> Vec<SpectralRow> {
-    let name = file.rsplit('/').next().expect("name");
-    let station = StationId::parse(&name[..5]).expect("id");
-    match spectral::parse(&fixtures::read(file), &station, Some(name)) {
-        Ok(SpectralFile::Quantity(parsed)) => {
-            assert!(parsed.errors.is_empty(), "{file}: {:?}", parsed.errors);
-            parsed.rows
-        }
-        other => panic!("{file}: {other:?}"),
-    }
-}
-
 #[test]
 fn the_five_realtime_files_join_into_one_spectrum_per_time() {
-    let rows = ["data_spec", "swdir", "swdir2", "swr1", "swr2"]
-        .iter()
-        .flat_map(|ext| quantity_file(&format!("realtime2/41010.{ext}")));
-    let spectra = join(rows);
+    let spectra = fixtures::spectra_41010();
     assert_eq!(spectra.len(), 149);
     let newest = spectra.last().expect("spectra");
     assert_eq!(newest.timestamp.to_rfc3339(), "2020-06-08T03:50:00+00:00");
@@ -135,7 +120,7 @@ fn the_five_realtime_files_join_into_one_spectrum_per_time() {
 fn the_five_historical_files_join_with_r1_and_r2_on_the_unit_scale() {
     let rows = ["w", "d", "i", "j", "k"]
         .iter()
-        .flat_map(|q| quantity_file(&format!("historical/41010{q}2019part.txt")));
+        .flat_map(|q| fixtures::spectral_rows(&format!("historical/41010{q}2019part.txt")));
     let spectra = join(rows);
     assert_eq!(spectra.len(), 99);
     let first = &spectra[0];

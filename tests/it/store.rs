@@ -110,22 +110,8 @@ contract!(
     ]
 );
 
-/// The 149 spectra of 41010's five realtime fixture files, oldest first.
-fn fixture_spectra() -> Vec<buoycast::spectrum::Spectrum> {
-    use buoycast::sources::ndbc::spectral::{self, SpectralFile};
-    let station = StationId::parse("41010").expect("id");
-    let rows = ["data_spec", "swdir", "swdir2", "swr1", "swr2"].iter().flat_map(|ext| {
-        let name = format!("41010.{ext}");
-        match spectral::parse(&fixtures::read(&format!("realtime2/{name}")), &station, Some(&name)) {
-            Ok(SpectralFile::Quantity(parsed)) => parsed.rows,
-            other => panic!("{name}: {other:?}"),
-        }
-    });
-    buoycast::spectrum::join(rows)
-}
-
 async fn spectra_round_trip_and_page_back_from_the_newest(store: Store) {
-    let spectra = fixture_spectra();
+    let spectra = fixtures::spectra_41010();
     assert_eq!(spectra.len(), 149);
     assert_eq!(store.upsert_spectra(&spectra).await.expect("store").len(), 149);
     assert!(store.upsert_spectra(&spectra).await.expect("store again").is_empty(), "nothing changed");

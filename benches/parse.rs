@@ -9,13 +9,19 @@
 //! `target/release/buoycast parse FILE > /dev/null`).
 //!
 //! Prints the best of 3 runs of [`parse`] (collecting every observation) and
-//! of [`parse_each`] (streaming, as `buoycast parse` uses it).
+//! of [`parse_each`] (streaming, as `buoycast parse` uses it); then the same
+//! for the wave-spectrum parser on synthetic files built alike from the
+//! realtime `41010.data_spec` (`value (freq)` pairs) and the historical
+//! `41010w2019part.txt` (one value per header frequency), a quarter of the
+//! size each, and the spectra's join.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use buoycast::sources::ndbc::parse::{parse, parse_each, station_from_file_name};
+use buoycast::sources::ndbc::spectral::{self, SpectralFile};
+use buoycast::spectrum::join;
 
 fn fixture(relative: &str) -> Vec<u8> {
     let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ndbc")).join(relative);
@@ -30,6 +36,18 @@ fn data_rows(bytes: &[u8]) -> &[u8] {
         rest = &rest[end..];
     }
     rest
+}
+
+/// A file of `target_bytes`: `relative`'s header, then its data rows again and again.
+fn repeat_rows(relative: &str, target_bytes: usize) -> Vec<u8> {
+    let file = fixture(relative);
+    let header_end = memchr::memchr(b'\n', &file).map_or(file.len(), |end| end + 1);
+    let mut out = Vec::with_capacity(target_bytes + file.len());
+    out.extend_from_slice(&file[..header_end]);
+    while out.len() < target_bytes {
+        out.extend_from_slice(&file[header_end..]);
+    }
+    out
 }
 
 fn build(target_bytes: usize) -> Vec<u8> {
@@ -111,6 +129,40 @@ fn main() {
             },
             |n_rows| *n_rows,
         ),
+    );
+    let spectral_station = station_from_file_name("41010.data_spec").expect("a valid name");
+    for (relative, name) in [
+        ("realtime2/41010.data_spec", "41010.data_spec"),
+        ("historical/41010w2019part.txt", "41010w2019part.txt"),
+    ] {
+        let bytes = repeat_rows(relative, megabytes * 250_000);
+        let rows = |file: &SpectralFile| match file {
+            SpectralFile::Quantity(parsed) => parsed.rows.len(),
+            SpectralFile::Summary(parsed) => parsed.rows.len(),
+        };
+        report(
+            &format!("spectral {name}"),
+            bytes.len(),
+            best_of_3(|| spectral::parse(&bytes, &spectral_station, Some(name)).expect("spectral"), rows),
+        );
+    }
+    let rows = match spectral::parse(
+        &repeat_rows("realtime2/41010.data_spec", 20_000_000),
+        &spectral_station,
+        Some("41010.data_spec"),
+    ) {
+        Ok(SpectralFile::Quantity(parsed)) => parsed.rows,
+        other => panic!("{other:?}"),
+    };
+    let n = rows.len();
+    let started = Instant::now();
+    let spectra = black_box(join(rows));
+    println!(
+        "{:<32} {:>8.2} M rows/s  ({n} density rows into {} spectra in {:.3} s)",
+        "join (density only)",
+        n as f64 / 1e6 / started.elapsed().as_secs_f64(),
+        spectra.len(),
+        started.elapsed().as_secs_f64()
     );
     if std::env::var_os("BUOYCAST_BENCH_FILE").is_some() {
         println!("kept {} for: target/release/buoycast parse {} > /dev/null", path.display(), path.display());

@@ -26,6 +26,10 @@ pub const DEFAULT_FILE: &str = "buoycast.toml";
 /// Stations polled per-station by default: well-known, long-lived buoys.
 pub const DEFAULT_STATIONS: [&str; 6] = ["41002", "44013", "46026", "46042", "46097", "tplm2"];
 
+/// The default stations that publish directional wave spectra (46097 and
+/// TPLM2 publish none).
+pub const DEFAULT_SPECTRAL_STATIONS: [&str; 4] = ["41002", "44013", "46026", "46042"];
+
 /// Errors of loading the configuration. Every variant names the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -232,6 +236,9 @@ pub struct IngestConfig {
     /// How often `latest_obs.txt` is polled, in milliseconds (conditional
     /// GET: an unchanged file costs NDBC a 304). Station files keep `interval_ms`.
     pub latest_obs_interval_ms: u64,
+    /// Stations whose directional wave spectra are fetched (the five
+    /// realtime spectral files, every `interval_ms`).
+    pub spectral_stations: Vec<String>,
 }
 
 /// Streaming behaviour.
@@ -334,6 +341,7 @@ const ENV_KEYS: &[(&str, &str, EnvKind)] = &[
     ("BUOYCAST_STATIONS", "ingest.stations", EnvKind::List),
     ("BUOYCAST_LATEST_OBS", "ingest.latest_obs", EnvKind::Bool),
     ("BUOYCAST_LATEST_OBS_INTERVAL_MS", "ingest.latest_obs_interval_ms", EnvKind::Int),
+    ("BUOYCAST_SPECTRAL_STATIONS", "ingest.spectral_stations", EnvKind::List),
     ("BUOYCAST_KEEPALIVE_SECS", "stream.keepalive_secs", EnvKind::Int),
     ("BUOYCAST_MAX_CONNECTIONS", "stream.max_connections", EnvKind::Int),
     ("BUOYCAST_CLIENT_QUEUE", "stream.client_queue", EnvKind::Int),
@@ -494,6 +502,10 @@ impl Config {
             StationId::parse(station)
                 .map_err(|error| ConfigError::invalid("ingest.stations", None, error.to_string()))?;
         }
+        for station in &self.ingest.spectral_stations {
+            StationId::parse(station)
+                .map_err(|error| ConfigError::invalid("ingest.spectral_stations", None, error.to_string()))?;
+        }
         let positive = [
             ("stream.keepalive_secs", self.stream.keepalive_secs),
             ("stream.max_connections", self.stream.max_connections as u64),
@@ -553,6 +565,11 @@ impl Config {
         self.ingest.stations.iter().filter_map(|id| StationId::parse(id).ok()).collect()
     }
 
+    /// Stations whose wave spectra are polled, validated.
+    pub fn spectral_stations(&self) -> Vec<StationId> {
+        self.ingest.spectral_stations.iter().filter_map(|id| StationId::parse(id).ok()).collect()
+    }
+
     /// The store URL: PostgreSQL when configured, else the SQLite file.
     pub fn store_url(&self) -> String {
         match &self.database_url {
@@ -597,6 +614,7 @@ fn parse_net(text: &str) -> Option<ipnet::IpNet> {
 
 fn defaults() -> Result<config::ConfigBuilder<config::builder::DefaultState>, ConfigError> {
     let stations: Vec<String> = DEFAULT_STATIONS.iter().map(|s| (*s).to_owned()).collect();
+    let spectral: Vec<String> = DEFAULT_SPECTRAL_STATIONS.iter().map(|s| (*s).to_owned()).collect();
     let empty: Vec<String> = Vec::new();
     config::Config::builder()
         .set_default("listen", "127.0.0.1:3000")
@@ -610,6 +628,7 @@ fn defaults() -> Result<config::ConfigBuilder<config::builder::DefaultState>, Co
         .and_then(|b| b.set_default("ingest.stations", stations))
         .and_then(|b| b.set_default("ingest.latest_obs", true))
         .and_then(|b| b.set_default("ingest.latest_obs_interval_ms", 60_000))
+        .and_then(|b| b.set_default("ingest.spectral_stations", spectral))
         .and_then(|b| b.set_default("stream.keepalive_secs", 15))
         .and_then(|b| b.set_default("stream.max_connections", 20_000))
         .and_then(|b| b.set_default("stream.client_queue", 256))

@@ -38,7 +38,8 @@ pub struct Args {
     pub redis: Option<String>,
 
     /// Play history instead of the live stream: a station id (from the
-    /// gateway's REST API) or an NDBC file. Example: --replay 46026
+    /// gateway's REST API) or an NDBC file (a spectral file plays the wave
+    /// spectra of the five files beside it). Example: --replay 46026
     #[arg(long, value_name = "STATION|FILE")]
     pub replay: Option<String>,
 

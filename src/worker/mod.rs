@@ -42,7 +42,9 @@ use crate::bus::Bus;
 use crate::config::{Config, NdbcConfig};
 use crate::observation::{Field, StationId, N_FIELDS};
 use crate::sources::ndbc::parse::{self, LineError, ValueRejection};
+use crate::sources::ndbc::spectral;
 use crate::sources::ndbc::stations::parse_active_stations;
+use crate::spectrum::{join, Quantity};
 use crate::store::{self, ClaimedSource, Delivery, Origin, SourceUpdate, Store};
 
 pub use fetch::{FetchError, Fetched, Fetcher, Validators};
@@ -74,6 +76,8 @@ pub struct WorkerOptions {
     pub ndbc: NdbcConfig,
     /// Stations whose realtime file is polled.
     pub stations: Vec<StationId>,
+    /// Stations whose wave spectra (five realtime files) are polled.
+    pub spectral_stations: Vec<StationId>,
     /// Whether `latest_obs.txt` is polled.
     pub latest_obs: bool,
     /// Whether `activestations.xml` is polled (at start, then every `stations_interval`).
@@ -112,6 +116,7 @@ impl WorkerOptions {
         WorkerOptions {
             ndbc: config.ndbc.clone(),
             stations: config.stations(),
+            spectral_stations: config.spectral_stations(),
             latest_obs: config.ingest.latest_obs,
             station_metadata: true,
             interval,
@@ -139,6 +144,7 @@ impl WorkerOptions {
             sources.push(Source::LatestObs);
         }
         sources.extend(self.stations.iter().cloned().map(Source::Station));
+        sources.extend(self.spectral_stations.iter().cloned().map(Source::spectrum));
         sources
     }
 }
@@ -160,6 +166,8 @@ pub struct PollReport {
     pub parse_errors: usize,
     /// Implausible values stored as null in rows that were kept.
     pub values_rejected: usize,
+    /// Wave spectra stored new or changed.
+    pub spectra: usize,
 }
 
 /// The worker. Cheap to clone; clones share the client, store, bus and metrics.
@@ -285,6 +293,7 @@ impl Worker {
                     report.inserted += source_report.inserted;
                     report.parse_errors += source_report.parse_errors;
                     report.values_rejected += source_report.values_rejected;
+                    report.spectra += source_report.spectra;
                 }
                 Err(error) => {
                     first_error.get_or_insert(error);
@@ -406,7 +415,7 @@ impl Worker {
         let next_due_in = match source {
             Source::Stations => options.stations_interval,
             Source::LatestObs => options.latest_obs_interval,
-            Source::Station(_) => options.interval,
+            Source::Station(_) | Source::Spectrum { .. } => options.interval,
         };
         SourceResult {
             update: SourceUpdate {
@@ -480,6 +489,9 @@ impl Worker {
                 }
             };
         }
+        if let Source::Spectrum { station, .. } = source {
+            return self.ingest_spectra(source, station, body).await;
+        }
         let station = match source {
             Source::Station(id) => Some(id),
             _ => None,
@@ -515,6 +527,79 @@ impl Worker {
             values_rejected: parsed.rejected.len(),
             ..Default::default()
         }))
+    }
+
+    /// Stores a station's spectra: `density` is its fetched `.data_spec`;
+    /// the four directional files are fetched beside it (whole: NDBC writes
+    /// the five together, so only the density file's validators decide
+    /// whether anything changed). A sibling that fails leaves its quantity
+    /// null in this round's spectra and is logged; an unusable density file
+    /// fails the source.
+    async fn ingest_spectra(
+        &self,
+        source: &Source,
+        station: &StationId,
+        density: &[u8],
+    ) -> Result<Result<PollReport, String>, Error> {
+        let inner = &self.inner;
+        let url = source.url(&inner.options.ndbc);
+        let Some(siblings) = spectral::quantity_siblings(&url) else {
+            return Ok(Err(format!("{url} is not a spectral file URL")));
+        };
+        let mut rows = Vec::new();
+        let mut n_bad = 0;
+        for (quantity, sibling_url) in siblings {
+            let fetched;
+            let body = if quantity == Quantity::Density {
+                density
+            } else {
+                match inner.fetcher.get(&sibling_url, &Validators::default()).await {
+                    Ok(Fetched::Modified { body, .. }) => {
+                        fetched = body;
+                        &fetched[..]
+                    }
+                    Ok(Fetched::NotModified) => continue,
+                    Err(error) => {
+                        tracing::warn!(source = source.label(), url = %sibling_url, error = %error, "spectral file not fetched; its quantity is null this round");
+                        continue;
+                    }
+                }
+            };
+            let (complete, cut) = complete_lines(body);
+            match spectral::parse(complete, station, sibling_url.rsplit('/').next()) {
+                Ok(spectral::SpectralFile::Quantity(parsed)) => {
+                    n_bad += parsed.errors.len() + usize::from(cut);
+                    if let Some(first) = parsed.errors.first() {
+                        tracing::warn!(source = source.label(), url = %sibling_url, n_bad = parsed.errors.len(), first = %first, "skipped bad spectral lines");
+                    }
+                    rows.extend(parsed.rows);
+                }
+                Ok(spectral::SpectralFile::Summary(_)) | Err(_) if quantity != Quantity::Density => {
+                    n_bad += 1;
+                    tracing::warn!(source = source.label(), url = %sibling_url, "not a spectral file; its quantity is null this round");
+                }
+                Ok(spectral::SpectralFile::Summary(_)) => {
+                    inner.metrics.parse_errors.inc();
+                    return Ok(Err("unusable spectral file: a summary, not densities".to_owned()));
+                }
+                Err(error) => {
+                    inner.metrics.parse_errors.inc();
+                    return Ok(Err(format!("unusable spectral file: {error}")));
+                }
+            }
+        }
+        if n_bad > 0 {
+            inner.metrics.parse_errors.inc_by(n_bad as u64);
+        }
+        let spectra = join(rows);
+        let changed = inner.store.upsert_spectra(&spectra).await?;
+        tracing::debug!(
+            source = source.label(),
+            n_spectra = spectra.len(),
+            n_changed = changed.len(),
+            "spectra stored"
+        );
+        Ok(Ok(PollReport { spectra: changed.len(), parse_errors: n_bad, ..Default::default() }))
     }
 
     /// Runs the poll loop and the outbox loop until `shutdown` is cancelled,

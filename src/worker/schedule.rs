@@ -1,6 +1,7 @@
 //! What the worker polls and when: the [`Source`]s (the all-stations
-//! `latest_obs.txt`, the `activestations.xml` metadata, and one realtime2
-//! file per configured station), their keys in the store's `ingest_sources`
+//! `latest_obs.txt`, the `activestations.xml` metadata, one realtime2
+//! file per configured station, and the spectral files of each spectral
+//! station), their keys in the store's `ingest_sources`
 //! table, their URLs, and the retry delay after failures (exponential
 //! backoff with equal jitter, capped).
 //!
@@ -23,15 +24,31 @@ pub enum Source {
     Stations,
     /// `{ndbc.realtime_base}/{ID}.txt`: one station's 45-day file.
     Station(StationId),
+    /// `{ndbc.realtime_base}/{ID}.data_spec` and its four directional
+    /// siblings: one station's wave spectra (built with [`Source::spectrum`]).
+    Spectrum {
+        /// The station.
+        station: StationId,
+        /// `{id}.spectrum`, kept so [`Source::label`] can lend it.
+        label: String,
+    },
 }
 
 impl Source {
-    /// Its key in `ingest_sources`: `latest_obs`, `stations`, `station:{id}`.
+    /// A station's wave spectra.
+    pub fn spectrum(station: StationId) -> Source {
+        let label = format!("{station}.spectrum");
+        Source::Spectrum { station, label }
+    }
+
+    /// Its key in `ingest_sources`: `latest_obs`, `stations`, `station:{id}`,
+    /// `spectrum:{id}`.
     pub fn key(&self) -> String {
         match self {
             Source::LatestObs => "latest_obs".to_owned(),
             Source::Stations => "stations".to_owned(),
             Source::Station(id) => format!("station:{id}"),
+            Source::Spectrum { station, .. } => format!("spectrum:{station}"),
         }
     }
 
@@ -40,32 +57,49 @@ impl Source {
         match key {
             "latest_obs" => Some(Source::LatestObs),
             "stations" => Some(Source::Stations),
-            _ => key.strip_prefix("station:").and_then(|id| StationId::parse(id).ok()).map(Source::Station),
+            _ => {
+                let (kind, id) = key.split_once(':')?;
+                let id = StationId::parse(id).ok()?;
+                match kind {
+                    "station" => Some(Source::Station(id)),
+                    "spectrum" => Some(Source::spectrum(id)),
+                    _ => None,
+                }
+            }
         }
     }
 
-    /// The label in metrics and logs: `latest_obs`, `stations` or the station id.
+    /// The label in metrics and logs: `latest_obs`, `stations`, the station
+    /// id, or `{id}.spectrum`.
     pub fn label(&self) -> &str {
         match self {
             Source::LatestObs => "latest_obs",
             Source::Stations => "stations",
             Source::Station(id) => id.as_str(),
+            Source::Spectrum { label, .. } => label,
         }
     }
 
-    /// Where to fetch it. Realtime file names are the upper-case id (`TPLM2.txt`).
+    /// Where to fetch it. Realtime file names are the upper-case id
+    /// (`TPLM2.txt`); a spectrum's URL is its density file's.
     pub fn url(&self, ndbc: &NdbcConfig) -> String {
         match self {
             Source::LatestObs => ndbc.latest_obs_url.clone(),
             Source::Stations => ndbc.stations_url.clone(),
             Source::Station(id) => station_url(&ndbc.realtime_base, id),
+            Source::Spectrum { station, .. } => realtime_url(&ndbc.realtime_base, station, "data_spec"),
         }
     }
 }
 
 /// `{base}/{ID}.txt` with the id in upper case.
 pub fn station_url(realtime_base: &str, id: &StationId) -> String {
-    format!("{}/{}.txt", realtime_base.trim_end_matches('/'), id.as_str().to_ascii_uppercase())
+    realtime_url(realtime_base, id, "txt")
+}
+
+/// `{base}/{ID}.{extension}` with the id in upper case.
+pub fn realtime_url(realtime_base: &str, id: &StationId, extension: &str) -> String {
+    format!("{}/{}.{extension}", realtime_base.trim_end_matches('/'), id.as_str().to_ascii_uppercase())
 }
 
 /// The delay before retrying after `failures` failures in a row (at least 1):
@@ -89,7 +123,9 @@ mod tests {
     #[test]
     fn keys_round_trip_and_urls_use_upper_case_ids() {
         let tplm2 = Source::Station(StationId::parse("TPLM2").expect("valid id"));
-        for source in [Source::LatestObs, Source::Stations, tplm2.clone()] {
+        let spectrum = Source::spectrum(StationId::parse("41002").expect("valid id"));
+        assert_eq!((spectrum.key().as_str(), spectrum.label()), ("spectrum:41002", "41002.spectrum"));
+        for source in [Source::LatestObs, Source::Stations, tplm2.clone(), spectrum] {
             assert_eq!(Source::from_key(&source.key()), Some(source.clone()));
         }
         assert_eq!(tplm2.key(), "station:tplm2");

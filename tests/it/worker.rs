@@ -44,6 +44,7 @@ pub fn options(server: &NdbcServer, stations: &[&str]) -> WorkerOptions {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut options = WorkerOptions::from_config(&config_for(server, dir.path(), &[]));
     options.stations = stations.iter().map(|id| StationId::parse(id).expect("valid id")).collect();
+    options.spectral_stations = Vec::new();
     options.latest_obs = false;
     options.station_metadata = false;
     options.interval = Duration::from_millis(300);
@@ -708,4 +709,43 @@ async fn postgres_down_backs_off_and_resumes_without_duplicates() {
     assert_eq!(distinct.len(), expected, "no duplicates");
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(6), running).await.expect("stops in time").expect("no panic");
+}
+
+#[tokio::test]
+async fn spectra_are_fetched_from_five_files_stored_once_then_304() {
+    let server = NdbcServer::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = sqlite_store(dir.path()).await;
+    let bus = Bus::memory(Default::default());
+    let options = WorkerOptions {
+        spectral_stations: vec![StationId::parse("41010").expect("id")],
+        ..self::options(&server, &[])
+    };
+    let worker = worker(&store, &bus, options);
+
+    let report = worker.poll_once().await.expect("poll");
+    assert_eq!((report.fetched, report.failed, report.spectra), (1, 0, 149), "{report:?}");
+    for ext in ["data_spec", "swdir", "swdir2", "swr1", "swr2"] {
+        assert_eq!(server.requests(&format!("/realtime2/41010.{ext}")), 1, "{ext}");
+    }
+    let station = StationId::parse("41010").expect("id");
+    let page = store
+        .spectra_by_station(&station, buoycast::store::PageQuery { page: 1, limit: 1, since: None })
+        .await
+        .expect("read");
+    assert_eq!(page.total, 149);
+    let newest = &page.items[0];
+    let band = newest.bands.iter().find(|band| band.freq_hz == 0.063).expect("0.063 Hz");
+    assert_eq!(
+        (band.density, band.alpha1, band.r1),
+        (Some(0.06), Some(36.0), Some(0.37)),
+        "joined from the five files"
+    );
+
+    // Due again: the density file answers 304 and nothing else is asked for.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let report = worker.poll_once().await.expect("poll again");
+    assert_eq!((report.not_modified, report.spectra), (1, 0), "{report:?}");
+    assert_eq!(server.requests("/realtime2/41010.data_spec"), 2);
+    assert_eq!(server.requests("/realtime2/41010.swdir"), 1, "siblings only after a new density file");
 }

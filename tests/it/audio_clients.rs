@@ -762,3 +762,93 @@ async fn pure_data_hears_every_station_at_once_then_a_smoothed_glide_and_the_sta
         assert!(!line.text.contains("error"), "pd: {}\n{}", line.text, pd.transcript());
     }
 }
+
+/// The loudest band's audible pitch of each 41010 spectrum, oldest first, as
+/// `--spectrum-audible 110:1760` maps it: what the spectrum patches print.
+fn expected_spectrum_peaks() -> Vec<f64> {
+    crate::harness::fixtures::spectra_41010()
+        .iter()
+        .map(|spectrum| {
+            let mut loudest = &spectrum.bands[0];
+            for band in &spectrum.bands {
+                if band.density.unwrap_or(0.0) > loudest.density.unwrap_or(0.0) {
+                    loudest = band;
+                }
+            }
+            110.0 * 16f64.powf((loudest.freq_hz / 0.02).ln() / 25f64.ln())
+        })
+        .collect()
+}
+
+/// Replays 41010's spectral files with `--spectrum-audible 110:1760` to `port`.
+async fn replay_spectra_to(port: u16) {
+    let mut command = Command::new(bridge().await);
+    command.arg("--replay").arg(fixtures::path("realtime2/41010.data_spec"));
+    command.args(["--speed", "1e6", "--osc", &format!("127.0.0.1:{port}"), "--spectrum-audible", "110:1760"]);
+    Running::spawn("bridge", command).wait_success().await;
+}
+
+/// Checks the lines `STATION N PEAK` a spectrum patch printed against the data.
+fn check_spectrum_lines(lines: &[String], transcript: &str) {
+    let expected = expected_spectrum_peaks();
+    assert_eq!(lines.len(), expected.len(), "one line per spectrum:\n{transcript}");
+    for (line, peak) in lines.iter().zip(&expected) {
+        let tokens: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(tokens[..2], ["41010", "46"], "{line}");
+        let printed: f64 = tokens[2].parse().expect("a pitch");
+        assert!((printed - peak).abs() < 0.01, "{line}: expected a peak at {peak:.3} Hz");
+    }
+}
+
+#[tokio::test]
+async fn supercollider_spectrum_patch_plays_every_band_of_a_replayed_spectrum() {
+    let sclang = tool("sclang", "supercollider-language");
+    let mut command = Command::new(sclang);
+    command.arg("-u").arg(free_udp_port().to_string());
+    command.arg(repo().join("patches/supercollider/spectrum.scd"));
+    command
+        .env("QT_QPA_PLATFORM", "offscreen")
+        .env("QTWEBENGINE_DISABLE_SANDBOX", "1")
+        .env("BUOYCAST_NO_SERVER", "1");
+    let mut sc = Running::spawn("sclang", command);
+    let ready =
+        sc.wait_for("its listening line", |line| line.text.starts_with("buoycast-spectrum: listening")).await;
+    let port: u16 = ready.text.rsplit(' ').next().and_then(|p| p.parse().ok()).expect("a port number");
+
+    replay_spectra_to(port).await;
+    let last = expected_spectrum_peaks().len();
+    let mut lines = Vec::new();
+    while lines.len() < last {
+        let line =
+            sc.wait_for("a spectrum line", |line| line.text.starts_with("buoycast-spectrum: 41010 ")).await;
+        lines.push(line.text["buoycast-spectrum: ".len()..].to_owned());
+    }
+    for line in &sc.seen {
+        assert!(!line.text.starts_with("ERROR"), "sclang: {}\n{}", line.text, sc.transcript());
+    }
+    check_spectrum_lines(&lines, &sc.transcript());
+}
+
+#[tokio::test]
+async fn pure_data_spectrum_patch_plays_every_band_of_a_replayed_spectrum() {
+    let pd = tool("pd", "puredata-core");
+    let port = free_udp_port();
+    let mut command = Command::new(pd);
+    command.args(["-nogui", "-nosound", "-nomidi", "-stderr", "-send"]);
+    command.arg(format!("spectrum-port {port}"));
+    command.arg(repo().join("patches/puredata/spectrum.pd"));
+    let mut pd = Running::spawn("pd", command);
+    pd.wait_for("spectrum-listening", |line| line.text == format!("spectrum-listening: {port}")).await;
+
+    replay_spectra_to(port).await;
+    let last = expected_spectrum_peaks().len();
+    let mut lines = Vec::new();
+    while lines.len() < last {
+        let line = pd.wait_for("a spectrum line", |line| line.text.starts_with("spectrum: 41010 ")).await;
+        lines.push(line.text["spectrum: ".len()..].to_owned());
+    }
+    for line in &pd.seen {
+        assert!(!line.text.contains("error"), "pd: {}\n{}", line.text, pd.transcript());
+    }
+    check_spectrum_lines(&lines, &pd.transcript());
+}

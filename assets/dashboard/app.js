@@ -67,6 +67,10 @@
     plotCaption: $('plot-caption'),
     log: $('log'),
     logClear: $('log-clear'),
+    spectrumHeading: $('spectrum-heading'),
+    spectrumCaption: $('spectrum-caption'),
+    spectrogram: $('spectrogram'),
+    spectrumPlay: $('spectrum-play'),
   };
 
   const pageQuery = new URLSearchParams(location.search);
@@ -283,6 +287,7 @@
     card.addEventListener('click', (event) => {
       if (event.target.closest('summary')) return;
       flashPin(station.id);
+      spectrum.select(station.id).catch((error) => log('error', `spectrum: ${error.message}`));
     });
     station.card = card;
     station.parts = { name: heading.lastChild, updated, cells: { ...main.cells, ...extra.cells }, spark };
@@ -901,6 +906,122 @@
   el.audio.addEventListener('click', () => {
     voices.toggle().catch((error) => log('error', `audio: ${error.message}`));
   });
+
+  // ---- Wave spectrum --------------------------------------------------------------------
+  //
+  // The selected station's recent directional wave spectra (GET
+  // /v1/spectra/by-station/{id}) as a spectrogram, and "Play": the newest
+  // spectrum as one sine per band, the ocean's 0.02–0.5 Hz mapped
+  // pitch-linearly onto 110–1760 Hz (as the bridge's --spectrum-audible
+  // 110:1760), level √(density / the loudest band's), pan sin(α1).
+
+  const spectrum = (() => {
+    const SPECTRA = 48;
+    let selected = null;
+    let newest = null;
+    let context = null;
+    let playing = null; // { master, partials }
+
+    function audible(freqHz) {
+      const x = Math.min(Math.max(Math.log(freqHz / 0.02) / Math.log(25), 0), 1);
+      return 110 * 16 ** x;
+    }
+
+    function draw(spectra) {
+      const canvas = el.spectrogram;
+      const g = canvas.getContext('2d');
+      g.clearRect(0, 0, canvas.width, canvas.height);
+      canvas.dataset.columns = String(spectra.length);
+      if (!spectra.length) return;
+      const max = Math.max(1e-9, ...spectra.flatMap((s) => s.bands.map((b) => b.density ?? 0)));
+      const w = canvas.width / spectra.length;
+      spectra.forEach((s, i) => {
+        const n = s.bands.length;
+        s.bands.forEach((band, j) => {
+          const level = Math.sqrt((band.density ?? 0) / max);
+          g.fillStyle = `hsl(${200 - level * 160}, 80%, ${8 + level * 62}%)`;
+          const h = canvas.height / n;
+          g.fillRect(i * w, canvas.height - (j + 1) * h, Math.ceil(w), Math.ceil(h));
+        });
+      });
+    }
+
+    async function select(id) {
+      if (selected === id) return;
+      selected = id;
+      for (const card of el.stations.querySelectorAll('.station.selected')) card.classList.remove('selected');
+      const card = stations.get(id)?.card;
+      if (card) card.classList.add('selected');
+      el.spectrumHeading.textContent = `Wave spectrum · ${id}`;
+      el.spectrumCaption.textContent = 'Loading…';
+      stop();
+      const body = await getJson(`v1/spectra/by-station/${encodeURIComponent(id)}`, { limit: SPECTRA });
+      if (selected !== id) return;
+      const spectra = body.data || [];
+      newest = spectra.length ? spectra[spectra.length - 1] : null;
+      el.spectrumPlay.disabled = !newest;
+      el.spectrogram.dataset.station = id;
+      draw(spectra);
+      if (!newest) {
+        el.spectrumCaption.textContent = `No wave spectra for ${id}.`;
+        return;
+      }
+      const hs = formatValue(newest.significantHeightM, 1);
+      const tp = formatValue(newest.peakPeriodS, 1);
+      el.spectrumCaption.textContent =
+        `${spectra.length} spectra to ${formatTime(Date.parse(newest.timestamp))}: ` +
+        `Hm0 ${hs ?? '—'} m, peak period ${tp ?? '—'} s, ${newest.bands.length} bands`;
+      log('spectrum', `${id}: ${spectra.length} spectra`);
+    }
+
+    function stop() {
+      if (!playing) return;
+      const { master, partials } = playing;
+      playing = null;
+      const now = context.currentTime;
+      master.gain.setTargetAtTime(0, now, 0.3);
+      for (const osc of partials) osc.stop(now + 2);
+      el.spectrumPlay.setAttribute('aria-pressed', 'false');
+      el.spectrumPlay.textContent = 'Play';
+      el.spectrumPlay.dataset.partials = '0';
+    }
+
+    async function toggle() {
+      if (playing) { stop(); return; }
+      if (!newest) return;
+      context = context || new AudioContext();
+      await context.resume();
+      const now = context.currentTime;
+      const master = context.createGain();
+      master.gain.setValueAtTime(0, now);
+      master.gain.setTargetAtTime(Number(el.volume.value) * 0.5, now, 0.5);
+      master.connect(context.destination);
+      const loudest = Math.max(1e-9, ...newest.bands.map((b) => b.density ?? 0));
+      const partials = newest.bands.slice(0, 64).map((band) => {
+        const osc = context.createOscillator();
+        osc.frequency.setValueAtTime(audible(band.freqHz), now);
+        const gain = context.createGain();
+        gain.gain.setValueAtTime(Math.sqrt((band.density ?? 0) / loudest) / 8, now);
+        const pan = context.createStereoPanner();
+        const alpha1 = band.alpha1;
+        pan.pan.setValueAtTime(alpha1 === null || alpha1 === undefined ? 0 : Math.sin(alpha1 * Math.PI / 180), now);
+        osc.connect(gain).connect(pan).connect(master);
+        osc.start(now);
+        return osc;
+      });
+      playing = { master, partials };
+      el.spectrumPlay.setAttribute('aria-pressed', 'true');
+      el.spectrumPlay.textContent = 'Stop';
+      el.spectrumPlay.dataset.partials = String(partials.length);
+      log('audio', `playing ${selected}'s spectrum: ${partials.length} partials`);
+    }
+
+    el.spectrumPlay.addEventListener('click', () => {
+      toggle().catch((error) => log('error', `audio: ${error.message}`));
+    });
+
+    return { select };
+  })();
 
   // ---- Start --------------------------------------------------------------------------
 

@@ -740,3 +740,50 @@ async fn the_original_test_sse_client_page_works_unchanged() {
     browser.assert_clean().await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn a_clicked_station_shows_its_wave_spectra_and_plays_the_newest() {
+    let app = TestApp::spawn(Backends::default()).await;
+    seed(&app.store).await;
+    // 41010's real spectra, filed under 46026 (a station with a card).
+    let spectra: Vec<buoycast::spectrum::Spectrum> = crate::harness::fixtures::spectra_41010()
+        .into_iter()
+        .map(|spectrum| buoycast::spectrum::Spectrum {
+            station_id: StationId::parse("46026").expect("id"),
+            ..spectrum
+        })
+        .collect();
+    app.store.upsert_spectra(&spectra).await.expect("store spectra");
+    let mut browser = Browser::launch().await;
+    browser.open(&app.url("/")).await;
+    browser.wait_state("connected", Duration::from_secs(15)).await;
+    assert_eq!(browser.attr("#spectrum-play", "disabled").await.as_deref(), Some(""), "nothing to play yet");
+
+    browser.call(json!({ "cmd": "click", "selector": format!("{} h3", card("46026")) })).await;
+    browser.wait_text("#spectrum-heading", "Wave spectrum · 46026").await;
+    browser.wait_attr("#spectrogram", "data-columns", "48", Duration::from_secs(10)).await;
+    browser.wait_text("#spectrum-caption", "48 spectra").await;
+    browser.wait_text("#spectrum-caption", "46 bands").await;
+    assert!(browser.attr(card("46026").as_str(), "class").await.is_some_and(|c| c.contains("selected")));
+    assert!(
+        browser.requests().await.iter().any(|url| url.contains("/v1/spectra/by-station/46026?limit=48")),
+        "{:#?}",
+        browser.requests().await
+    );
+
+    browser.call(json!({ "cmd": "screenshot", "path": artifact("dashboard-spectrum.png").display().to_string() })).await;
+
+    // Play: one partial per band of the newest spectrum; again to stop.
+    browser.call(json!({ "cmd": "click", "selector": "#spectrum-play" })).await;
+    browser.wait_attr("#spectrum-play", "aria-pressed", "true", Duration::from_secs(5)).await;
+    browser.wait_attr("#spectrum-play", "data-partials", "46", Duration::from_secs(5)).await;
+    browser.call(json!({ "cmd": "click", "selector": "#spectrum-play" })).await;
+    browser.wait_attr("#spectrum-play", "aria-pressed", "false", Duration::from_secs(5)).await;
+
+    // A station without spectra says so.
+    browser.call(json!({ "cmd": "click", "selector": format!("{} h3", card("46042")) })).await;
+    browser.wait_text("#spectrum-caption", "No wave spectra for 46042.").await;
+    assert_eq!(browser.attr("#spectrum-play", "disabled").await.as_deref(), Some(""));
+    browser.assert_clean().await;
+    browser.close().await;
+}

@@ -53,6 +53,7 @@ pub async fn run_with_stats(args: Args, shutdown: CancellationToken) -> anyhow::
         None => Map::builtin(),
     };
     map.spectrum_audible = args.spectrum_audible;
+    map.spectrum_channel = args.spectrum_channel;
     if args.cc14 {
         map.check_cc14().map_err(anyhow::Error::msg)?;
     }

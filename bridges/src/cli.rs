@@ -88,6 +88,12 @@ pub struct Args {
     #[arg(long, value_name = "LOW:HIGH")]
     pub spectrum_audible: Option<crate::spectrum::Audible>,
 
+    /// Send each wave spectrum's bands as a bank of CCs on this MIDI channel
+    /// (1-16, then kept from the stations): band i on the i-th controller
+    /// from 20 up (skipping 32, 38, 64-69, 96-101). Example: --spectrum-channel 16
+    #[arg(long, value_name = "CHANNEL", value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub spectrum_channel: Option<u8>,
+
     /// Serve the OSC address space as OSCQuery on this port. Example: --oscquery 5678
     #[arg(long, value_name = "PORT")]
     pub oscquery: Option<u16>,

@@ -118,6 +118,9 @@ pub struct Map {
     /// `--spectrum-audible`: where spectra's bands are also sent as audible
     /// frequencies (not a map-file key).
     pub spectrum_audible: Option<crate::spectrum::Audible>,
+    /// `--spectrum-channel`: the MIDI channel (1..=16) of the spectra's band
+    /// bank, kept from the stations (not a map-file key).
+    pub spectrum_channel: Option<u8>,
 }
 
 impl Default for Map {
@@ -247,6 +250,7 @@ impl Map {
             notes: BTreeMap::new(),
             pitchbend: BTreeSet::new(),
             spectrum_audible: None,
+            spectrum_channel: None,
         }
     }
 
@@ -407,7 +411,7 @@ impl Map {
 
     /// The channels pinned by the map.
     pub fn pinned_channels(&self) -> BTreeSet<u8> {
-        self.stations.values().copied().collect()
+        self.stations.values().copied().chain(self.spectrum_channel).collect()
     }
 
     /// This map as TOML, in the layout of `examples/maps/default.toml`.

@@ -1,6 +1,6 @@
 //! The fan-out: one source's items go to every sink. Each observation is
 //! OSC-encoded once and the same bytes go to every OSC destination; the
-//! MIDI sink gets the item itself.
+//! MIDI sink gets the item itself (observations and spectra alike).
 //!
 //! It owns the sinks' queue ends: when the source ends (replay done,
 //! shutdown) it drops them, which lets every sink drain and finish.
@@ -170,9 +170,7 @@ impl Pipeline {
     /// Sends one item to every sink.
     async fn send(&self, item: Item) {
         let Some(encoder) = &self.encoder else {
-            if item.spectrum.is_none() {
-                self.send_midi(item).await;
-            }
+            self.send_midi(item).await;
             return;
         };
         let station = &item.event.observation.station_id;
@@ -203,12 +201,11 @@ impl Pipeline {
                 Err(error) => tracing::warn!(station = %station, error = %error, "osc: cannot encode"),
             }
         }
-        if item.spectrum.is_none() {
-            self.send_midi(item).await;
-        }
+        self.send_midi(item).await;
     }
 
-    /// Hands an observation to the MIDI sink (spectra have no MIDI yet).
+    /// Hands an item to the MIDI sink (a spectrum plays there only with
+    /// `--spectrum-channel`).
     async fn send_midi(&self, item: Item) {
         if let Some(midi) = &self.midi {
             midi.deliver(item, self.lossless).await;

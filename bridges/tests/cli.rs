@@ -38,6 +38,7 @@ fn help_lists_every_documented_flag() {
         "--control",
         "--resend-every",
         "--spectrum-audible",
+        "--spectrum-channel",
         "--oscquery-bind",
         "--oscquery-layout",
     ] {
@@ -278,6 +279,7 @@ fn bad_values_are_refused_naming_the_flag() {
         (&["--osc", "nowhere"][..], "--osc"),
         (&["--replay", "46026", "--speed", "0"][..], "--speed"),
         (&["--spectrum-audible", "880:440"][..], "--spectrum-audible"),
+        (&["--spectrum-channel", "17"][..], "--spectrum-channel"),
         (&["--oscquery-layout", "flat"][..], "--oscquery-layout"),
     ] {
         let out = bridge().args(args).output().expect("bridge runs");
@@ -360,4 +362,52 @@ fn replay_of_a_spectral_set_sends_every_spectrum_to_osc() {
         [2020, 6, 8, 3, 50].into_iter().map(OscType::Int).collect::<Vec<_>>()
     );
     assert!(!messages.iter().any(|m| m.addr == "/observation"), "a spectrum is not an observation");
+}
+
+#[test]
+fn replay_of_a_spectral_set_plays_a_band_bank_into_a_midi_file() {
+    use buoycast::observation::StationId;
+    use buoycast::sources::ndbc::spectral::{self, SpectralFile};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mid = dir.path().join("spectra.mid");
+    let run = bridge()
+        .arg("--replay")
+        .arg(fixture("realtime2/41010.data_spec"))
+        .args(["--speed", "1e6", "--spectrum-channel", "16", "--midi-file"])
+        .arg(&mid)
+        .output()
+        .expect("bridge runs");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+
+    // Channel 16's last value of each controller: the newest spectrum's bands.
+    let bytes = std::fs::read(&mid).expect("the .mid file");
+    let smf = midly::Smf::parse(&bytes).expect("a complete SMF");
+    let mut last = std::collections::BTreeMap::new();
+    for event in &smf.tracks[0] {
+        if let midly::TrackEventKind::Midi {
+            channel,
+            message: midly::MidiMessage::Controller { controller, value },
+        } = event.kind
+        {
+            assert_eq!(channel.as_int(), 15, "only the spectrum channel (16) plays");
+            last.insert(controller.as_int(), value.as_int());
+        }
+    }
+    let station = StationId::parse("41010").expect("id");
+    let density = std::fs::read(fixture("realtime2/41010.data_spec")).expect("read");
+    let Ok(SpectralFile::Quantity(parsed)) = spectral::parse(&density, &station, Some("41010.data_spec"))
+    else {
+        panic!("the density file parses");
+    };
+    let newest = &parsed.rows[0];
+    let loudest = newest.bands.iter().filter_map(|(_, d)| *d).fold(0.0, f64::max);
+    let ccs = buoycast_bridges::sink::midi::SPECTRUM_CCS;
+    assert_eq!(last.len(), newest.bands.len(), "one controller per band: {last:?}");
+    for ((_, density), cc) in newest.bands.iter().zip(ccs) {
+        let expected = (127.0 * (density.unwrap_or(0.0) / loudest).sqrt()).round() as u8;
+        assert_eq!(last.get(&cc), Some(&expected), "CC {cc}");
+    }
+    assert!(!last.contains_key(&64) && !last.contains_key(&32), "no pedal, no LSB controller");
+    assert_eq!(last.values().copied().max(), Some(127), "the loudest band at full scale");
 }

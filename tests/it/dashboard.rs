@@ -771,7 +771,11 @@ async fn a_clicked_station_shows_its_wave_spectra_and_plays_the_newest() {
         browser.requests().await
     );
 
-    browser.call(json!({ "cmd": "screenshot", "path": artifact("dashboard-spectrum.png").display().to_string() })).await;
+    browser
+        .call(
+            json!({ "cmd": "screenshot", "path": artifact("dashboard-spectrum.png").display().to_string() }),
+        )
+        .await;
 
     // Play: one partial per band of the newest spectrum; again to stop.
     browser.call(json!({ "cmd": "click", "selector": "#spectrum-play" })).await;

@@ -13,6 +13,7 @@ use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use buoycast::observation::{Field, FieldSet, Observation, StationId};
+use buoycast::spectrum::Spectrum;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -58,6 +59,23 @@ struct Control {
     current: Option<u16>,
     ramp: Option<Ramp>,
 }
+
+/// The controllers of a spectrum's band bank, band 0 first: 20 to 119
+/// without 32 and 38 (LSBs of bank select and data entry), 64–69 (pedals:
+/// 64 would hold a synth's notes) and 96–101 (data increment, NRPN, RPN).
+/// 86 of them; bands beyond are not sent.
+pub const SPECTRUM_CCS: [u8; 86] = {
+    let mut ccs = [0u8; 86];
+    let (mut cc, mut i) = (20u8, 0);
+    while cc <= 119 {
+        if !(cc == 32 || cc == 38 || (cc >= 64 && cc <= 69) || (cc >= 96 && cc <= 101)) {
+            ccs[i] = cc;
+            i += 1;
+        }
+        cc += 1;
+    }
+    ccs
+};
 
 /// Turns observations into CC messages.
 #[derive(Debug)]
@@ -126,6 +144,10 @@ impl MidiEngine {
     /// Only the fields in `item.send` count (a field the shaping holds back
     /// sends nothing, as a null).
     pub fn observe_item(&mut self, item: &Item, out: &mut Vec<TimedMessage>) {
+        if let Some(spectrum) = &item.spectrum {
+            self.spectrum(spectrum, item.at, out);
+            return;
+        }
         let observation: std::borrow::Cow<'_, Observation> = if item.send == FieldSet::ALL {
             std::borrow::Cow::Borrowed(&item.event.observation)
         } else {
@@ -139,6 +161,21 @@ impl MidiEngine {
             self.controls_for(&observation, item.at, out);
         } else {
             self.observe(&observation, item.at, out);
+        }
+    }
+
+    /// A wave spectrum's band bank (docs/REFERENCE.md, MIDI map: Spectra):
+    /// on `--spectrum-channel`, band i on [`SPECTRUM_CCS`]`[i]`, value
+    /// round(127 · √(density / the spectrum's largest density)). Without
+    /// that channel a spectrum sends nothing.
+    pub fn spectrum(&mut self, spectrum: &Spectrum, at: Duration, out: &mut Vec<TimedMessage>) {
+        let Some(channel) = self.map.spectrum_channel else { return };
+        self.advance(at, out);
+        self.clock = self.clock.max(at);
+        let loudest = spectrum.bands.iter().filter_map(|band| band.density).fold(0.0, f64::max);
+        for (band, &cc) in spectrum.bands.iter().zip(SPECTRUM_CCS.iter()) {
+            let norm = if loudest > 0.0 { (band.density.unwrap_or(0.0) / loudest).sqrt() } else { 0.0 };
+            self.set(channel, cc, norm, at, out);
         }
     }
 

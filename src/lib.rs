@@ -6,7 +6,8 @@
 //! - [`log_throttle`]: one log line per period for a repeating condition.
 //! - [`sources::ndbc`]: the NDBC file parsers (pure; fetching the files is the worker's).
 //! - `store`: PostgreSQL and SQLite persistence (feature `server`).
-//! - `bus`: Redis Pub/Sub and in-process fan-in with catch-up ids (feature `server`).
+//! - `bus`, `redact`: Redis Pub/Sub and in-process fan-in with catch-up ids
+//!   (feature `bus`, which `server` includes; the bridge uses it without the rest).
 //! - `worker`: NDBC fetching, ingest, the outbox publisher, backfill (feature `server`).
 //! - `config`, `telemetry`, `shutdown`, `server`, `cli`: the service side (feature `server`).
 //!
@@ -15,11 +16,13 @@
 
 pub mod log_throttle;
 pub mod observation;
+#[cfg(feature = "bus")]
+pub mod redact;
 pub mod sources;
 pub mod spectrum;
 pub mod station;
 
-#[cfg(feature = "server")]
+#[cfg(feature = "bus")]
 pub mod bus;
 #[cfg(feature = "server")]
 pub mod cli;

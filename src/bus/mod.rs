@@ -284,7 +284,7 @@ fn older_than_retention(id: (u64, u64), retention: Duration) -> bool {
     id.0 < now_ms().saturating_sub(retention_ms)
 }
 
-pub use crate::config::redact_url;
+pub use crate::redact::redact_url;
 
 /// Decodes one channel message into a notice, logging invalid ones and
 /// partly invalid ones (a measurement set to null) at most once a second.

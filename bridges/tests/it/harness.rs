@@ -136,7 +136,28 @@ pub struct RedisServer {
     child: Child,
     /// `redis://127.0.0.1:PORT`.
     pub url: String,
+    port: u16,
+    persistent: bool,
     _dir: tempfile::TempDir,
+}
+
+fn spawn_redis(port: u16, dir: &std::path::Path, persistent: bool) -> Child {
+    let appendonly = if persistent {
+        ["--appendonly", "yes", "--appendfsync", "always"]
+    } else {
+        ["--appendonly", "no", "--appendfsync", "everysec"]
+    };
+    Command::new("redis-server")
+        .arg("--port")
+        .arg(port.to_string())
+        .args(["--bind", "127.0.0.1", "--save", ""])
+        .args(appendonly)
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is installed")
 }
 
 impl RedisServer {
@@ -147,29 +168,35 @@ impl RedisServer {
     /// still be running and report our child's process id; if it exited,
     /// start over on another port.
     pub async fn start() -> RedisServer {
+        RedisServer::start_with(false).await
+    }
+
+    /// [`RedisServer::start`]; `persistent` keeps an append-only file synced
+    /// on every write, so a [`RedisServer::restart`] keeps the data.
+    pub async fn start_with(persistent: bool) -> RedisServer {
         const ATTEMPTS: usize = 5;
         let mut failures = Vec::new();
         for _ in 0..ATTEMPTS {
             let dir = tempfile::tempdir().expect("tempdir");
             let port = free_port();
-            let child = Command::new("redis-server")
-                .arg("--port")
-                .arg(port.to_string())
-                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server is installed");
+            let child = spawn_redis(port, dir.path(), persistent);
             let url = format!("redis://127.0.0.1:{port}");
-            let mut server = RedisServer { child, url, _dir: dir };
+            let mut server = RedisServer { child, url, port, persistent, _dir: dir };
             match server.wait_until_it_answers(Duration::from_secs(20)).await {
                 Ok(()) => return server,
                 Err(failure) => failures.push(format!("{}: {failure}", server.url)),
             }
         }
         panic!("redis-server did not start in {ATTEMPTS} attempts: {failures:?}");
+    }
+
+    /// Kills the server and starts it again on the same port and directory
+    /// (with its data when it is persistent).
+    pub async fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn_redis(self.port, self._dir.path(), self.persistent);
+        self.wait_until_it_answers(Duration::from_secs(20)).await.expect("redis-server restarts on its port");
     }
 
     /// Ok once this server (its pid) answers; Err if it exited or `deadline` passed.

@@ -422,3 +422,68 @@ async fn latency_timetags_follow_the_replayed_times() {
     let first = seconds(&packets[0]) - 2_208_988_800.0; // NTP era to Unix
     assert!((first - now).abs() < 30.0, "timetags are wall-clock times ahead of now: {first} vs {now}");
 }
+
+/// The station and time of an `/observation` packet.
+fn station_and_time(packet: &rosc::OscPacket) -> (String, String) {
+    let args = &message(packet).args;
+    match (&args[0], &args[1]) {
+        (OscType::String(station), OscType::String(time)) => (station.clone(), time.clone()),
+        other => panic!("not an /observation: {other:?}"),
+    }
+}
+
+/// A reading of `station` `minutes_ago` minutes ago (on a whole minute).
+fn recent(station: &str, minutes_ago: i64) -> buoycast::observation::Observation {
+    let now = chrono::Utc::now().timestamp() / 60 * 60;
+    buoycast::observation::Observation {
+        station_id: buoycast::observation::StationId::parse(station).expect("id"),
+        observed_at: chrono::DateTime::from_timestamp(now - minutes_ago * 60, 0).expect("a time"),
+        measurements: buoycast::observation::Measurements::default()
+            .with(buoycast::observation::Field::WaveHeightM, 1.0 + minutes_ago as f64 / 100.0),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_source_sends_the_current_state_then_loses_nothing_across_a_redis_restart() {
+    use buoycast::bus::{Bus, RedisBusOptions};
+    use buoycast::observation::format_time;
+
+    let mut redis_server = RedisServer::start_with(true).await;
+    let publisher = Bus::redis(&redis_server.url, RedisBusOptions::default()).expect("url");
+    // Reported before the bridge starts: 46042 twice (its newest counts), 46026 once.
+    let before = [recent("46042", 50), recent("46026", 40), recent("46042", 30)];
+    publisher.publish(&before).await.expect("publish");
+
+    let receiver = OscReceiver::bind().await;
+    let addr = receiver.addr().to_string();
+    let shutdown = CancellationToken::new();
+    let flags = ["--redis", &redis_server.url, "--osc", &addr, "--osc-format", "observation"];
+    let bridge = tokio::spawn(app::run(args(&flags), shutdown.clone()));
+
+    // The current state at once, sorted by station, the newest of each.
+    let key =
+        |o: &buoycast::observation::Observation| (o.station_id.to_string(), format_time(&o.observed_at));
+    let first = receiver.next(Duration::from_secs(10)).await.expect("46026's state");
+    let second = receiver.next(Duration::from_secs(5)).await.expect("46042's state");
+    assert_eq!(station_and_time(&first), key(&before[1]));
+    assert_eq!(station_and_time(&second), key(&before[2]));
+    assert!(receiver.next(Duration::from_millis(300)).await.is_none(), "46042's older reading is not state");
+
+    // Redis goes away and comes back with its log; readings published at once
+    // (before or after the bridge is back) all arrive, once, in order.
+    redis_server.restart().await;
+    let during = [recent("46026", 20), recent("46042", 10), recent("46026", 5)];
+    let publisher = Bus::redis(&redis_server.url, RedisBusOptions::default()).expect("url");
+    publisher.publish(&during).await.expect("publish after the restart");
+    for expected in &during {
+        let packet = receiver.next(Duration::from_secs(15)).await.expect("every reading after the restart");
+        assert_eq!(station_and_time(&packet), key(expected));
+    }
+    assert!(receiver.next(Duration::from_millis(500)).await.is_none(), "nothing twice");
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), bridge)
+        .await
+        .expect("bridge stops")
+        .expect("task")
+        .expect("ok");
+}

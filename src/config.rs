@@ -149,6 +149,8 @@ pub struct NdbcConfig {
     pub latest_obs_url: String,
     /// Station metadata (`activestations.xml`).
     pub stations_url: String,
+    /// Base of the yearly archives: `{historical_base}/swden/{id}w{YYYY}.txt.gz`, …
+    pub historical_base: String,
 }
 
 /// Worker scheduling.
@@ -263,6 +265,7 @@ const ENV_KEYS: &[(&str, &str, EnvKind)] = &[
     ("REDIS_URL", "redis_url", EnvKind::Str),
     ("BUOYCAST_SQLITE_PATH", "sqlite_path", EnvKind::Str),
     ("NDBC_API_BASE", "ndbc.realtime_base", EnvKind::Str),
+    ("NDBC_HISTORICAL_BASE", "ndbc.historical_base", EnvKind::Str),
     ("BUOYCAST_LATEST_OBS_URL", "ndbc.latest_obs_url", EnvKind::Str),
     ("BUOYCAST_STATIONS_URL", "ndbc.stations_url", EnvKind::Str),
     ("INGEST_INTERVAL_MS", "ingest.interval_ms", EnvKind::Int),
@@ -414,6 +417,7 @@ impl Config {
             ("ndbc.realtime_base", &self.ndbc.realtime_base),
             ("ndbc.latest_obs_url", &self.ndbc.latest_obs_url),
             ("ndbc.stations_url", &self.ndbc.stations_url),
+            ("ndbc.historical_base", &self.ndbc.historical_base),
         ] {
             match url::Url::parse(value) {
                 Ok(url) if url.scheme() == "http" || url.scheme() == "https" => {}
@@ -552,6 +556,7 @@ fn defaults() -> Result<config::ConfigBuilder<config::builder::DefaultState>, Co
             b.set_default("ndbc.latest_obs_url", "https://www.ndbc.noaa.gov/data/latest_obs/latest_obs.txt")
         })
         .and_then(|b| b.set_default("ndbc.stations_url", "https://www.ndbc.noaa.gov/activestations.xml"))
+        .and_then(|b| b.set_default("ndbc.historical_base", "https://www.ndbc.noaa.gov/data/historical"))
         .and_then(|b| b.set_default("ingest.interval_ms", 300_000))
         .and_then(|b| b.set_default("ingest.stations", stations))
         .and_then(|b| b.set_default("ingest.latest_obs", true))

@@ -63,6 +63,10 @@ pub enum Command {
         /// Also publish the backfilled rows to live subscribers.
         #[arg(long)]
         publish: bool,
+        /// Instead, load this year of the stations' wave spectra from the
+        /// historical archives (ndbc.historical_base). Example: --spectra-year 2019
+        #[arg(long, value_name = "YYYY", conflicts_with_all = ["publish"])]
+        spectra_year: Option<i32>,
     },
     /// Print the observations of an NDBC file as JSON lines.
     Parse {
@@ -160,7 +164,10 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             };
             run_worker(listener, config, shutdown).await
         }
-        Command::Backfill { stations, days, publish } => {
+        Command::Backfill { stations, spectra_year: Some(year), .. } => {
+            run_spectra_backfill(&config, &stations, year).await
+        }
+        Command::Backfill { stations, days, publish, spectra_year: None } => {
             run_backfill(&config, &stations, days, publish).await
         }
         Command::Parse { file, station } => {
@@ -308,6 +315,43 @@ fn worker_endpoints(registry: prometheus::Registry) -> axum::Router {
             }),
         )
         .route("/metrics", get(metrics))
+}
+
+/// `buoycast backfill --spectra-year YYYY`: a year of the chosen stations'
+/// wave spectra from the historical archives.
+async fn run_spectra_backfill(config: &Config, stations: &[String], year: i32) -> anyhow::Result<()> {
+    let stations = stations
+        .iter()
+        .map(|id| crate::observation::StationId::parse(id))
+        .collect::<Result<Vec<_>, _>>()
+        .context("reading --stations")?;
+    if !(1970..=2100).contains(&year) {
+        anyhow::bail!("--spectra-year {year}: expected a year such as 2019");
+    }
+    let store = open_store(config).await?;
+    let options = crate::worker::backfill::SpectraBackfillOptions {
+        historical_base: config.ndbc.historical_base.clone(),
+        stations,
+        year,
+        request_timeout: std::time::Duration::from_secs(120),
+    };
+    let report = crate::worker::backfill::backfill_spectra(&store, &options)
+        .await
+        .context("backfilling spectra (rerun to resume: nothing is stored twice)")?;
+    eprintln!(
+        "backfill: {} stations loaded, {} failed, {} spectra read, {} stored, {} bad lines",
+        report.stations_done,
+        report.failures.len(),
+        report.spectra_read,
+        report.spectra_stored,
+        report.bad_lines
+    );
+    if !report.failures.is_empty() {
+        let names: Vec<String> =
+            report.failures.iter().map(|(id, reason)| format!("{id} ({reason})")).collect();
+        anyhow::bail!("spectra backfill failed for {}", names.join(", "));
+    }
+    Ok(())
 }
 
 /// `buoycast backfill`: loads the chosen stations' realtime2 history.

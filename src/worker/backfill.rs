@@ -10,7 +10,11 @@
 //!
 //! `days` keeps the rows within that many days of the newest row of each
 //! file (for live NDBC files that is "the last `days` days"; realtime2 files
-//! hold 45). It deliberately does not read the historical (yearly) archives.
+//! hold 45). Observations come only from realtime2 files.
+//!
+//! [`backfill_spectra`] loads a year of wave spectra from the historical
+//! archives (docs/REFERENCE.md, Spectrum): the five gzipped yearly files of
+//! each station, joined and stored.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -24,7 +28,8 @@ use super::outbox::{self, PublishPolicy};
 use super::schedule::station_url;
 use crate::bus::Bus;
 use crate::observation::StationId;
-use crate::sources::ndbc::parse;
+use crate::sources::ndbc::{parse, spectral};
+use crate::spectrum::{join, Quantity};
 use crate::store::{Delivery, Origin, Store};
 
 /// What to backfill.
@@ -179,4 +184,122 @@ async fn load_station(
         bad_lines: parsed.errors.len() + usize::from(cut),
         values_rejected: parsed.rejected.len(),
     })
+}
+
+/// Where the five quantities of a year of spectra live in the archives:
+/// `{historical_base}/{dir}/{id}{letter}{year}.txt.gz`.
+const SPECTRAL_ARCHIVES: [(Quantity, &str, char); 5] = [
+    (Quantity::Density, "swden", 'w'),
+    (Quantity::Alpha1, "swdir", 'd'),
+    (Quantity::Alpha2, "swdir2", 'i'),
+    (Quantity::R1, "swr1", 'j'),
+    (Quantity::R2, "swr2", 'k'),
+];
+
+/// The largest file accepted after gunzip (a year of one quantity is ~3 MB).
+const MAX_UNZIPPED: u64 = 256 * 1024 * 1024;
+
+/// A year of spectra to load.
+#[derive(Debug, Clone)]
+pub struct SpectraBackfillOptions {
+    /// `ndbc.historical_base`.
+    pub historical_base: String,
+    /// The stations.
+    pub stations: Vec<StationId>,
+    /// The year.
+    pub year: i32,
+    /// Bound on one request.
+    pub request_timeout: Duration,
+}
+
+/// What a spectra backfill did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpectraBackfillReport {
+    /// Stations loaded.
+    pub stations_done: usize,
+    /// Stations that failed (no density file, unusable file), with why.
+    pub failures: Vec<(StationId, String)>,
+    /// Spectra joined from the files.
+    pub spectra_read: usize,
+    /// Spectra stored new or changed.
+    pub spectra_stored: usize,
+    /// Bad lines skipped.
+    pub bad_lines: usize,
+}
+
+/// Loads `options.year` of each station's spectra. A directional file that
+/// is missing or unusable leaves its quantity null (logged); a missing
+/// density file fails the station. An `Err` is the store failing.
+pub async fn backfill_spectra(
+    store: &Store,
+    options: &SpectraBackfillOptions,
+) -> Result<SpectraBackfillReport, super::Error> {
+    let fetcher = Fetcher::new(options.request_timeout, Duration::from_secs(10))?;
+    let mut report = SpectraBackfillReport::default();
+    for station in &options.stations {
+        let mut rows = Vec::new();
+        let mut failure = None;
+        for (quantity, dir, letter) in SPECTRAL_ARCHIVES {
+            let name = format!("{station}{letter}{}.txt", options.year);
+            let url = format!("{}/{dir}/{name}.gz", options.historical_base.trim_end_matches('/'));
+            match load_spectral_file(&fetcher, &url, station, &name).await {
+                Ok((file_rows, bad_lines)) => {
+                    report.bad_lines += bad_lines;
+                    rows.extend(file_rows);
+                }
+                Err(reason) if quantity == Quantity::Density => {
+                    failure = Some(format!("{url}: {reason}"));
+                    break;
+                }
+                Err(reason) => {
+                    tracing::warn!(station = %station, url = %url, error = %reason, "spectral archive not loaded; its quantity stays null");
+                }
+            }
+        }
+        if let Some(reason) = failure {
+            tracing::warn!(station = %station, error = %reason, "spectra backfill of a station failed");
+            report.failures.push((station.clone(), reason));
+            continue;
+        }
+        let spectra = join(rows);
+        let stored = store.upsert_spectra(&spectra).await?;
+        tracing::info!(station = %station, year = options.year, n_spectra = spectra.len(), n_stored = stored.len(), "spectra backfilled");
+        report.spectra_read += spectra.len();
+        report.spectra_stored += stored.len();
+        report.stations_done += 1;
+    }
+    Ok(report)
+}
+
+/// Fetches, gunzips (when gzipped) and parses one archive file: its rows
+/// and how many bad lines it had.
+async fn load_spectral_file(
+    fetcher: &Fetcher,
+    url: &str,
+    station: &StationId,
+    name: &str,
+) -> Result<(Vec<crate::spectrum::SpectralRow>, usize), String> {
+    let body = match fetcher.get(url, &Validators::default()).await.map_err(|error| error.to_string())? {
+        Fetched::Modified { body, .. } => body,
+        Fetched::NotModified => return Err("unexpected 304 to an unconditional request".to_owned()),
+    };
+    let text = if body.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        let decoder = flate2::read::GzDecoder::new(&body[..]);
+        std::io::Read::read_to_end(&mut std::io::Read::take(decoder, MAX_UNZIPPED), &mut out)
+            .map_err(|error| format!("not a readable gzip file: {error}"))?;
+        out
+    } else {
+        body
+    };
+    match spectral::parse(&text, station, Some(name)) {
+        Ok(spectral::SpectralFile::Quantity(parsed)) => {
+            if let Some(first) = parsed.errors.first() {
+                tracing::warn!(url = %url, n_bad = parsed.errors.len(), first = %first, "skipped bad spectral lines");
+            }
+            Ok((parsed.rows, parsed.errors.len()))
+        }
+        Ok(spectral::SpectralFile::Summary(_)) => Err("a spectral summary, not band values".to_owned()),
+        Err(error) => Err(format!("unusable file: {error}")),
+    }
 }

@@ -749,3 +749,56 @@ async fn spectra_are_fetched_from_five_files_stored_once_then_304() {
     assert_eq!(server.requests("/realtime2/41010.data_spec"), 2);
     assert_eq!(server.requests("/realtime2/41010.swdir"), 1, "siblings only after a new density file");
 }
+
+#[tokio::test]
+async fn a_year_of_spectra_is_backfilled_from_the_gzipped_archives() {
+    use buoycast::worker::backfill::{backfill_spectra, SpectraBackfillOptions};
+    use std::io::Write;
+    let server = NdbcServer::start().await;
+    // The archive layout, gzipped as NDBC serves it; α2 (swdir2) is missing.
+    for (dir, letter) in [("swden", 'w'), ("swdir", 'd'), ("swr1", 'j'), ("swr2", 'k')] {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&crate::harness::fixtures::read(&format!("historical/41010{letter}2019part.txt")))
+            .expect("gzip");
+        server.set_body(&format!("/historical/{dir}/41010{letter}2019.txt.gz"), gz.finish().expect("gzip"));
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = sqlite_store(dir.path()).await;
+    let options = SpectraBackfillOptions {
+        historical_base: format!("{}/historical", server.base_url),
+        stations: vec![StationId::parse("41010").expect("id"), StationId::parse("46042").expect("id")],
+        year: 2019,
+        request_timeout: Duration::from_secs(10),
+    };
+    let report = backfill_spectra(&store, &options).await.expect("backfill");
+    assert_eq!((report.stations_done, report.spectra_read, report.spectra_stored), (1, 99, 99), "{report:?}");
+    assert_eq!(report.failures.len(), 1, "46042 has no archive here: {report:?}");
+    assert_eq!(report.failures[0].0.as_str(), "46042");
+
+    let page = store
+        .spectra_by_station(
+            &StationId::parse("41010").expect("id"),
+            buoycast::store::PageQuery { page: 2, limit: 99, since: None },
+        )
+        .await
+        .expect("read");
+    assert_eq!(page.total, 99);
+    let page = store
+        .spectra_by_station(
+            &StationId::parse("41010").expect("id"),
+            buoycast::store::PageQuery { page: 1, limit: 99, since: None },
+        )
+        .await
+        .expect("read");
+    let oldest = &page.items[0];
+    assert_eq!(oldest.timestamp.to_rfc3339(), "2019-02-06T00:40:00+00:00");
+    // The file's first row: density .0200 Hz 0.00, r1 59 → 0.59, α1 136; α2 missing.
+    let band = &oldest.bands[0];
+    assert_eq!(
+        (band.freq_hz, band.density, band.r1, band.alpha1, band.alpha2),
+        (0.02, Some(0.0), Some(0.59), Some(136.0), None)
+    );
+    // Again: nothing new.
+    let again = backfill_spectra(&store, &options).await.expect("again");
+    assert_eq!((again.spectra_read, again.spectra_stored), (99, 0));
+}

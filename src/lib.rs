@@ -3,7 +3,8 @@
 //!
 //! Module map (see `docs/ARCHITECTURE.md` for the full codemap):
 //! - [`observation`], [`station`], [`spectrum`]: the schema and its wire forms, no I/O.
-//! - [`log_throttle`]: one log line per period for a repeating condition.
+//! - [`log_throttle`], [`backoff`]: one log line per period for a repeating
+//!   condition; the one retry delay (capped exponential, equal jitter).
 //! - [`sources::ndbc`]: the NDBC file parsers (pure; fetching the files is the worker's).
 //! - `store`: PostgreSQL and SQLite persistence (feature `server`).
 //! - `bus`, `redact`: Redis Pub/Sub and in-process fan-in with catch-up ids
@@ -14,6 +15,7 @@
 //! Without the default `server` feature this crate is only the schema and the
 //! parsers, which is what the `bridge` binary links.
 
+pub mod backoff;
 pub mod log_throttle;
 pub mod observation;
 #[cfg(feature = "bus")]

@@ -27,6 +27,7 @@ use super::{
     decode_notice, format_stream_id, now_ms, older_than_retention, parse_stream_id, redact_url, BusNotice,
     Error, InvalidLog, Replay, CHANNEL, DEFAULT_RETENTION, LOG_KEY,
 };
+use crate::backoff::Backoff;
 use crate::observation::{DataForm, FieldSet, Observation, ObservationEvent};
 
 /// For each payload in ARGV[4..]: XADD it (field `d`, JSON without `id`) to
@@ -614,62 +615,9 @@ fn is_subscribed_pong(reply: &Value) -> bool {
     matches!(items.first(), Some(Value::BulkString(kind)) if kind.eq_ignore_ascii_case(b"pong"))
 }
 
-/// Capped exponential backoff with jitter (each delay is drawn from the
-/// upper half of the current step).
-struct Backoff {
-    /// First step.
-    min: Duration,
-    /// Cap.
-    max: Duration,
-    /// Failures since the last reset.
-    attempt: u32,
-    /// xorshift state for the jitter.
-    rng: u64,
-}
-
-impl Backoff {
-    fn new(min: Duration, max: Duration) -> Backoff {
-        let seed = u64::from(chrono::Utc::now().timestamp_subsec_nanos()) ^ 0x9E37_79B9_7F4A_7C15;
-        Backoff { min, max: max.max(min), attempt: 0, rng: seed | 1 }
-    }
-
-    fn reset(&mut self) {
-        self.attempt = 0;
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        let step = self.min.saturating_mul(1 << self.attempt.min(16)).min(self.max);
-        self.attempt = self.attempt.saturating_add(1);
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        let half = step / 2;
-        let jitter_ns = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX).max(1);
-        half + Duration::from_nanos(self.rng % jitter_ns)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_is_capped_and_jittered() {
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-        let delays: Vec<Duration> = (0..12).map(|_| backoff.next_delay()).collect();
-        assert!(
-            delays[0] >= Duration::from_millis(50) && delays[0] <= Duration::from_millis(100),
-            "{delays:?}"
-        );
-        assert!(
-            delays[3] >= Duration::from_millis(400) && delays[3] <= Duration::from_millis(800),
-            "{delays:?}"
-        );
-        assert!(delays.iter().all(|delay| *delay <= Duration::from_secs(5)), "{delays:?}");
-        assert!(delays[11] >= Duration::from_millis(2500), "{delays:?}");
-        backoff.reset();
-        assert!(backoff.next_delay() <= Duration::from_millis(100));
-    }
 
     #[test]
     fn successor_steps_sequence_then_time() {

@@ -10,8 +10,6 @@
 
 use std::time::Duration;
 
-use rand::Rng;
-
 use crate::config::NdbcConfig;
 use crate::observation::StationId;
 
@@ -103,17 +101,9 @@ pub fn realtime_url(realtime_base: &str, id: &StationId, extension: &str) -> Str
 }
 
 /// The delay before retrying after `failures` failures in a row (at least 1):
-/// "equal jitter", a uniform draw from half to all of
-/// `min(cap, base * 2^(failures-1))`. Spread like full jitter, but a failed
-/// source is never retried at once.
+/// [`crate::backoff::delay`], from half to all of `min(cap, base * 2^(failures-1))`.
 pub fn backoff(failures: u32, base: Duration, cap: Duration) -> Duration {
-    let exponent = failures.saturating_sub(1).min(30);
-    let ceiling = base.saturating_mul(1u32 << exponent).min(cap);
-    let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
-    if ceiling_ms == 0 {
-        return Duration::ZERO;
-    }
-    Duration::from_millis(rand::rng().random_range(ceiling_ms / 2..=ceiling_ms))
+    crate::backoff::delay(failures, base, cap)
 }
 
 #[cfg(test)]

@@ -120,35 +120,7 @@ pub enum SessionEnd {
     Disconnected(String),
 }
 
-/// Capped exponential backoff with jitter (50–100 % of the step).
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    /// The first delay (SSE `retry:` replaces it).
-    pub base: Duration,
-    /// The cap.
-    pub max: Duration,
-    /// Failures in a row.
-    attempt: u32,
-}
-
-impl Backoff {
-    /// A backoff starting at `base`, capped at `max`.
-    pub fn new(base: Duration, max: Duration) -> Backoff {
-        Backoff { base, max, attempt: 0 }
-    }
-
-    /// The delay before the next attempt.
-    pub fn next_delay(&mut self) -> Duration {
-        let step = self.base.saturating_mul(1u32 << self.attempt.min(16)).min(self.max);
-        self.attempt = self.attempt.saturating_add(1);
-        step.mul_f64(0.5 + fastrand::f64() * 0.5)
-    }
-
-    /// After a successful connection.
-    pub fn reset(&mut self) {
-        self.attempt = 0;
-    }
-}
+pub use buoycast::backoff::Backoff;
 
 /// Sleeps `delay` unless cancelled first; true when cancelled.
 pub async fn sleep_or_cancel(delay: Duration, shutdown: &CancellationToken) -> bool {

@@ -15,7 +15,7 @@
 
 use std::net::UdpSocket as StdUdpSocket;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -188,24 +188,24 @@ async fn latency_with_smoothing(n: usize, stations: usize) {
     );
 }
 
+/// The workspace's throw-away `redis-server` (the integration tests' harness).
+#[allow(dead_code)] // the bench uses part of it
+#[path = "../../tests/it/harness/redis.rs"]
+mod redis_server;
+
+/// A free TCP port on 127.0.0.1 (what the harness module asks its parent for).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
 async fn latency_through_redis(n: usize) {
-    let Ok(probe) = std::net::TcpListener::bind("127.0.0.1:0") else { return };
-    let port = probe.local_addr().expect("addr").port();
-    drop(probe);
-    let dir = std::env::temp_dir().join(format!("bridge-bench-redis-{port}"));
-    let _ = std::fs::create_dir_all(&dir);
-    let Ok(mut child) = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-    else {
+    if Command::new("redis-server").arg("--version").output().is_err() {
         println!("latency through redis: skipped (redis-server not installed)");
         return;
-    };
-    let url = format!("redis://127.0.0.1:{port}");
+    }
+    let server = redis_server::RedisServer::start();
+    let url = server.url();
     let result = async {
         let client = redis::Client::open(url.as_str())?;
         let mut conn = None;
@@ -260,9 +260,7 @@ async fn latency_through_redis(n: usize) {
     if let Err(error) = result {
         println!("latency through redis: failed: {error:#}");
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(server);
 }
 
 async fn replay_throughput(copies: usize, format: OscFormat, bundle: bool, speed: f64) {

@@ -4,7 +4,6 @@
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use buoycast_bridges::cli::Args;
@@ -131,107 +130,10 @@ pub fn message(packet: &OscPacket) -> &OscMessage {
     }
 }
 
-/// A `redis-server` on a free port in a temp dir, killed on drop.
-pub struct RedisServer {
-    child: Child,
-    /// `redis://127.0.0.1:PORT`.
-    pub url: String,
-    port: u16,
-    persistent: bool,
-    _dir: tempfile::TempDir,
-}
-
-fn spawn_redis(port: u16, dir: &std::path::Path, persistent: bool) -> Child {
-    let appendonly = if persistent {
-        ["--appendonly", "yes", "--appendfsync", "always"]
-    } else {
-        ["--appendonly", "no", "--appendfsync", "everysec"]
-    };
-    Command::new("redis-server")
-        .arg("--port")
-        .arg(port.to_string())
-        .args(["--bind", "127.0.0.1", "--save", ""])
-        .args(appendonly)
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server is installed")
-}
-
-impl RedisServer {
-    /// Starts it and waits until it answers PING, as itself: a free port can
-    /// be taken by someone else (another test's server) between
-    /// [`free_port`] and the server's bind, and then the PING would be
-    /// answered by that other server while ours exits. So the server must
-    /// still be running and report our child's process id; if it exited,
-    /// start over on another port.
-    pub async fn start() -> RedisServer {
-        RedisServer::start_with(false).await
-    }
-
-    /// [`RedisServer::start`]; `persistent` keeps an append-only file synced
-    /// on every write, so a [`RedisServer::restart`] keeps the data.
-    pub async fn start_with(persistent: bool) -> RedisServer {
-        const ATTEMPTS: usize = 5;
-        let mut failures = Vec::new();
-        for _ in 0..ATTEMPTS {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let port = free_port();
-            let child = spawn_redis(port, dir.path(), persistent);
-            let url = format!("redis://127.0.0.1:{port}");
-            let mut server = RedisServer { child, url, port, persistent, _dir: dir };
-            match server.wait_until_it_answers(Duration::from_secs(20)).await {
-                Ok(()) => return server,
-                Err(failure) => failures.push(format!("{}: {failure}", server.url)),
-            }
-        }
-        panic!("redis-server did not start in {ATTEMPTS} attempts: {failures:?}");
-    }
-
-    /// Kills the server and starts it again on the same port and directory
-    /// (with its data when it is persistent).
-    pub async fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.child = spawn_redis(self.port, self._dir.path(), self.persistent);
-        self.wait_until_it_answers(Duration::from_secs(20)).await.expect("redis-server restarts on its port");
-    }
-
-    /// Ok once this server (its pid) answers; Err if it exited or `deadline` passed.
-    async fn wait_until_it_answers(&mut self, deadline: Duration) -> Result<(), String> {
-        let client = redis::Client::open(self.url.as_str()).expect("url");
-        let pid = self.child.id();
-        let give_up = Instant::now() + deadline;
-        let mut answered_by = None;
-        while Instant::now() < give_up {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Err(format!("exited ({status}; port taken?)"));
-            }
-            let info = tokio::time::timeout(Duration::from_secs(2), async {
-                let mut conn = client.get_multiplexed_async_connection().await?;
-                let _: String = redis::cmd("PING").query_async(&mut conn).await?;
-                redis::cmd("INFO").arg("server").query_async::<String>(&mut conn).await
-            })
-            .await;
-            if let Ok(Ok(info)) = info {
-                let answering: Option<u32> =
-                    info.lines().find_map(|line| line.trim().strip_prefix("process_id:")?.parse().ok());
-                if answering == Some(pid) {
-                    return Ok(());
-                }
-                answered_by = answering;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Err(format!("no answer from pid {pid} within {deadline:?} (last answer from pid {answered_by:?})"))
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// The integration tests' throw-away `redis-server` (one spawner for the
+/// workspace's tests and benches): free port, temp dir, optional AOF
+/// persistence, killed by pid on drop.
+#[allow(dead_code)] // the bridge's tests use part of it
+#[path = "../../../tests/it/harness/redis.rs"]
+mod redis_server;
+pub use redis_server::{RedisOptions, RedisServer};

@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::{args, fixture, message, OscReceiver, RedisServer};
+use crate::harness::{args, fixture, message, OscReceiver, RedisOptions, RedisServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_of_an_ndbc_file_delivers_every_observation_oldest_first() {
@@ -81,14 +81,14 @@ async fn replay_of_an_ndbc_file_delivers_every_observation_oldest_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_source_forwards_an_original_seven_field_message() {
-    let redis_server = RedisServer::start().await;
+    let redis_server = RedisServer::start();
+    let redis_url = redis_server.url();
     let receiver = OscReceiver::bind().await;
     let addr = receiver.addr().to_string();
     let shutdown = CancellationToken::new();
-    let flags =
-        ["--redis", &redis_server.url, "--osc", &addr, "--osc-format", "observation", "--station", "46026"];
+    let flags = ["--redis", &redis_url, "--osc", &addr, "--osc-format", "observation", "--station", "46026"];
     let bridge = tokio::spawn(app::run(args(&flags), shutdown.clone()));
-    let client = redis::Client::open(redis_server.url.as_str()).expect("url");
+    let client = redis::Client::open(redis_url.as_str()).expect("url");
     let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
     // Pub/Sub has no catch-up: publish only once the bridge has subscribed.
     let subscribe_deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -105,7 +105,7 @@ async fn redis_source_forwards_an_original_seven_field_message() {
         assert!(
             tokio::time::Instant::now() < subscribe_deadline,
             "the bridge did not subscribe to observations:new on {} within 20 s",
-            redis_server.url
+            redis_url
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -448,8 +448,10 @@ async fn redis_source_sends_the_current_state_then_loses_nothing_across_a_redis_
     use buoycast::bus::{Bus, RedisBusOptions};
     use buoycast::observation::format_time;
 
-    let mut redis_server = RedisServer::start_with(true).await;
-    let publisher = Bus::redis(&redis_server.url, RedisBusOptions::default()).expect("url");
+    let mut redis_server =
+        RedisServer::start_with(RedisOptions { persistence: true, ..RedisOptions::default() });
+    let redis_url = redis_server.url();
+    let publisher = Bus::redis(&redis_url, RedisBusOptions::default()).expect("url");
     // Reported before the bridge starts: 46042 twice (its newest counts), 46026 once.
     let before = [recent("46042", 50), recent("46026", 40), recent("46042", 30)];
     publisher.publish(&before).await.expect("publish");
@@ -457,7 +459,7 @@ async fn redis_source_sends_the_current_state_then_loses_nothing_across_a_redis_
     let receiver = OscReceiver::bind().await;
     let addr = receiver.addr().to_string();
     let shutdown = CancellationToken::new();
-    let flags = ["--redis", &redis_server.url, "--osc", &addr, "--osc-format", "observation"];
+    let flags = ["--redis", &redis_url, "--osc", &addr, "--osc-format", "observation"];
     let bridge = tokio::spawn(app::run(args(&flags), shutdown.clone()));
 
     // The current state at once, sorted by station, the newest of each.
@@ -471,9 +473,9 @@ async fn redis_source_sends_the_current_state_then_loses_nothing_across_a_redis_
 
     // Redis goes away and comes back with its log; readings published at once
     // (before or after the bridge is back) all arrive, once, in order.
-    redis_server.restart().await;
+    tokio::task::block_in_place(|| redis_server.restart());
     let during = [recent("46026", 20), recent("46042", 10), recent("46026", 5)];
-    let publisher = Bus::redis(&redis_server.url, RedisBusOptions::default()).expect("url");
+    let publisher = Bus::redis(&redis_url, RedisBusOptions::default()).expect("url");
     publisher.publish(&during).await.expect("publish after the restart");
     for expected in &during {
         let packet = receiver.next(Duration::from_secs(15)).await.expect("every reading after the restart");

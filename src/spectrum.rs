@@ -406,10 +406,13 @@ impl Serialize for Spectrum {
 }
 
 /// One row of a spectral summary file (`.spec`): NDBC's own split of the
-/// sea into swell and wind waves.
-#[derive(Debug, Clone, PartialEq)]
+/// sea into swell and wind waves. Serialized as `buoycast parse` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SpectralSummary {
+    #[serde(serialize_with = "station_str")]
     pub station_id: StationId,
+    #[serde(serialize_with = "time_str")]
     pub timestamp: DateTime<Utc>,
     /// WVHT, m.
     pub wave_height_m: Option<f64>,
@@ -437,38 +440,18 @@ impl SpectralSummary {
     /// The row as `buoycast parse` prints it (docs/REFERENCE.md, Command
     /// line), keys in the order of the struct's fields.
     pub fn to_json(&self) -> String {
-        #[derive(Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Row<'a> {
-            station_id: &'a str,
-            timestamp: String,
-            wave_height_m: Option<f64>,
-            swell_height_m: Option<f64>,
-            swell_period_s: Option<f64>,
-            wind_wave_height_m: Option<f64>,
-            wind_wave_period_s: Option<f64>,
-            swell_dir_deg: Option<u16>,
-            wind_wave_dir_deg: Option<u16>,
-            steepness: Option<&'a str>,
-            average_period_s: Option<f64>,
-            mean_wave_dir_deg: Option<u16>,
-        }
-        let row = Row {
-            station_id: self.station_id.as_str(),
-            timestamp: format_time(&self.timestamp),
-            wave_height_m: self.wave_height_m,
-            swell_height_m: self.swell_height_m,
-            swell_period_s: self.swell_period_s,
-            wind_wave_height_m: self.wind_wave_height_m,
-            wind_wave_period_s: self.wind_wave_period_s,
-            swell_dir_deg: self.swell_dir_deg,
-            wind_wave_dir_deg: self.wind_wave_dir_deg,
-            steepness: self.steepness.as_deref(),
-            average_period_s: self.average_period_s,
-            mean_wave_dir_deg: self.mean_wave_dir_deg,
-        };
-        serde_json::to_string(&row).unwrap_or_default()
+        serde_json::to_string(self).unwrap_or_default()
     }
+}
+
+/// A station id as its string.
+fn station_str<S: serde::Serializer>(id: &StationId, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(id.as_str())
+}
+
+/// A time as `format_time` writes it (`2020-06-08T03:40:00Z`).
+fn time_str<S: serde::Serializer>(time: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&format_time(time))
 }
 
 /// The 16 compass points, clockwise from north.

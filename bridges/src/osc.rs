@@ -83,6 +83,17 @@ pub fn observation_message(observation: &Observation) -> OscMessage {
     }
 }
 
+/// A `…/time` message: year, month, day, hour, minute (UTC) as int32.
+pub fn time_message(addr: String, t: DateTime<Utc>) -> OscMessage {
+    OscMessage {
+        addr,
+        args: [t.year(), t.month() as i32, t.day() as i32, t.hour() as i32, t.minute() as i32]
+            .into_iter()
+            .map(OscType::Int)
+            .collect(),
+    }
+}
+
 impl OscEncoder {
     /// The messages for one observation, in send order. `now` is the time
     /// `/age` is measured against (the wall clock live; the replayed time in a replay).
@@ -126,13 +137,7 @@ impl OscEncoder {
                 return out;
             }
             let t = observation.observed_at;
-            out.push(OscMessage {
-                addr: format!("{base}/time"),
-                args: [t.year(), t.month() as i32, t.day() as i32, t.hour() as i32, t.minute() as i32]
-                    .into_iter()
-                    .map(OscType::Int)
-                    .collect(),
-            });
+            out.push(time_message(format!("{base}/time"), t));
             let age_s = (now - t).num_milliseconds() as f32 / 1000.0;
             out.push(OscMessage { addr: format!("{base}/age"), args: vec![OscType::Float(age_s)] });
         }

@@ -13,7 +13,6 @@
 use std::str::FromStr;
 
 use buoycast::spectrum::{Quantity, Spectrum};
-use chrono::{Datelike, Timelike};
 use rosc::{OscMessage, OscType};
 
 /// The ocean's band that `--spectrum-audible` maps: NDBC's spectra run from
@@ -114,14 +113,7 @@ pub fn messages(prefix: &str, spectrum: &Spectrum, audible: Option<Audible>) -> 
             out.push(OscMessage { addr: format!("{base}/{name}"), args: vec![OscType::Float(value as f32)] });
         }
     }
-    let t = spectrum.timestamp;
-    out.push(OscMessage {
-        addr: format!("{base}/time"),
-        args: [t.year(), t.month() as i32, t.day() as i32, t.hour() as i32, t.minute() as i32]
-            .into_iter()
-            .map(OscType::Int)
-            .collect(),
-    });
+    out.push(crate::osc::time_message(format!("{base}/time"), spectrum.timestamp));
     out
 }
 

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::params::{station_path, Params};
 use super::AppState;
-use crate::store::{HistoryQuery, PageQuery};
+use crate::store::{HistoryQuery, Page, PageQuery};
 
 /// Default and largest page sizes.
 pub const DEFAULT_LIMIT: u32 = 100;
@@ -35,11 +35,7 @@ pub async fn by_station(
         .await
         .map_err(|error| ApiError::internal(&error))?;
     state.metrics.observations_queried.inc_by(result.items.len() as u64);
-    Ok(Json(json!({
-        "data": result.items,
-        "meta": { "page": query.page, "limit": query.limit, "total": result.total },
-    }))
-    .into_response())
+    Ok(page_response(result, query))
 }
 
 /// `GET /v1/spectra/by-station/{id}?page=&limit=&since=`: a station's wave
@@ -53,11 +49,16 @@ pub async fn spectra_by_station(
     let query = page_query(query.as_deref())?;
     let result =
         state.store.spectra_by_station(&station, query).await.map_err(|error| ApiError::internal(&error))?;
-    Ok(Json(json!({
+    Ok(page_response(result, query))
+}
+
+/// `{"data":[…],"meta":{"page","limit","total"}}` (compatible).
+fn page_response<T: serde::Serialize>(result: Page<T>, query: PageQuery) -> Response {
+    Json(json!({
         "data": result.items,
         "meta": { "page": query.page, "limit": query.limit, "total": result.total },
     }))
-    .into_response())
+    .into_response()
 }
 
 /// `?page=&limit=&since=` of the by-station endpoints.

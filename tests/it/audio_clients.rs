@@ -351,16 +351,22 @@ async fn pure_data_patch_prints_what_a_bridge_replay_of_a_real_file_sends() {
 /// listens on (sclang moves to the next port when its `-u` port is taken:
 /// the one it prints).
 async fn start_supercollider_patch() -> (Running, u16) {
+    start_sclang("buoycast.scd", "buoycast: listening").await
+}
+
+/// `patches/supercollider/{patch}` in headless sclang, and the port named
+/// by its first line starting with `listening`.
+async fn start_sclang(patch: &str, listening: &str) -> (Running, u16) {
     let sclang = tool("sclang", "supercollider-language");
     let mut command = Command::new(sclang);
     command.arg("-u").arg(free_udp_port().to_string());
-    command.arg(repo().join("patches/supercollider/buoycast.scd"));
+    command.arg(repo().join("patches/supercollider").join(patch));
     command
         .env("QT_QPA_PLATFORM", "offscreen")
         .env("QTWEBENGINE_DISABLE_SANDBOX", "1")
         .env("BUOYCAST_NO_SERVER", "1");
     let mut sc = Running::spawn("sclang", command);
-    let ready = sc.wait_for("its listening line", |line| line.text.starts_with("buoycast: listening")).await;
+    let ready = sc.wait_for("its listening line", |line| line.text.starts_with(listening)).await;
     let port: u16 = ready.text.rsplit(' ').next().and_then(|p| p.parse().ok()).expect("a port number");
     (sc, port)
 }
@@ -802,18 +808,7 @@ fn check_spectrum_lines(lines: &[String], transcript: &str) {
 
 #[tokio::test]
 async fn supercollider_spectrum_patch_plays_every_band_of_a_replayed_spectrum() {
-    let sclang = tool("sclang", "supercollider-language");
-    let mut command = Command::new(sclang);
-    command.arg("-u").arg(free_udp_port().to_string());
-    command.arg(repo().join("patches/supercollider/spectrum.scd"));
-    command
-        .env("QT_QPA_PLATFORM", "offscreen")
-        .env("QTWEBENGINE_DISABLE_SANDBOX", "1")
-        .env("BUOYCAST_NO_SERVER", "1");
-    let mut sc = Running::spawn("sclang", command);
-    let ready =
-        sc.wait_for("its listening line", |line| line.text.starts_with("buoycast-spectrum: listening")).await;
-    let port: u16 = ready.text.rsplit(' ').next().and_then(|p| p.parse().ok()).expect("a port number");
+    let (mut sc, port) = start_sclang("spectrum.scd", "buoycast-spectrum: listening").await;
 
     replay_spectra_to(port).await;
     let last = expected_spectrum_peaks().len();

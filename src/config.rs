@@ -194,6 +194,10 @@ pub struct HttpConfig {
     /// Reverse proxies / load balancers (addresses or CIDR ranges) whose
     /// `X-Forwarded-For` names the client; empty: the peer is the client.
     pub trusted_proxies: Vec<String>,
+    /// `SO_REUSEPORT` on `listen`: several `buoycast serve` processes on one
+    /// host share the port (the kernel spreads connections across them), to
+    /// hold more connections than one process's file descriptors allow.
+    pub reuse_port: bool,
 }
 
 /// Bearer-token auth; off when `tokens` is empty.
@@ -278,6 +282,7 @@ const ENV_KEYS: &[(&str, &str, EnvKind)] = &[
     ("BUOYCAST_CLIENT_QUEUE", "stream.client_queue", EnvKind::Int),
     ("BUOYCAST_RETENTION_SECS", "stream.retention_secs", EnvKind::Int),
     ("BUOYCAST_HEADER_TIMEOUT_SECS", "http.header_timeout_secs", EnvKind::Int),
+    ("BUOYCAST_REUSE_PORT", "http.reuse_port", EnvKind::Bool),
     ("BUOYCAST_TRUSTED_PROXIES", "http.trusted_proxies", EnvKind::List),
     ("BUOYCAST_AUTH_TOKENS", "auth.tokens", EnvKind::List),
     ("BUOYCAST_CORS_ORIGINS", "cors.origins", EnvKind::List),
@@ -567,6 +572,7 @@ fn defaults() -> Result<config::ConfigBuilder<config::builder::DefaultState>, Co
         .and_then(|b| b.set_default("stream.client_queue", 256))
         .and_then(|b| b.set_default("stream.retention_secs", 86_400))
         .and_then(|b| b.set_default("http.header_timeout_secs", 10))
+        .and_then(|b| b.set_default("http.reuse_port", false))
         .and_then(|b| b.set_default("http.trusted_proxies", empty.clone()))
         .and_then(|b| b.set_default("auth.tokens", empty.clone()))
         .and_then(|b| b.set_default("cors.origins", vec!["*".to_owned()]))

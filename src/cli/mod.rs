@@ -142,20 +142,20 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Run => {
             let shutdown = crate::shutdown::on_signal();
-            let listener = crate::server::listener::bind(config.listen)
+            let listener = crate::server::listener::bind_with(config.listen, config.http.reuse_port)
                 .with_context(|| format!("binding {} (config key `listen`)", config.listen))?;
             run_all(listener, config, shutdown).await
         }
         Command::Serve => {
             let shutdown = crate::shutdown::on_signal();
-            let listener = crate::server::listener::bind(config.listen)
+            let listener = crate::server::listener::bind_with(config.listen, config.http.reuse_port)
                 .with_context(|| format!("binding {} (config key `listen`)", config.listen))?;
             serve(listener, config, shutdown).await
         }
         Command::Worker => {
             let shutdown = crate::shutdown::on_signal();
             // Operators scrape the worker too: /health and /metrics on `listen`.
-            let listener = match crate::server::listener::bind(config.listen) {
+            let listener = match crate::server::listener::bind_with(config.listen, config.http.reuse_port) {
                 Ok(listener) => Some(listener),
                 Err(error) => {
                     tracing::warn!(listen = %config.listen, error = %error, "cannot bind `listen`; the worker runs without /health and /metrics");

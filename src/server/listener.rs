@@ -43,8 +43,21 @@ pub const HYPER_HEAD_BYTES: usize = 4 * MAX_HEAD_BYTES;
 
 /// Binds `addr` with [`BACKLOG`].
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    bind_with(addr, false)
+}
+
+/// Binds `addr` with [`BACKLOG`]; `reuse_port` sets `SO_REUSEPORT` so other
+/// processes that set it too can bind the same port (`http.reuse_port`;
+/// Unix only, an error elsewhere).
+pub fn bind_with(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     socket.set_reuseaddr(true)?;
+    if reuse_port {
+        #[cfg(unix)]
+        socket.set_reuseport(true)?;
+        #[cfg(not(unix))]
+        return Err(io::Error::new(io::ErrorKind::Unsupported, "http.reuse_port needs SO_REUSEPORT (Unix)"));
+    }
     socket.bind(addr)?;
     socket.listen(BACKLOG)
 }

@@ -304,3 +304,65 @@ fn a_redis_certificate_from_an_unknown_ca_is_refused_and_said_so() {
     let _ = child.wait();
     assert!(refused, "no certificate error in the log:\n{}", seen.join("\n"));
 }
+
+/// One `GET path` on a fresh connection; the body.
+fn get_fresh(port: u16, path: &str) -> String {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    answer
+}
+
+#[test]
+fn with_reuse_port_two_gateways_share_one_port_and_the_connections() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let gateway = |name: &str, reuse: bool| {
+        let home = dir.path().join(name);
+        std::fs::create_dir_all(&home).expect("dir");
+        let mut command = buoycast(&home);
+        command.args(["serve", "--listen"]).arg(format!("127.0.0.1:{port}"));
+        command.env("BUOYCAST_SQLITE_PATH", home.join("buoycast.db"));
+        if reuse {
+            command.env("BUOYCAST_REUSE_PORT", "true");
+        }
+        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        command.spawn().expect("buoycast starts")
+    };
+    let mut first = gateway("a", true);
+    wait_for_health(port, &mut first);
+
+    // Without the option a second gateway cannot bind, and says which key.
+    let mut refused = gateway("b", false);
+    let status = wait_exit(&mut refused, Duration::from_secs(20));
+    assert!(!status.success());
+    let mut stderr = String::new();
+    refused.stderr.take().expect("piped").read_to_string(&mut stderr).expect("stderr");
+    assert!(stderr.contains("config key `listen`"), "{stderr}");
+
+    // With it, both serve the port, and the kernel spreads new connections:
+    // each gateway counts only the requests it served, so the totals seen
+    // over fresh connections go back and forth between two counters.
+    let mut second = gateway("c", true);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(second.try_wait().expect("try_wait").is_none(), "the second gateway runs");
+    let totals: Vec<f64> = (0..60)
+        .map(|_| {
+            let metrics = get_fresh(port, "/metrics");
+            assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+            metrics
+                .lines()
+                .filter(|line| line.starts_with("http_requests_total{"))
+                .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        })
+        .collect();
+    assert!(totals.windows(2).any(|w| w[1] < w[0]), "every answer came from one gateway: {totals:?}");
+    for child in [&mut first, &mut second] {
+        interrupt(child);
+        assert!(wait_exit(child, Duration::from_secs(6)).success());
+    }
+}

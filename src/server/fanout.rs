@@ -17,6 +17,7 @@ use bytes::Bytes;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::encode::{encode_sse, encode_ws};
 use super::metrics::Metrics;
 use crate::bus::{parse_stream_id, Bus, BusNotice, Replay};
 use crate::log_throttle::LogThrottle;
@@ -123,46 +124,6 @@ impl SharedEvent {
     pub fn ws_frame(&self) -> Bytes {
         self.ws.get_or_init(|| Bytes::from(encode_ws(&self.event, FieldSet::ALL, DataForm::Event))).clone()
     }
-}
-
-/// The SSE frame of an event in `form` ([`DataForm::Event`]: `id:` line when
-/// known, `event: observation`; [`DataForm::Snapshot`]: `event: snapshot`,
-/// no id), with the given fields.
-pub fn encode_sse(event: &ObservationEvent, fields: FieldSet, form: DataForm) -> Vec<u8> {
-    let mut out = Vec::with_capacity(480);
-    match (form, &event.id) {
-        (DataForm::Event, Some(id)) => {
-            out.extend_from_slice(b"id: ");
-            out.extend_from_slice(id.as_bytes());
-            out.extend_from_slice(b"\nevent: observation\ndata: ");
-        }
-        (DataForm::Event, None) => out.extend_from_slice(b"event: observation\ndata: "),
-        _ => out.extend_from_slice(b"event: snapshot\ndata: "),
-    }
-    event.write_data(&mut out, fields, form);
-    out.extend_from_slice(b"\n\n");
-    out
-}
-
-/// The WebSocket JSON text frame of an event in `form` (`"event"` is
-/// `observation` with its `"id"` when known, or `snapshot` without one).
-pub fn encode_ws(event: &ObservationEvent, fields: FieldSet, form: DataForm) -> Vec<u8> {
-    let mut out = Vec::with_capacity(480);
-    match (form, &event.id) {
-        (DataForm::Event, Some(id)) => {
-            out.extend_from_slice(b"{\"event\":\"observation\",\"id\":");
-            match serde_json::to_writer(&mut out, id) {
-                Ok(()) => out.push(b','),
-                Err(_) => out.extend_from_slice(b"null,"),
-            }
-        }
-        (DataForm::Event, None) => out.extend_from_slice(b"{\"event\":\"observation\","),
-        _ => out.extend_from_slice(b"{\"event\":\"snapshot\","),
-    }
-    out.extend_from_slice(b"\"data\":");
-    event.write_data(&mut out, fields, form);
-    out.push(b'}');
-    out
 }
 
 /// The newest observation of every station the hub has delivered (seeded

@@ -8,6 +8,7 @@
 //! (docs/API.md, Errors).
 
 pub mod dashboard;
+pub mod encode;
 pub mod error;
 pub mod fanout;
 pub mod feed;

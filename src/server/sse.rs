@@ -158,16 +158,16 @@ fn encode(frame: &Frame, fields: FieldSet, metrics: &Metrics) -> Bytes {
             let bytes = if fields == FieldSet::ALL {
                 shared.sse_frame()
             } else {
-                Bytes::from(super::fanout::encode_sse(&shared.event, fields, DataForm::Event))
+                Bytes::from(super::encode::encode_sse(&shared.event, fields, DataForm::Event))
             };
             (&sent.observation, bytes)
         }
-        Frame::Replayed(event) => (&sent.observation, Bytes::from(super::fanout::encode_sse(event, fields, DataForm::Event))),
+        Frame::Replayed(event) => (&sent.observation, Bytes::from(super::encode::encode_sse(event, fields, DataForm::Event))),
         Frame::Snapshot(shared) => {
             let bytes = if fields == FieldSet::ALL {
                 shared.snapshot_sse_frame()
             } else {
-                Bytes::from(super::fanout::encode_sse(&shared.event, fields, DataForm::Snapshot))
+                Bytes::from(super::encode::encode_sse(&shared.event, fields, DataForm::Snapshot))
             };
             (&sent.snapshot, bytes)
         }

@@ -96,16 +96,16 @@ fn encode(frame: &Frame, fields: FieldSet, metrics: &Metrics) -> Message {
             let bytes = if fields == FieldSet::ALL {
                 shared.ws_frame()
             } else {
-                Bytes::from(super::fanout::encode_ws(&shared.event, fields, DataForm::Event))
+                Bytes::from(super::encode::encode_ws(&shared.event, fields, DataForm::Event))
             };
             (&sent.observation, text(bytes))
         }
-        Frame::Replayed(event) => (&sent.observation, text(Bytes::from(super::fanout::encode_ws(event, fields, DataForm::Event)))),
+        Frame::Replayed(event) => (&sent.observation, text(Bytes::from(super::encode::encode_ws(event, fields, DataForm::Event)))),
         Frame::Snapshot(shared) => {
             let bytes = if fields == FieldSet::ALL {
                 shared.snapshot_ws_frame()
             } else {
-                Bytes::from(super::fanout::encode_ws(&shared.event, fields, DataForm::Snapshot))
+                Bytes::from(super::encode::encode_ws(&shared.event, fields, DataForm::Snapshot))
             };
             (&sent.snapshot, text(bytes))
         }

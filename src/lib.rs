@@ -6,6 +6,7 @@
 //! - [`log_throttle`], [`backoff`]: one log line per period for a repeating
 //!   condition; the one retry delay (capped exponential, equal jitter).
 //! - [`sources::ndbc`]: the NDBC file parsers (pure; fetching the files is the worker's).
+//! - [`sse`]: the event-stream decoder of the bridge's SSE source and the tests' client.
 //! - `store`: PostgreSQL and SQLite persistence (feature `server`).
 //! - `bus`, `redact`: Redis Pub/Sub and in-process fan-in with catch-up ids
 //!   (feature `bus`, which `server` includes; the bridge uses it without the rest).
@@ -22,6 +23,7 @@ pub mod observation;
 pub mod redact;
 pub mod sources;
 pub mod spectrum;
+pub mod sse;
 pub mod station;
 
 #[cfg(feature = "bus")]

@@ -1,5 +1,6 @@
-//! A small, strict SSE test client over a real HTTP connection (reqwest
-//! byte stream), parsing the event-stream format as browsers do.
+//! A small SSE test client over a real HTTP connection (reqwest byte
+//! stream), decoding the event-stream format with `buoycast::sse` (the
+//! bridge's decoder, written to the HTML standard's rules).
 
 use std::time::Duration;
 
@@ -43,10 +44,8 @@ pub struct SseClient {
     /// The response headers.
     pub headers: HeaderMap,
     stream: Option<futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>>,
-    buffer: String,
+    decoder: buoycast::sse::Decoder,
     pending: std::collections::VecDeque<Item>,
-    current: SseEvent,
-    has_data: bool,
     body_text: Option<String>,
 }
 
@@ -70,10 +69,8 @@ impl SseClient {
             status,
             headers,
             stream,
-            buffer: String::new(),
+            decoder: buoycast::sse::Decoder::new(),
             pending: Default::default(),
-            current: empty_event(),
-            has_data: false,
             body_text,
         }
     }
@@ -97,8 +94,15 @@ impl SseClient {
                 .unwrap_or_else(|_| panic!("no SSE data within {limit:?}"));
             match chunk {
                 Some(Ok(bytes)) => {
-                    self.buffer.push_str(std::str::from_utf8(&bytes).expect("SSE is UTF-8"));
-                    self.parse_lines();
+                    self.pending.extend(self.decoder.feed(&bytes).into_iter().map(|item| match item {
+                        buoycast::sse::Item::Event(event) => Item::Event(SseEvent {
+                            id: event.id,
+                            event: event.event,
+                            data: event.data,
+                            retry: event.retry,
+                        }),
+                        buoycast::sse::Item::Comment(comment) => Item::Comment(comment),
+                    }));
                 }
                 _ => {
                     self.stream = None;
@@ -156,48 +160,4 @@ impl SseClient {
         }
         true
     }
-
-    fn parse_lines(&mut self) {
-        while let Some(pos) = self.buffer.find('\n') {
-            let line: String = self.buffer.drain(..=pos).collect();
-            let line = line.trim_end_matches('\n').trim_end_matches('\r');
-            if line.is_empty() {
-                if self.has_data {
-                    let event = std::mem::replace(&mut self.current, empty_event());
-                    self.pending.push_back(Item::Event(event));
-                } else {
-                    let retry = self.current.retry;
-                    self.current = empty_event();
-                    self.current.retry = retry;
-                }
-                self.has_data = false;
-                continue;
-            }
-            if let Some(comment) = line.strip_prefix(':') {
-                self.pending.push_back(Item::Comment(comment.trim().to_owned()));
-                continue;
-            }
-            let (field, value) = match line.split_once(':') {
-                Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
-                None => (line, ""),
-            };
-            match field {
-                "id" => self.current.id = Some(value.to_owned()),
-                "event" => self.current.event = value.to_owned(),
-                "retry" => self.current.retry = value.parse().ok(),
-                "data" => {
-                    if self.has_data {
-                        self.current.data.push('\n');
-                    }
-                    self.current.data.push_str(value);
-                    self.has_data = true;
-                }
-                _ => {}
-            }
-        }
-    }
-}
-
-fn empty_event() -> SseEvent {
-    SseEvent { id: None, event: "message".into(), data: String::new(), retry: None }
 }

@@ -179,7 +179,10 @@ pub struct StreamConfig {
     pub keepalive_secs: u64,
     /// Open stream connections allowed at once (SSE + WebSocket).
     pub max_connections: usize,
-    /// Events a client may have queued before it is told `lagged` and closed.
+    /// Events a client may fall behind before it is told `lagged` and
+    /// closed: the size of the hub's one ring, shared by every client (its
+    /// memory is the gateway's, once, not per client), sized so that a burst
+    /// (every station of a `latest_obs.txt` poll at once) lags no one.
     pub client_queue: usize,
     /// How far back (seconds) a reconnecting client can catch up.
     pub retention_secs: u64,
@@ -569,7 +572,7 @@ fn defaults() -> Result<config::ConfigBuilder<config::builder::DefaultState>, Co
         .and_then(|b| b.set_default("ingest.spectral_stations", spectral))
         .and_then(|b| b.set_default("stream.keepalive_secs", 15))
         .and_then(|b| b.set_default("stream.max_connections", 20_000))
-        .and_then(|b| b.set_default("stream.client_queue", 256))
+        .and_then(|b| b.set_default("stream.client_queue", 4096))
         .and_then(|b| b.set_default("stream.retention_secs", 86_400))
         .and_then(|b| b.set_default("http.header_timeout_secs", 10))
         .and_then(|b| b.set_default("http.reuse_port", false))
@@ -651,7 +654,7 @@ mod tests {
         assert_eq!(config.ingest.latest_obs_interval_ms, 60_000);
         assert_eq!(config.stream.keepalive_secs, 15);
         assert_eq!(config.stream.max_connections, 20_000);
-        assert_eq!(config.stream.client_queue, 256);
+        assert_eq!(config.stream.client_queue, 4096);
         assert_eq!(config.stream.retention_secs, 86_400);
         assert_eq!(config.rate_limit.history_per_minute, 60);
         assert_eq!(config.cors.origins, vec!["*"]);

@@ -3,9 +3,11 @@
 //!
 //! The hub task reads [`BusNotice`]s, drops duplicates (by stream id),
 //! replays what it missed after the bus comes back, and sends each event as
-//! an `Arc<Delivered>` on a `broadcast` channel. The channel's capacity is
-//! each client's bounded queue (`stream.client_queue`): a client that falls
-//! that far behind sees `Lagged` and is closed with `event: lagged`.
+//! an `Arc<Delivered>` on a `broadcast` channel. The channel is one ring
+//! shared by every client (`stream.client_queue` slots, 4096 by default: a
+//! burst of every station at once lags no reader, and the ring's memory is
+//! paid once, not per client); a client that falls that far behind sees
+//! `Lagged` and is closed with `event: lagged`.
 //!
 //! It is not the per-client logic (that is [`super::feed`]).
 

@@ -589,3 +589,67 @@ async fn python_oscquery_client_discovers_the_bridge_and_reads_the_whole_namespa
     assert_eq!(out["nodes"]["/buoy/46026/age"]["ok"][0][0], "/buoy/46026/age", "{out}");
     bridge.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spectrum_sent_is_described_with_its_lists_and_values() {
+    use buoycast::spectrum::{Band, Spectrum};
+    let bridge = Bridge::start(OscFormat::Both).await;
+    let spectrum = Spectrum {
+        station_id: StationId::parse("41010").expect("id"),
+        timestamp: Utc.with_ymd_and_hms(2020, 6, 8, 3, 50, 0).single().expect("time"),
+        sep_freq_hz: Some(0.1),
+        bands: [(0.05, 1.0, 200.0), (0.1, 4.0, 180.0), (0.2, 2.0, 90.0)]
+            .into_iter()
+            .map(|(freq_hz, density, alpha1)| Band {
+                freq_hz,
+                density: Some(density),
+                alpha1: Some(alpha1),
+                alpha2: None,
+                r1: Some(0.5),
+                r2: None,
+            })
+            .collect(),
+    };
+    let item = Item::spectrum(spectrum, Duration::ZERO, Utc::now());
+    bridge.items.as_ref().expect("running").send(item).await.expect("pipeline running");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let density = loop {
+        let (status, node) = http_get(bridge.port, "/buoy/41010/spectrum/density").await;
+        if status == 200 {
+            break node;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the spectrum never reached the namespace");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(density["TYPE"], "fff", "one float per band: {density}");
+    assert_eq!(density["VALUE"], json!([1.0, 4.0, 2.0]));
+    assert_eq!(density["ACCESS"], 1);
+    let (_, alpha2) = http_get(bridge.port, "/buoy/41010/spectrum/alpha2?VALUE").await;
+    assert_eq!(alpha2, json!({"VALUE": [-1.0, -1.0, -1.0]}), "missing bands keep their place");
+    let (_, time) = http_get(bridge.port, "/buoy/41010/spectrum/time").await;
+    assert_eq!((time["TYPE"].clone(), time["VALUE"].clone()), (json!("iiiii"), json!([2020, 6, 8, 3, 50])));
+    // The whole tree stays valid: containers and methods only, each with VALUE.
+    let (_, root) = http_get(bridge.port, "/").await;
+    let mut methods = Vec::new();
+    check_spectrum_tree(&root, &mut methods);
+    assert!(methods.contains(&"/buoy/41010/spectrum/freqs".to_owned()), "{methods:?}");
+    assert!(methods.contains(&"/buoy/41010/spectrum/peakFreqHz".to_owned()), "{methods:?}");
+    bridge.stop().await;
+}
+
+/// Every method path of the tree, checking each node is a container or a
+/// method (never both) and each method has as many VALUEs as TYPE letters.
+fn check_spectrum_tree(node: &Value, methods: &mut Vec<String>) {
+    match node.get("TYPE").and_then(Value::as_str) {
+        Some(type_tag) => {
+            assert!(node.get("CONTENTS").is_none(), "a method with children: {node}");
+            assert_eq!(node["VALUE"].as_array().map(Vec::len), Some(type_tag.len()), "{node}");
+            methods.push(node["FULL_PATH"].as_str().expect("FULL_PATH").to_owned());
+        }
+        None => {
+            for child in node["CONTENTS"].as_object().expect("a container has CONTENTS").values() {
+                check_spectrum_tree(child, methods);
+            }
+        }
+    }
+}

@@ -342,7 +342,8 @@ pub struct Observation {
     pub measurements: Measurements,
 }
 
-fn serialize_time<S: Serializer>(time: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+/// Serializes a time as [`format_time`] writes it (`serialize_with`).
+pub(crate) fn serialize_time<S: Serializer>(time: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&format_time(time))
 }
 

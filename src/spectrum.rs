@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use serde::Serialize;
 
-use crate::observation::{format_time, StationId};
+use crate::observation::{serialize_time, StationId};
 
 /// One of the five per-band quantities of a directional spectrum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -63,6 +63,12 @@ impl Quantity {
     }
 }
 
+impl Serialize for Quantity {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
 impl std::fmt::Display for Quantity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
@@ -70,49 +76,41 @@ impl std::fmt::Display for Quantity {
 }
 
 /// One row of one spectral file: one quantity over the row's bands.
-#[derive(Debug, Clone, PartialEq)]
+/// Serialized as `buoycast parse` prints it (docs/REFERENCE.md, Command
+/// line): `{"stationId","timestamp","quantity","sepFreqHz"?,"bands":[{"freqHz","value"}]}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SpectralRow {
     pub station_id: StationId,
+    #[serde(serialize_with = "serialize_time")]
     pub timestamp: DateTime<Utc>,
     pub quantity: Quantity,
     /// The separation frequency between swell and wind sea, Hz: `None` when
     /// the file has no such column (every file but realtime `.data_spec`),
     /// `Some(None)` when the column holds NDBC's missing marker.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sep_freq_hz: Option<Option<f64>>,
     /// (frequency in Hz, value or `None` when missing), in file order.
+    #[serde(serialize_with = "band_values")]
     pub bands: Vec<(f64, Option<f64>)>,
 }
 
 impl SpectralRow {
-    /// The row as `buoycast parse` prints it (docs/REFERENCE.md, Command line):
-    /// `{"stationId","timestamp","quantity","sepFreqHz"?,"bands":[{"freqHz","value"}]}`,
-    /// keys in that order.
+    /// The row as `buoycast parse` prints it.
     pub fn to_json(&self) -> String {
-        #[derive(Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Row<'a> {
-            station_id: &'a str,
-            timestamp: String,
-            quantity: &'static str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            sep_freq_hz: Option<Option<f64>>,
-            bands: Vec<BandValue>,
-        }
-        #[derive(Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct BandValue {
-            freq_hz: f64,
-            value: Option<f64>,
-        }
-        let row = Row {
-            station_id: self.station_id.as_str(),
-            timestamp: format_time(&self.timestamp),
-            quantity: self.quantity.name(),
-            sep_freq_hz: self.sep_freq_hz,
-            bands: self.bands.iter().map(|&(freq_hz, value)| BandValue { freq_hz, value }).collect(),
-        };
-        serde_json::to_string(&row).unwrap_or_default()
+        serde_json::to_string(self).unwrap_or_default()
     }
+}
+
+/// A row's bands as `[{"freqHz","value"}]`.
+fn band_values<S: serde::Serializer>(bands: &[(f64, Option<f64>)], serializer: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct BandValue {
+        freq_hz: f64,
+        value: Option<f64>,
+    }
+    serializer.collect_seq(bands.iter().map(|&(freq_hz, value)| BandValue { freq_hz, value }))
 }
 
 /// One band of a joined spectrum.
@@ -297,31 +295,21 @@ impl Spectrum {
     /// The bands as the store keeps them: JSON columns of equal length,
     /// `{"freqHz":[…],"density":[…],"alpha1":[…],"alpha2":[…],"r1":[…],"r2":[…]}`.
     pub fn bands_to_columns(&self) -> String {
-        let column = |get: &dyn Fn(&Band) -> Option<f64>| self.bands.iter().map(get).collect::<Vec<_>>();
-        serde_json::json!({
-            "freqHz": self.bands.iter().map(|band| band.freq_hz).collect::<Vec<_>>(),
-            "density": column(&|band| band.density),
-            "alpha1": column(&|band| band.alpha1),
-            "alpha2": column(&|band| band.alpha2),
-            "r1": column(&|band| band.r1),
-            "r2": column(&|band| band.r2),
-        })
-        .to_string()
+        let column = |get: fn(&Band) -> Option<f64>| self.bands.iter().map(get).collect();
+        let columns = Columns {
+            freq_hz: self.bands.iter().map(|band| band.freq_hz).collect(),
+            density: column(|band| band.density),
+            alpha1: column(|band| band.alpha1),
+            alpha2: column(|band| band.alpha2),
+            r1: column(|band| band.r1),
+            r2: column(|band| band.r2),
+        };
+        serde_json::to_string(&columns).unwrap_or_default()
     }
 
     /// Bands from [`Spectrum::bands_to_columns`]' form; `None` when it is not
     /// that (columns missing or of different lengths, a frequency null).
     pub fn bands_from_columns(text: &str) -> Option<Vec<Band>> {
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Columns {
-            freq_hz: Vec<f64>,
-            density: Vec<Option<f64>>,
-            alpha1: Vec<Option<f64>>,
-            alpha2: Vec<Option<f64>>,
-            r1: Vec<Option<f64>>,
-            r2: Vec<Option<f64>>,
-        }
         let c: Columns = serde_json::from_str(text).ok()?;
         let n = c.freq_hz.len();
         if [c.density.len(), c.alpha1.len(), c.alpha2.len(), c.r1.len(), c.r2.len()]
@@ -345,6 +333,18 @@ impl Spectrum {
     }
 }
 
+/// The store's form of a spectrum's bands (one column per quantity).
+#[derive(Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Columns {
+    freq_hz: Vec<f64>,
+    density: Vec<Option<f64>>,
+    alpha1: Vec<Option<f64>>,
+    alpha2: Vec<Option<f64>>,
+    r1: Vec<Option<f64>>,
+    r2: Vec<Option<f64>>,
+}
+
 /// `{"stationId","timestamp","sepFreqHz","bands":[{"freqHz","density",
 /// "alpha1","alpha2","r1","r2","spreadDeg"}],"significantHeightM",
 /// "peakFreqHz","peakPeriodS","meanPeriodS","swellEnergyM2","windSeaEnergyM2"}`,
@@ -354,8 +354,9 @@ impl Serialize for Spectrum {
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
         struct Out<'a> {
-            station_id: &'a str,
-            timestamp: String,
+            station_id: &'a StationId,
+            #[serde(serialize_with = "serialize_time")]
+            timestamp: &'a DateTime<Utc>,
             sep_freq_hz: Option<f64>,
             bands: Vec<BandOut>,
             significant_height_m: Option<f64>,
@@ -378,8 +379,8 @@ impl Serialize for Spectrum {
         }
         let derived = self.derived();
         let out = Out {
-            station_id: self.station_id.as_str(),
-            timestamp: format_time(&self.timestamp),
+            station_id: &self.station_id,
+            timestamp: &self.timestamp,
             sep_freq_hz: self.sep_freq_hz,
             bands: self
                 .bands
@@ -410,9 +411,8 @@ impl Serialize for Spectrum {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SpectralSummary {
-    #[serde(serialize_with = "station_str")]
     pub station_id: StationId,
-    #[serde(serialize_with = "time_str")]
+    #[serde(serialize_with = "serialize_time")]
     pub timestamp: DateTime<Utc>,
     /// WVHT, m.
     pub wave_height_m: Option<f64>,
@@ -442,16 +442,6 @@ impl SpectralSummary {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
-}
-
-/// A station id as its string.
-fn station_str<S: serde::Serializer>(id: &StationId, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(id.as_str())
-}
-
-/// A time as `format_time` writes it (`2020-06-08T03:40:00Z`).
-fn time_str<S: serde::Serializer>(time: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&format_time(time))
 }
 
 /// The 16 compass points, clockwise from north.

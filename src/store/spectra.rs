@@ -23,12 +23,8 @@ impl Store {
             Store::Postgres(store) => {
                 let mut tx = store.pool().begin().await.map_err(Error::query(operation))?;
                 for spectrum in spectra {
-                    let bands: serde_json::Value =
-                        serde_json::from_str(&spectrum.bands_to_columns()).map_err(|error| {
-                            Error::Corrupt { what: "spectrum bands", value: error.to_string() }
-                        })?;
                     let row = sqlx::query(
-                        "INSERT INTO spectra (station_id, observed_at, sep_freq_hz, bands) VALUES ($1, $2, $3, $4) \
+                        "INSERT INTO spectra (station_id, observed_at, sep_freq_hz, bands) VALUES ($1, $2, $3, $4::jsonb) \
                          ON CONFLICT (station_id, observed_at) DO UPDATE SET sep_freq_hz = EXCLUDED.sep_freq_hz, \
                          bands = EXCLUDED.bands, revision = spectra.revision + 1, fetched_at = now() \
                          WHERE spectra.bands IS DISTINCT FROM EXCLUDED.bands \
@@ -38,7 +34,7 @@ impl Store {
                     .bind(spectrum.station_id.as_str())
                     .bind(spectrum.timestamp)
                     .bind(spectrum.sep_freq_hz)
-                    .bind(bands)
+                    .bind(spectrum.bands_to_columns())
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(Error::query(operation))?;

@@ -186,16 +186,6 @@ async fn load_station(
     })
 }
 
-/// Where the five quantities of a year of spectra live in the archives:
-/// `{historical_base}/{dir}/{id}{letter}{year}.txt.gz`.
-const SPECTRAL_ARCHIVES: [(Quantity, &str, char); 5] = [
-    (Quantity::Density, "swden", 'w'),
-    (Quantity::Alpha1, "swdir", 'd'),
-    (Quantity::Alpha2, "swdir2", 'i'),
-    (Quantity::R1, "swr1", 'j'),
-    (Quantity::R2, "swr2", 'k'),
-];
-
 /// The largest file accepted after gunzip (a year of one quantity is ~3 MB).
 const MAX_UNZIPPED: u64 = 256 * 1024 * 1024;
 
@@ -239,9 +229,12 @@ pub async fn backfill_spectra(
     for station in &options.stations {
         let mut rows = Vec::new();
         let mut failure = None;
-        for (quantity, dir, letter) in SPECTRAL_ARCHIVES {
-            let name = format!("{station}{letter}{}.txt", options.year);
-            let url = format!("{}/{dir}/{name}.gz", options.historical_base.trim_end_matches('/'));
+        // The archives: `{historical_base}/{dir}/{id}{letter}{year}.txt.gz`.
+        for names in spectral::FILE_NAMES {
+            let quantity = names.quantity;
+            let name = format!("{station}{}{}.txt", char::from(names.letter), options.year);
+            let url =
+                format!("{}/{}/{name}.gz", options.historical_base.trim_end_matches('/'), names.archive);
             match load_spectral_file(&fetcher, &url, station, &name).await {
                 Ok((file_rows, bad_lines)) => {
                     report.bad_lines += bad_lines;

@@ -905,12 +905,7 @@ fn scan_row<'a>(
                 }
             }
             Column::Year => {
-                year = Some(match (token.len(), parse_uint(token)) {
-                    (2, Some(yy)) if yy >= 50 => 1900 + yy as i32,
-                    (2, Some(yy)) => 2000 + yy as i32,
-                    (4, Some(yyyy)) => yyyy as i32,
-                    _ => return Err(bad_date(name, token)),
-                });
+                year = Some(ndbc_year(token).ok_or_else(|| bad_date(name, token))?);
             }
             Column::Month => month = Some(date_field(token, name, 1..=12)?),
             Column::Day => day = Some(date_field(token, name, 1..=31)?),
@@ -954,6 +949,17 @@ fn bad_date(column: &'static str, token: &[u8]) -> LineErrorKind {
 }
 
 /// A one- or two-digit date field within `range`.
+/// An NDBC year: four digits, or two (19YY when YY >= 50, else 20YY: the
+/// two-digit files run 1970–1998).
+pub(super) fn ndbc_year(token: &[u8]) -> Option<i32> {
+    match (token.len(), parse_uint(token)?) {
+        (2, yy) if yy >= 50 => Some(1900 + yy as i32),
+        (2, yy) => Some(2000 + yy as i32),
+        (4, yyyy) => Some(yyyy as i32),
+        _ => None,
+    }
+}
+
 fn date_field(
     token: &[u8],
     column: &'static str,

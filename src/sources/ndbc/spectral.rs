@@ -29,7 +29,7 @@ use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::parse::parse_decimal;
+use super::parse::{ndbc_year, parse_decimal};
 use crate::observation::StationId;
 use crate::spectrum::{compass_to_degrees, Quantity, SpectralRow, SpectralSummary};
 
@@ -238,17 +238,32 @@ fn layout_of(header: &str, file_name: Option<&str>) -> Result<Layout, FileError>
     }
 }
 
+/// How NDBC names one quantity's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileNames {
+    pub quantity: Quantity,
+    /// The realtime extension: `41010.swdir`.
+    pub extension: &'static str,
+    /// The historical letter after the station id: `41010d2019.txt`.
+    pub letter: u8,
+    /// The archive directory of the yearly files: `historical/swdir/`.
+    pub archive: &'static str,
+}
+
+/// Every quantity's file names, in [`Quantity::ALL`] order.
+pub const FILE_NAMES: [FileNames; 5] = [
+    FileNames { quantity: Quantity::Density, extension: "data_spec", letter: b'w', archive: "swden" },
+    FileNames { quantity: Quantity::Alpha1, extension: "swdir", letter: b'd', archive: "swdir" },
+    FileNames { quantity: Quantity::Alpha2, extension: "swdir2", letter: b'i', archive: "swdir2" },
+    FileNames { quantity: Quantity::R1, extension: "swr1", letter: b'j', archive: "swr1" },
+    FileNames { quantity: Quantity::R2, extension: "swr2", letter: b'k', archive: "swr2" },
+];
+
 /// The quantity letter of a historical file name: the letter between the
 /// station id and the four-digit year (`41010w2019part.txt` → density).
 fn historical_quantity(name: &str) -> Option<Quantity> {
-    match name.as_bytes()[quantity_letter_at(name)?].to_ascii_lowercase() {
-        b'w' => Some(Quantity::Density),
-        b'd' => Some(Quantity::Alpha1),
-        b'i' => Some(Quantity::Alpha2),
-        b'j' => Some(Quantity::R1),
-        b'k' => Some(Quantity::R2),
-        _ => None,
-    }
+    let letter = name.as_bytes()[quantity_letter_at(name)?].to_ascii_lowercase();
+    FILE_NAMES.iter().find(|names| names.letter == letter).map(|names| names.quantity)
 }
 
 /// The file names of the five quantities of the set `file_name` belongs to
@@ -256,32 +271,19 @@ fn historical_quantity(name: &str) -> Option<Quantity> {
 /// → `41010w2019part.txt`, `41010d2019part.txt`, …), `None` when the name is
 /// not one of NDBC's spectral names.
 pub fn quantity_siblings(file_name: &str) -> Option<[(Quantity, String); 5]> {
-    const REALTIME: [(&str, Quantity); 5] = [
-        ("data_spec", Quantity::Density),
-        ("swdir", Quantity::Alpha1),
-        ("swdir2", Quantity::Alpha2),
-        ("swr1", Quantity::R1),
-        ("swr2", Quantity::R2),
-    ];
-    const HISTORICAL: [(u8, Quantity); 5] = [
-        (b'w', Quantity::Density),
-        (b'd', Quantity::Alpha1),
-        (b'i', Quantity::Alpha2),
-        (b'j', Quantity::R1),
-        (b'k', Quantity::R2),
-    ];
     if let Some((stem, ext)) = file_name.rsplit_once('.') {
-        if REALTIME.iter().any(|(known, _)| *known == ext) {
-            return Some(REALTIME.map(|(ext, quantity)| (quantity, format!("{stem}.{ext}"))));
+        if FILE_NAMES.iter().any(|names| names.extension == ext) {
+            return Some(FILE_NAMES.map(|names| (names.quantity, format!("{stem}.{}", names.extension))));
         }
     }
-    let at = quantity_letter_at(file_name)?;
     historical_quantity(file_name)?;
+    let at = quantity_letter_at(file_name)?;
     let bytes = file_name.as_bytes();
-    Some(HISTORICAL.map(|(letter, quantity)| {
+    Some(FILE_NAMES.map(|names| {
         let mut name = bytes.to_vec();
-        name[at] = if bytes[at].is_ascii_uppercase() { letter.to_ascii_uppercase() } else { letter };
-        (quantity, String::from_utf8_lossy(&name).into_owned())
+        name[at] =
+            if bytes[at].is_ascii_uppercase() { names.letter.to_ascii_uppercase() } else { names.letter };
+        (names.quantity, String::from_utf8_lossy(&name).into_owned())
     }))
 }
 
@@ -311,15 +313,11 @@ fn timestamp(tokens: &[&str]) -> Result<DateTime<Utc>, String> {
         }
         token.parse().map_err(|_| format!("{what} {token:?} is not a number"))
     };
-    let year = match (tokens.first().map(|t| t.len()), number(0, "year")?) {
-        (Some(2), yy) if yy >= 50 => 1900 + yy,
-        (Some(2), yy) => 2000 + yy,
-        (Some(4), yyyy) => yyyy,
-        (_, year) => return Err(format!("year {year} is neither YY nor YYYY")),
-    };
+    let year_token = tokens.first().ok_or("no year")?;
+    let year = ndbc_year(year_token.as_bytes())
+        .ok_or_else(|| format!("year {year_token:?} is neither YY nor YYYY"))?;
     let (month, day, hour) = (number(1, "month")?, number(2, "day")?, number(3, "hour")?);
     let minute = if tokens.len() > 4 { number(4, "minute")? } else { 0 };
-    let year = i32::try_from(year).map_err(|_| "year out of range".to_owned())?;
     NaiveDate::from_ymd_opt(year, month, day)
         .and_then(|date| date.and_hms_opt(hour, minute, 0))
         .map(|time| time.and_utc())
@@ -362,10 +360,10 @@ fn pairs_row(
     sep: bool,
     line: usize,
 ) -> RowResult<SpectralRow> {
-    let time = timestamp(&tokens[..tokens.len().min(5)])?;
     if tokens.len() < 5 {
         return Err("fewer than five date fields".into());
     }
+    let time = timestamp(&tokens[..5])?;
     let mut rest = &tokens[5..];
     let sep_freq_hz = if sep {
         let (token, after) = rest.split_first().ok_or("no Sep_Freq")?;

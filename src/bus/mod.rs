@@ -272,6 +272,22 @@ fn format_stream_id((ms, seq): (u64, u64)) -> String {
     out
 }
 
+/// How far before a subscription came up a catch-up without any event
+/// starts: stream ids carry the bus's clock, which may lag ours a little.
+pub const ANCHOR_SLACK: Duration = Duration::from_secs(2);
+
+/// The log position `{ms}-0` at `since` less [`ANCHOR_SLACK`], for
+/// [`Bus::read_since`] (a read after it starts at `{ms}-1`: an entry at
+/// exactly `{ms}-0` is left out, well inside the slack). Used by the
+/// gateway's hub and the bridge's Redis source.
+pub fn anchor_position(since: std::time::SystemTime) -> String {
+    let ms = since
+        .checked_sub(ANCHOR_SLACK)
+        .and_then(|at| at.duration_since(std::time::SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |at| u64::try_from(at.as_millis()).unwrap_or(u64::MAX));
+    format!("{ms}-0")
+}
+
 /// Milliseconds since the Unix epoch, by the local clock.
 fn now_ms() -> u64 {
     let now = chrono::Utc::now().timestamp_millis();

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::encode::{encode_sse, encode_ws};
 use super::metrics::Metrics;
-use crate::bus::{parse_stream_id, Bus, BusNotice, Replay};
+use crate::bus::{anchor_position, parse_stream_id, Bus, BusNotice, Replay};
 use crate::log_throttle::LogThrottle;
 use crate::observation::{DataForm, FieldSet, Observation, ObservationEvent, StationId};
 
@@ -34,21 +34,6 @@ const SLOW_BROADCAST: Duration = Duration::from_millis(200);
 
 /// How long the hub waits before it retries a failed catch-up read.
 const HUB_REPLAY_RETRY: Duration = Duration::from_millis(500);
-
-/// How far before the subscription came up a catch-up without any event
-/// starts: stream ids carry the bus's clock, which may lag ours a little.
-const ANCHOR_SLACK: Duration = Duration::from_secs(2);
-
-/// The position `{ms}-0` at `since` less [`ANCHOR_SLACK`] (a read after it
-/// starts at `{ms}-1`: an entry at exactly `{ms}-0` is left out, well inside
-/// the slack).
-fn anchor_id(since: SystemTime) -> String {
-    let ms = since
-        .checked_sub(ANCHOR_SLACK)
-        .and_then(|at| at.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .map_or(0, |at| u64::try_from(at.as_millis()).unwrap_or(u64::MAX));
-    format!("{ms}-0")
-}
 
 /// How long the hub keeps retrying a failing catch-up read before it gives
 /// up and tells clients to reset. A failover can make the first reads on
@@ -389,7 +374,7 @@ impl HubTask {
     async fn catch_up(&mut self, shutdown: &CancellationToken) {
         let (mut after, mut from_anchor) = match (&self.last, self.live_since) {
             (Some((_, id)), _) => (id.clone(), false),
-            (None, Some(since)) => (anchor_id(since), true),
+            (None, Some(since)) => (anchor_position(since), true),
             (None, None) => return,
         };
         let mut failing_since: Option<Instant> = None;

@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use buoycast::bus::{parse_stream_id, Bus, BusNotice, RedisBusOptions, Replay};
+use buoycast::bus::{anchor_position, parse_stream_id, Bus, BusNotice, RedisBusOptions, Replay};
 use buoycast::observation::{ObservationEvent, StationId};
 
 use super::{LogThrottle, SourceContext};
@@ -35,10 +35,6 @@ pub const STATE_WINDOW: Duration = Duration::from_secs(3 * 60 * 60);
 
 /// Events asked of the log per read.
 const PAGE: usize = 1000;
-
-/// Slack before the subscription's first moment up when catching up without
-/// an id: stream ids carry Redis's clock, which may lag ours.
-const ANCHOR_SLACK: Duration = Duration::from_secs(2);
 
 /// What the source has delivered, for de-duplication and catch-up.
 #[derive(Default)]
@@ -67,17 +63,8 @@ impl Position {
         if let Some((_, id)) = &self.last {
             return Some(id.clone());
         }
-        self.up_since.map(anchor)
+        self.up_since.map(anchor_position)
     }
-}
-
-/// The log position `{ms}-0` at `at` less [`ANCHOR_SLACK`].
-fn anchor(at: SystemTime) -> String {
-    let ms = at
-        .checked_sub(ANCHOR_SLACK)
-        .and_then(|at| at.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .map_or(0, |at| u64::try_from(at.as_millis()).unwrap_or(u64::MAX));
-    format!("{ms}-0")
 }
 
 /// Runs the Redis source until cancelled.
@@ -121,31 +108,32 @@ pub async fn run(redis_url: String, ctx: SourceContext) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One page of the log after `after`: after an event's id (`with_id`: an id
+/// the log no longer holds is an error), or after a position.
+async fn read_page(bus: &Bus, after: &str, with_id: bool) -> Result<Vec<ObservationEvent>, String> {
+    if !with_id {
+        return bus.read_since(after, PAGE).await.map_err(|error| format!("reading the log failed: {error}"));
+    }
+    match bus.read_after(after, PAGE).await {
+        Ok(Replay::Events(events)) => Ok(events),
+        Ok(Replay::Reset) => {
+            Err("the log no longer holds what came after the last event; readings were missed".into())
+        }
+        Err(error) => Err(format!("reading the log failed: {error}")),
+    }
+}
+
 /// Sends what the log holds after the position; false when the pipeline is gone.
 async fn catch_up(bus: &Bus, position: &mut Position, ctx: &SourceContext) -> bool {
     let Some(mut after) = position.resume_from() else { return true };
     let with_id = position.last.is_some();
     let mut n = 0usize;
     loop {
-        let events = if with_id {
-            match bus.read_after(&after, PAGE).await {
-                Ok(Replay::Events(events)) => events,
-                Ok(Replay::Reset) => {
-                    tracing::warn!(after = %after, "redis source: the log no longer holds what came after the last event; some readings were missed");
-                    return true;
-                }
-                Err(error) => {
-                    tracing::warn!(error = %error, "redis source: catch-up read failed; live goes on");
-                    return true;
-                }
-            }
-        } else {
-            match bus.read_since(&after, PAGE).await {
-                Ok(events) => events,
-                Err(error) => {
-                    tracing::warn!(error = %error, "redis source: catch-up read failed; live goes on");
-                    return true;
-                }
+        let events = match read_page(bus, &after, with_id).await {
+            Ok(events) => events,
+            Err(why) => {
+                tracing::warn!(after = %after, "redis source: {why}; live goes on");
+                return true;
             }
         };
         let full = events.len() == PAGE;
@@ -172,13 +160,14 @@ async fn catch_up(bus: &Bus, position: &mut Position, ctx: &SourceContext) -> bo
 /// sorted by station, and moves the position past them; false when the
 /// pipeline is gone.
 async fn send_state(bus: &Bus, position: &mut Position, ctx: &SourceContext) -> bool {
-    let mut after = anchor(SystemTime::now().checked_sub(STATE_WINDOW).unwrap_or(SystemTime::UNIX_EPOCH));
+    let mut after =
+        anchor_position(SystemTime::now().checked_sub(STATE_WINDOW).unwrap_or(SystemTime::UNIX_EPOCH));
     let mut newest: BTreeMap<StationId, ObservationEvent> = BTreeMap::new();
     loop {
-        let events = match bus.read_since(&after, PAGE).await {
+        let events = match read_page(bus, &after, false).await {
             Ok(events) => events,
-            Err(error) => {
-                tracing::warn!(error = %error, "redis source: cannot read the current state; live only");
+            Err(why) => {
+                tracing::warn!("redis source: cannot read the current state ({why}); live only");
                 return true;
             }
         };

@@ -29,7 +29,6 @@ use super::schedule::station_url;
 use crate::bus::Bus;
 use crate::observation::StationId;
 use crate::sources::ndbc::{parse, spectral};
-use crate::spectrum::{join, Quantity};
 use crate::store::{Delivery, Origin, Store};
 
 /// What to backfill.
@@ -186,9 +185,6 @@ async fn load_station(
     })
 }
 
-/// The largest file accepted after gunzip (a year of one quantity is ~3 MB).
-const MAX_UNZIPPED: u64 = 256 * 1024 * 1024;
-
 /// A year of spectra to load.
 #[derive(Debug, Clone)]
 pub struct SpectraBackfillOptions {
@@ -227,72 +223,27 @@ pub async fn backfill_spectra(
     let fetcher = Fetcher::new(options.request_timeout, Duration::from_secs(10))?;
     let mut report = SpectraBackfillReport::default();
     for station in &options.stations {
-        let mut rows = Vec::new();
-        let mut failure = None;
         // The archives: `{historical_base}/{dir}/{id}{letter}{year}.txt.gz`.
-        for names in spectral::FILE_NAMES {
-            let quantity = names.quantity;
+        let files = spectral::FILE_NAMES.map(|names| {
             let name = format!("{station}{}{}.txt", char::from(names.letter), options.year);
             let url =
                 format!("{}/{}/{name}.gz", options.historical_base.trim_end_matches('/'), names.archive);
-            match load_spectral_file(&fetcher, &url, station, &name).await {
-                Ok((file_rows, bad_lines)) => {
-                    report.bad_lines += bad_lines;
-                    rows.extend(file_rows);
-                }
-                Err(reason) if quantity == Quantity::Density => {
-                    failure = Some(format!("{url}: {reason}"));
-                    break;
-                }
-                Err(reason) => {
-                    tracing::warn!(station = %station, url = %url, error = %reason, "spectral archive not loaded; its quantity stays null");
-                }
+            super::spectra::SetFile { quantity: names.quantity, url, name }
+        });
+        let loaded = match super::spectra::load_set(&fetcher, station, files, None).await {
+            Ok(loaded) => loaded,
+            Err(reason) => {
+                tracing::warn!(station = %station, error = %reason, "spectra backfill of a station failed");
+                report.failures.push((station.clone(), reason));
+                continue;
             }
-        }
-        if let Some(reason) = failure {
-            tracing::warn!(station = %station, error = %reason, "spectra backfill of a station failed");
-            report.failures.push((station.clone(), reason));
-            continue;
-        }
-        let spectra = join(rows);
-        let stored = store.upsert_spectra(&spectra).await?;
-        tracing::info!(station = %station, year = options.year, n_spectra = spectra.len(), n_stored = stored.len(), "spectra backfilled");
-        report.spectra_read += spectra.len();
+        };
+        report.bad_lines += loaded.bad_lines;
+        let stored = store.upsert_spectra(&loaded.spectra).await?;
+        tracing::info!(station = %station, year = options.year, n_spectra = loaded.spectra.len(), n_stored = stored.len(), "spectra backfilled");
+        report.spectra_read += loaded.spectra.len();
         report.spectra_stored += stored.len();
         report.stations_done += 1;
     }
     Ok(report)
-}
-
-/// Fetches, gunzips (when gzipped) and parses one archive file: its rows
-/// and how many bad lines it had.
-async fn load_spectral_file(
-    fetcher: &Fetcher,
-    url: &str,
-    station: &StationId,
-    name: &str,
-) -> Result<(Vec<crate::spectrum::SpectralRow>, usize), String> {
-    let body = match fetcher.get(url, &Validators::default()).await.map_err(|error| error.to_string())? {
-        Fetched::Modified { body, .. } => body,
-        Fetched::NotModified => return Err("unexpected 304 to an unconditional request".to_owned()),
-    };
-    let text = if body.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        let decoder = flate2::read::GzDecoder::new(&body[..]);
-        std::io::Read::read_to_end(&mut std::io::Read::take(decoder, MAX_UNZIPPED), &mut out)
-            .map_err(|error| format!("not a readable gzip file: {error}"))?;
-        out
-    } else {
-        body
-    };
-    match spectral::parse(&text, station, Some(name)) {
-        Ok(spectral::SpectralFile::Quantity(parsed)) => {
-            if let Some(first) = parsed.errors.first() {
-                tracing::warn!(url = %url, n_bad = parsed.errors.len(), first = %first, "skipped bad spectral lines");
-            }
-            Ok((parsed.rows, parsed.errors.len()))
-        }
-        Ok(spectral::SpectralFile::Summary(_)) => Err("a spectral summary, not band values".to_owned()),
-        Err(error) => Err(format!("unusable file: {error}")),
-    }
 }

@@ -29,6 +29,7 @@ pub mod fetch;
 pub mod metrics;
 pub mod outbox;
 pub mod schedule;
+mod spectra;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -44,7 +45,6 @@ use crate::observation::{Field, StationId, N_FIELDS};
 use crate::sources::ndbc::parse::{self, LineError, ValueRejection};
 use crate::sources::ndbc::spectral;
 use crate::sources::ndbc::stations::parse_active_stations;
-use crate::spectrum::{join, Quantity};
 use crate::store::{self, ClaimedSource, Delivery, Origin, SourceUpdate, Store};
 
 pub use fetch::{FetchError, Fetched, Fetcher, Validators};
@@ -546,60 +546,26 @@ impl Worker {
         let Some(siblings) = spectral::quantity_siblings(&url) else {
             return Ok(Err(format!("{url} is not a spectral file URL")));
         };
-        let mut rows = Vec::new();
-        let mut n_bad = 0;
-        for (quantity, sibling_url) in siblings {
-            let fetched;
-            let body = if quantity == Quantity::Density {
-                density
-            } else {
-                match inner.fetcher.get(&sibling_url, &Validators::default()).await {
-                    Ok(Fetched::Modified { body, .. }) => {
-                        fetched = body;
-                        &fetched[..]
-                    }
-                    Ok(Fetched::NotModified) => continue,
-                    Err(error) => {
-                        tracing::warn!(source = source.label(), url = %sibling_url, error = %error, "spectral file not fetched; its quantity is null this round");
-                        continue;
-                    }
-                }
-            };
-            let (complete, cut) = complete_lines(body);
-            match spectral::parse(complete, station, sibling_url.rsplit('/').next()) {
-                Ok(spectral::SpectralFile::Quantity(parsed)) => {
-                    n_bad += parsed.errors.len() + usize::from(cut);
-                    if let Some(first) = parsed.errors.first() {
-                        tracing::warn!(source = source.label(), url = %sibling_url, n_bad = parsed.errors.len(), first = %first, "skipped bad spectral lines");
-                    }
-                    rows.extend(parsed.rows);
-                }
-                Ok(spectral::SpectralFile::Summary(_)) | Err(_) if quantity != Quantity::Density => {
-                    n_bad += 1;
-                    tracing::warn!(source = source.label(), url = %sibling_url, "not a spectral file; its quantity is null this round");
-                }
-                Ok(spectral::SpectralFile::Summary(_)) => {
-                    inner.metrics.parse_errors.inc();
-                    return Ok(Err("unusable spectral file: a summary, not densities".to_owned()));
-                }
-                Err(error) => {
-                    inner.metrics.parse_errors.inc();
-                    return Ok(Err(format!("unusable spectral file: {error}")));
-                }
+        let files = siblings.map(|(quantity, url)| {
+            let name = url.rsplit('/').next().unwrap_or_default().to_owned();
+            spectra::SetFile { quantity, url, name }
+        });
+        let loaded = match spectra::load_set(&inner.fetcher, station, files, Some(density)).await {
+            Ok(loaded) => loaded,
+            Err(reason) => {
+                inner.metrics.parse_errors.inc();
+                return Ok(Err(reason));
             }
-        }
-        if n_bad > 0 {
-            inner.metrics.parse_errors.inc_by(n_bad as u64);
-        }
-        let spectra = join(rows);
-        let changed = inner.store.upsert_spectra(&spectra).await?;
+        };
+        inner.metrics.parse_errors.inc_by(loaded.bad_lines as u64);
+        let changed = inner.store.upsert_spectra(&loaded.spectra).await?;
         tracing::debug!(
             source = source.label(),
-            n_spectra = spectra.len(),
+            n_spectra = loaded.spectra.len(),
             n_changed = changed.len(),
             "spectra stored"
         );
-        Ok(Ok(PollReport { spectra: changed.len(), parse_errors: n_bad, ..Default::default() }))
+        Ok(Ok(PollReport { spectra: changed.len(), parse_errors: loaded.bad_lines, ..Default::default() }))
     }
 
     /// Runs the poll loop and the outbox loop until `shutdown` is cancelled,

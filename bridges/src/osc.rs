@@ -101,6 +101,17 @@ impl OscEncoder {
         self.messages_for(observation, now, FieldSet::ALL, false)
     }
 
+    /// The messages for one wave spectrum ([`crate::spectrum::messages`]):
+    /// none in the original `observation` format, which has no spectra.
+    pub fn spectrum_messages(&self, spectrum: &buoycast::spectrum::Spectrum) -> Vec<OscMessage> {
+        match self.format {
+            OscFormat::Observation => Vec::new(),
+            OscFormat::Both | OscFormat::Fields => {
+                crate::spectrum::messages(&self.map.prefix, spectrum, self.map.spectrum_audible)
+            }
+        }
+    }
+
     /// [`OscEncoder::messages`] sending only the fields in `send`; a shaping
     /// clock step (`tick`) sends only those fields' messages (no
     /// `/observation`, `/time`, `/age`).

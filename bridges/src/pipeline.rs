@@ -17,7 +17,6 @@ use buoycast::observation::StationId;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::cli::OscFormat;
 use crate::control::Control;
 use crate::osc::OscEncoder;
 use crate::shape::{Shaper, TICK};
@@ -176,12 +175,7 @@ impl Pipeline {
         let station = &item.event.observation.station_id;
         // Built once: the OSC destinations and OSCQuery get the same messages.
         let messages = match &item.spectrum {
-            Some(spectrum) => match encoder.format {
-                OscFormat::Observation => Vec::new(),
-                OscFormat::Both | OscFormat::Fields => {
-                    crate::spectrum::messages(&encoder.map.prefix, spectrum, encoder.map.spectrum_audible)
-                }
-            },
+            Some(spectrum) => encoder.spectrum_messages(spectrum),
             None => encoder.messages_for(&item.event.observation, item.now, item.send, item.tick),
         };
         if let Some(namespace) = &self.namespace {

@@ -251,6 +251,13 @@ impl Namespace {
             );
         }
         if self.has_fields() && !state.stations.is_empty() {
+            // Every spectrum address sent, sorted (one pass over the values).
+            let spectrum_values: std::collections::BTreeMap<&str, &Vec<OscType>> = state
+                .values
+                .iter()
+                .filter(|(path, _)| path.contains("/spectrum/"))
+                .map(|(path, args)| (path.as_str(), args))
+                .collect();
             for station in &state.stations {
                 let base = format!("{}/{}", self.map.prefix, station);
                 for field in Field::ALL {
@@ -298,9 +305,9 @@ impl Namespace {
                 // A wave spectrum's addresses, once one was sent (each list
                 // as long as the spectrum's bands).
                 let spectrum = format!("{base}/spectrum/");
-                let mut sent: Vec<(&String, &Vec<OscType>)> =
-                    state.values.iter().filter(|(path, _)| path.starts_with(&spectrum)).collect();
-                sent.sort_by(|a, b| a.0.cmp(b.0));
+                let sent = spectrum_values
+                    .range(spectrum.as_str()..)
+                    .take_while(|(path, _)| path.starts_with(spectrum.as_str()));
                 for (path, args) in sent {
                     let type_tag: String = args
                         .iter()

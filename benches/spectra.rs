@@ -16,7 +16,7 @@ use std::time::Instant;
 use buoycast::observation::StationId;
 use buoycast::sources::ndbc::spectral::{self, SpectralFile};
 use buoycast::spectrum::{join, Spectrum};
-use buoycast::store::Store;
+use buoycast::store::{Delivery, Store};
 
 /// The integration tests' throw-away PostgreSQL (only part of it is used here).
 #[allow(dead_code)]
@@ -130,7 +130,7 @@ async fn upsert_all(store: &Store, spectra: &[Spectrum]) -> (usize, f64) {
     let started = Instant::now();
     let mut stored = 0;
     for chunk in spectra.chunks(500) {
-        stored += store.upsert_spectra(chunk).await.expect("upsert").len();
+        stored += store.upsert_spectra(chunk, Delivery::Silent).await.expect("upsert").len();
     }
     assert_eq!(stored, spectra.len(), "every spectrum stored once");
     (stored, started.elapsed().as_secs_f64())

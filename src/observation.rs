@@ -459,6 +459,39 @@ pub struct ObservationEvent {
     /// each correction NDBC made later (sent as `"revised": true`; a bus
     /// message that says `"revised": true` decodes as 1).
     pub revision: u32,
+    /// Set for a `spectrum` event (docs/API.md, Spectra): then `observation`
+    /// is only its key (station and time, no measurements) and the event's
+    /// data is the spectrum. Everything keyed by station, time, revision or
+    /// stream id (catch-up, de-duplication, filters, the snapshot seam)
+    /// treats both kinds alike.
+    pub spectrum: Option<std::sync::Arc<crate::spectrum::Spectrum>>,
+}
+
+/// What an event carries (`?kinds=`, docs/API.md, Spectra).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    /// A standard meteorological observation (`event: observation`).
+    Observation,
+    /// A directional wave spectrum (`event: spectrum`).
+    Spectrum,
+}
+
+impl EventKind {
+    /// Every kind, in `?kinds=` order.
+    pub const ALL: [EventKind; 2] = [EventKind::Observation, EventKind::Spectrum];
+
+    /// The kind's name in `?kinds=`, the SSE `event:` line and the bus `kind` key.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Observation => "observation",
+            EventKind::Spectrum => "spectrum",
+        }
+    }
+
+    /// The kind named `name`.
+    pub fn from_name(name: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|kind| kind.name() == name)
+    }
 }
 
 /// The bus message shape: tolerant, unknown fields ignored.
@@ -476,7 +509,33 @@ struct WireMessage {
 impl ObservationEvent {
     /// An event with nothing passed through and nothing rejected.
     pub fn new(id: Option<String>, observation: Observation) -> ObservationEvent {
-        ObservationEvent { id, observation, published_at: None, rejected: FieldSet::EMPTY, revision: 0 }
+        ObservationEvent {
+            id,
+            observation,
+            published_at: None,
+            rejected: FieldSet::EMPTY,
+            revision: 0,
+            spectrum: None,
+        }
+    }
+
+    /// A `spectrum` event: the spectrum, keyed by its station and time.
+    pub fn spectrum(id: Option<String>, spectrum: crate::spectrum::Spectrum) -> ObservationEvent {
+        let key = Observation {
+            station_id: spectrum.station_id.clone(),
+            observed_at: spectrum.timestamp,
+            measurements: Measurements::default(),
+        };
+        ObservationEvent { spectrum: Some(std::sync::Arc::new(spectrum)), ..ObservationEvent::new(id, key) }
+    }
+
+    /// What this event carries.
+    pub fn kind(&self) -> EventKind {
+        if self.spectrum.is_some() {
+            EventKind::Spectrum
+        } else {
+            EventKind::Observation
+        }
     }
 
     /// Decodes one message from `observations:new`.
@@ -533,6 +592,29 @@ impl ObservationEvent {
                 })
             }
         };
+        let revision = u32::from(wire.rest.get("revised") == Some(&serde_json::Value::Bool(true)));
+        let published_at = match wire.rest.get("publishedAt") {
+            Some(serde_json::Value::String(s)) if !s.is_empty() && s.len() <= 64 => Some(s.clone()),
+            _ => None,
+        };
+        match wire.rest.get("kind") {
+            None | Some(serde_json::Value::Null) => {}
+            Some(serde_json::Value::String(kind)) if kind == EventKind::Observation.name() => {}
+            Some(serde_json::Value::String(kind)) if kind == EventKind::Spectrum.name() => {
+                let spectrum = crate::spectrum::Spectrum::from_wire(station_id, observed_at, &wire.rest)?;
+                return Ok(ObservationEvent {
+                    published_at,
+                    revision,
+                    ..ObservationEvent::spectrum(id, spectrum)
+                });
+            }
+            Some(other) => {
+                return Err(SchemaError::BadValue {
+                    field: "kind",
+                    reason: format!("expected \"observation\" or \"spectrum\", got {other}"),
+                })
+            }
+        }
         let mut measurements = Measurements::default();
         let mut rejected = FieldSet::EMPTY;
         for field in Field::ALL {
@@ -547,17 +629,13 @@ impl ObservationEvent {
                 Some(_) => rejected.insert(field),
             }
         }
-        let revision = u32::from(wire.rest.get("revised") == Some(&serde_json::Value::Bool(true)));
-        let published_at = match wire.rest.get("publishedAt") {
-            Some(serde_json::Value::String(s)) if !s.is_empty() && s.len() <= 64 => Some(s.clone()),
-            _ => None,
-        };
         Ok(ObservationEvent {
             id,
             observation: Observation { station_id, observed_at, measurements },
             published_at,
             rejected,
             revision,
+            spectrum: None,
         })
     }
 
@@ -579,7 +657,10 @@ impl ObservationEvent {
     /// Appends this event's data in `form` (see [`DataForm`]).
     pub fn write_data(&self, out: &mut Vec<u8>, fields: FieldSet, form: DataForm) {
         let id = if form == DataForm::Event { self.id.as_deref() } else { None };
-        self.observation.write_json_inner(out, TimeKey::Timestamp, id, fields);
+        match &self.spectrum {
+            Some(spectrum) => write_spectrum(out, spectrum, id),
+            None => self.observation.write_json_inner(out, TimeKey::Timestamp, id, fields),
+        }
         // Trailing keys go before the closing brace.
         if self.revision > 0 {
             out.pop();
@@ -600,6 +681,31 @@ impl ObservationEvent {
         }
     }
 }
+
+/// A spectrum event's data: `{"id"?, "kind":"spectrum", …the spectrum's
+/// JSON}`. The kind makes the data self-describing (it decodes with
+/// [`ObservationEvent::decode_bus`] wherever it was read), and a bus
+/// payload (no id) starts with it, which the publish script routes on.
+fn write_spectrum(out: &mut Vec<u8>, spectrum: &crate::spectrum::Spectrum, id: Option<&str>) {
+    out.push(b'{');
+    if let Some(id) = id {
+        out.extend_from_slice(b"\"id\":");
+        write_json_str(out, id);
+        out.push(b',');
+    }
+    out.extend_from_slice(&SPECTRUM_PAYLOAD_PREFIX.as_bytes()[1..]);
+    let start = out.len();
+    if serde_json::to_writer(&mut *out, spectrum).is_err() {
+        out.truncate(start);
+        out.extend_from_slice(b"{}");
+    }
+    // The spectrum's own `{` is already written.
+    out.remove(start);
+}
+
+/// How a spectrum's bus payload starts (the publish script sends payloads
+/// that start so on the spectrum channel).
+pub const SPECTRUM_PAYLOAD_PREFIX: &str = "{\"kind\":\"spectrum\",";
 
 /// The forms an event's JSON data takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

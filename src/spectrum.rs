@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use serde::Serialize;
 
-use crate::observation::{serialize_time, StationId};
+use crate::observation::{serialize_time, SchemaError, StationId};
 
 /// One of the five per-band quantities of a directional spectrum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -330,6 +330,53 @@ impl Spectrum {
                 })
                 .collect(),
         )
+    }
+}
+
+impl Spectrum {
+    /// The largest band count a bus message may carry (NDBC sends 47; this
+    /// bounds what a hostile message can make every subscriber allocate).
+    pub const MAX_BANDS: usize = 512;
+
+    /// A spectrum from a bus message's fields (its [`Serialize`] form; the
+    /// derived values in it are ignored and computed again). A band needs a
+    /// positive finite `freqHz`; a value that is not a finite number in its
+    /// quantity's range (density ≥ 0, directions 0–360, r1/r2 0–1) becomes
+    /// null, as a bad measurement does in an observation.
+    pub fn from_wire(
+        station_id: StationId,
+        timestamp: DateTime<Utc>,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Spectrum, SchemaError> {
+        let bad = |reason: String| SchemaError::BadValue { field: "bands", reason };
+        let Some(serde_json::Value::Array(wire_bands)) = fields.get("bands") else {
+            return Err(SchemaError::Missing("bands"));
+        };
+        if wire_bands.len() > Self::MAX_BANDS {
+            return Err(bad(format!("{} bands, at most {} allowed", wire_bands.len(), Self::MAX_BANDS)));
+        }
+        let mut bands = Vec::with_capacity(wire_bands.len());
+        for (i, band) in wire_bands.iter().enumerate() {
+            let freq_hz = band
+                .get("freqHz")
+                .and_then(serde_json::Value::as_f64)
+                .filter(|f| f.is_finite() && *f > 0.0)
+                .ok_or_else(|| bad(format!("band {i} has no positive freqHz")))?;
+            let value = |key: &str, range: std::ops::RangeInclusive<f64>| {
+                band.get(key).and_then(serde_json::Value::as_f64).filter(|v| range.contains(v))
+            };
+            bands.push(Band {
+                freq_hz,
+                density: value("density", 0.0..=f64::MAX),
+                alpha1: value("alpha1", 0.0..=360.0),
+                alpha2: value("alpha2", 0.0..=360.0),
+                r1: value("r1", 0.0..=1.0),
+                r2: value("r2", 0.0..=1.0),
+            });
+        }
+        let sep_freq_hz =
+            fields.get("sepFreqHz").and_then(serde_json::Value::as_f64).filter(|f| f.is_finite() && *f > 0.0);
+        Ok(Spectrum { station_id, timestamp, sep_freq_hz, bands })
     }
 }
 

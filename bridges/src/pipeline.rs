@@ -106,7 +106,7 @@ impl Pipeline {
                     played = played.max(item.at);
                     clock = clock.max(item.now);
                     // Spectra have their own current state and skip the shaping.
-                    let held = if item.spectrum.is_some() { &mut spectra } else { &mut state };
+                    let held = if item.spectrum().is_some() { &mut spectra } else { &mut state };
                     let station = &item.event.observation.station_id;
                     let newer = held.get(station).map_or(true, |held| {
                         held.event.observation.observed_at <= item.event.observation.observed_at
@@ -114,7 +114,7 @@ impl Pipeline {
                     if newer {
                         held.insert(station.clone(), item.clone());
                     }
-                    let item = match self.shaper.as_mut().filter(|_| item.spectrum.is_none()) {
+                    let item = match self.shaper.as_mut().filter(|_| item.spectrum().is_none()) {
                         Some(shaper) => {
                             let shaped = shaper.report(&item.event.observation, self.start.elapsed());
                             let mut item = item;
@@ -155,7 +155,7 @@ impl Pipeline {
         } else {
             Item { at: self.start.elapsed(), now: chrono::Utc::now(), ..held.clone() }
         };
-        if item.spectrum.is_some() {
+        if item.spectrum().is_some() {
             return item;
         }
         // Shaped fields at their current shaped values, everything sent.
@@ -174,7 +174,7 @@ impl Pipeline {
         };
         let station = &item.event.observation.station_id;
         // Built once: the OSC destinations and OSCQuery get the same messages.
-        let messages = match &item.spectrum {
+        let messages = match item.spectrum() {
             Some(spectrum) => encoder.spectrum_messages(spectrum),
             None => encoder.messages_for(&item.event.observation, item.now, item.send, item.tick),
         };

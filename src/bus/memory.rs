@@ -19,7 +19,7 @@ use super::{
     decode_notice, format_stream_id, now_ms, older_than_retention, parse_stream_id, BusNotice, Replay,
     DEFAULT_RETENTION,
 };
-use crate::observation::{Observation, ObservationEvent, StationId};
+use crate::observation::{EventKind, Observation, ObservationEvent, StationId};
 
 /// Settings of the in-process bus.
 #[derive(Debug, Clone)]
@@ -75,9 +75,17 @@ struct State {
     /// The newest id evicted from the ring, if any: an `after_id` at or
     /// beyond it loses nothing.
     last_evicted: Option<(u64, u64)>,
-    /// The id of each observation key (station, time) in the ring, for
+    /// The id of each row (kind, station, time) in the ring, for
     /// [`MemoryBus::publish_once`].
-    by_key: HashMap<(StationId, DateTime<Utc>), Arc<ObservationEvent>>,
+    by_key: HashMap<RowKey, Arc<ObservationEvent>>,
+}
+
+/// The stored row an event publishes: an observation and a spectrum of
+/// the same station and time are different rows.
+type RowKey = (EventKind, StationId, DateTime<Utc>);
+
+fn row_key(event: &ObservationEvent) -> RowKey {
+    (event.kind(), event.observation.station_id.clone(), event.observation.observed_at)
 }
 
 impl State {
@@ -90,16 +98,13 @@ impl State {
         if self.ring.len() >= capacity {
             if let Some((evicted, old)) = self.ring.pop_front() {
                 self.last_evicted = Some(evicted);
-                let key = (old.observation.station_id.clone(), old.observation.observed_at);
+                let key = row_key(&old);
                 if self.by_key.get(&key).is_some_and(|indexed| Arc::ptr_eq(indexed, &old)) {
                     self.by_key.remove(&key);
                 }
             }
         }
-        self.by_key.insert(
-            (event.observation.station_id.clone(), event.observation.observed_at),
-            Arc::clone(&event),
-        );
+        self.by_key.insert(row_key(&event), Arc::clone(&event));
         self.ring.push_back((id, event));
     }
 }
@@ -152,7 +157,7 @@ impl MemoryBus {
     pub(super) fn publish_once(&self, events: &[ObservationEvent]) -> Vec<String> {
         let mut ids = Vec::with_capacity(events.len());
         for event in events {
-            let key = (event.observation.station_id.clone(), event.observation.observed_at);
+            let key = row_key(event);
             let existing = self
                 .lock()
                 .by_key

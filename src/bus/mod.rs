@@ -36,7 +36,12 @@ pub use self::redis::RedisBusOptions;
 /// The Pub/Sub channel every message goes out on (compatible with the original system).
 pub const CHANNEL: &str = "observations:new";
 
-/// The Redis stream that keeps recent messages for catch-up.
+/// The Pub/Sub channel spectra go out on (docs/REFERENCE.md, Bus messages):
+/// not [`CHANNEL`], whose consumers (the original system's gateway) expect
+/// observations only. Both kinds share [`LOG_KEY`] and its ids.
+pub const SPECTRUM_CHANNEL: &str = "spectra:new";
+
+/// The Redis stream that keeps recent messages (both kinds) for catch-up.
 pub const LOG_KEY: &str = "observations:log";
 
 /// Default retention window for catch-up (docs/API.md, Catch-up: 24 h).

@@ -25,32 +25,40 @@ use tokio_util::sync::CancellationToken;
 use super::topology::{Commands, Topology};
 use super::{
     decode_notice, format_stream_id, now_ms, older_than_retention, parse_stream_id, redact_url, BusNotice,
-    Error, InvalidLog, Replay, CHANNEL, DEFAULT_RETENTION, LOG_KEY,
+    Error, InvalidLog, Replay, CHANNEL, DEFAULT_RETENTION, LOG_KEY, SPECTRUM_CHANNEL,
 };
 use crate::backoff::Backoff;
-use crate::observation::{DataForm, FieldSet, Observation, ObservationEvent};
+use crate::observation::{
+    DataForm, EventKind, FieldSet, Observation, ObservationEvent, SPECTRUM_PAYLOAD_PREFIX,
+};
 
-/// For each payload in ARGV[4..]: XADD it (field `d`, JSON without `id`) to
-/// KEYS[1] with `MAXLEN ~ ARGV[1]`, then PUBLISH on ARGV[2] the same JSON with
-/// `"id":"<the new id>"` spliced in front (payloads start with `{"stationId"`),
-/// so the published bytes equal `ObservationEvent::to_bus_json` with the id.
-/// Then trims entries older than ARGV[3] (`MINID ~`; ignored by Redis < 6.2).
-/// Returns the ids in order.
+/// For each payload in ARGV[6..]: XADD it (field `d`, JSON without `id`) to
+/// KEYS[1] with `MAXLEN ~ ARGV[1]`, then PUBLISH the same JSON with
+/// `"id":"<the new id>"` spliced in front, so the published bytes equal
+/// `ObservationEvent::to_bus_json` with the id: on ARGV[2] for an observation
+/// (payloads starting `{"stationId"`), on ARGV[5] for a spectrum (payloads
+/// starting with ARGV[4], [`SPECTRUM_PAYLOAD_PREFIX`]). Spectra share the
+/// log, so one id sequence orders both kinds for catch-up, but never reach
+/// the original system's channel. Then trims entries older than ARGV[3]
+/// (`MINID ~`; ignored by Redis < 6.2). Returns the ids in order.
 const PUBLISH_LUA: &str = r#"
 local key = KEYS[1]
 local ids = {}
-for i = 4, #ARGV do
+local prefix = ARGV[4]
+for i = 6, #ARGV do
   local payload = ARGV[i]
   local id = redis.call('XADD', key, 'MAXLEN', '~', ARGV[1], '*', 'd', payload)
-  redis.call('PUBLISH', ARGV[2], '{"id":"' .. id .. '",' .. string.sub(payload, 2))
+  local channel = ARGV[2]
+  if string.sub(payload, 1, #prefix) == prefix then channel = ARGV[5] end
+  redis.call('PUBLISH', channel, '{"id":"' .. id .. '",' .. string.sub(payload, 2))
   ids[#ids + 1] = id
 end
 pcall(redis.call, 'XTRIM', key, 'MINID', '~', ARGV[3])
 return ids
 "#;
 
-/// [`PUBLISH_LUA`] made idempotent per observation, for the worker's outbox:
-/// ARGV[4] is a time-to-live in seconds, ARGV[5..] the payloads and KEYS[2..]
+/// [`PUBLISH_LUA`] made idempotent per row, for the worker's outbox:
+/// ARGV[6] is a time-to-live in seconds, ARGV[7..] the payloads and KEYS[2..]
 /// their mark keys, `{observations:log}:pub:<stationId>:<timestamp>` (declared
 /// as keys and hash-tagged so that in a Redis Cluster they live in the slot of
 /// `observations:log`, where the script runs). When a mark
@@ -62,16 +70,19 @@ return ids
 const PUBLISH_ONCE_LUA: &str = r#"
 local key = KEYS[1]
 local ids = {}
-for i = 5, #ARGV do
-  local mark = KEYS[i - 3]
+local prefix = ARGV[4]
+for i = 7, #ARGV do
+  local mark = KEYS[i - 5]
   local payload = ARGV[i]
   local existing = redis.call('GET', mark)
   if existing then
     ids[#ids + 1] = existing
   else
     local id = redis.call('XADD', key, 'MAXLEN', '~', ARGV[1], '*', 'd', payload)
-    redis.call('PUBLISH', ARGV[2], '{"id":"' .. id .. '",' .. string.sub(payload, 2))
-    redis.call('SET', mark, id, 'EX', ARGV[4])
+    local channel = ARGV[2]
+    if string.sub(payload, 1, #prefix) == prefix then channel = ARGV[5] end
+    redis.call('PUBLISH', channel, '{"id":"' .. id .. '",' .. string.sub(payload, 2))
+    redis.call('SET', mark, id, 'EX', ARGV[6])
     ids[#ids + 1] = id
   end
 end
@@ -217,7 +228,13 @@ impl RedisBus {
         for chunk in events.chunks(self.options.batch_size.max(1)) {
             let script = if once { &self.publish_once_script } else { &self.publish_script };
             let mut invocation = script.prepare_invoke();
-            invocation.key(LOG_KEY).arg(self.options.max_len).arg(CHANNEL).arg(&min_id);
+            invocation
+                .key(LOG_KEY)
+                .arg(self.options.max_len)
+                .arg(CHANNEL)
+                .arg(&min_id)
+                .arg(SPECTRUM_PAYLOAD_PREFIX)
+                .arg(SPECTRUM_CHANNEL);
             if once {
                 invocation.arg(self.options.retention.as_secs().max(1));
             }
@@ -381,11 +398,17 @@ impl RedisBus {
     }
 }
 
-/// The idempotency mark of one observation: `{observations:log}:pub:<stationId>:<timestamp>`.
+/// The idempotency mark of one row: `{observations:log}:pub:<stationId>:<timestamp>`
+/// for an observation, `{observations:log}:pub:spectrum:<stationId>:<timestamp>`
+/// for a spectrum.
 fn published_mark(event: &ObservationEvent) -> String {
     let observation = &event.observation;
+    let kind = match event.kind() {
+        EventKind::Observation => "",
+        EventKind::Spectrum => "spectrum:",
+    };
     let mut mark = format!(
-        "{PUBLISHED_MARK_PREFIX}{}:{}",
+        "{PUBLISHED_MARK_PREFIX}{kind}{}:{}",
         observation.station_id,
         crate::observation::format_time(&observation.observed_at)
     );
@@ -535,7 +558,7 @@ impl Subscription {
             .map_err(|error| error.to_string())?;
         let (mut sink, stream) = pubsub.split();
         let respond = self.options.response_timeout;
-        tokio::time::timeout(respond, sink.subscribe(CHANNEL))
+        tokio::time::timeout(respond, sink.subscribe(&[CHANNEL, SPECTRUM_CHANNEL]))
             .await
             .map_err(|_| format!("no answer to SUBSCRIBE within {respond:?}"))?
             .map_err(|error| error.to_string())?;
@@ -548,7 +571,7 @@ impl Subscription {
             .map_err(|error| error.to_string())?;
         if !is_subscribed_pong(&pong) {
             return Err(format!(
-                "SUBSCRIBE {CHANNEL} was refused (the PING answer {pong:?} is not a subscribed connection's; \
+                "SUBSCRIBE {CHANNEL} {SPECTRUM_CHANNEL} was refused (the PING answer {pong:?} is not a subscribed connection's; \
                  may the Redis user subscribe?)"
             ));
         }

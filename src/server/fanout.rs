@@ -23,7 +23,7 @@ use super::encode::{encode_sse, encode_ws};
 use super::metrics::Metrics;
 use crate::bus::{anchor_position, parse_stream_id, Bus, BusNotice, Replay};
 use crate::log_throttle::LogThrottle;
-use crate::observation::{DataForm, FieldSet, Observation, ObservationEvent, StationId};
+use crate::observation::{DataForm, EventKind, FieldSet, ObservationEvent, StationId};
 
 /// How many events one catch-up read asks for.
 pub const REPLAY_PAGE: usize = 1000;
@@ -102,7 +102,7 @@ impl SharedEvent {
             .clone()
     }
 
-    /// The full SSE frame (`id:`, `event: observation`, `data:`), built once.
+    /// The full SSE frame (`id:`, `event:`, `data:`), built once.
     pub fn sse_frame(&self) -> Bytes {
         self.sse.get_or_init(|| Bytes::from(encode_sse(&self.event, FieldSet::ALL, DataForm::Event))).clone()
     }
@@ -111,10 +111,36 @@ impl SharedEvent {
     pub fn ws_frame(&self) -> Bytes {
         self.ws.get_or_init(|| Bytes::from(encode_ws(&self.event, FieldSet::ALL, DataForm::Event))).clone()
     }
+
+    /// Whether a client with this `fields` filter gets the shared frames
+    /// (a spectrum has no fields to filter).
+    fn shared_for(&self, fields: FieldSet) -> bool {
+        fields == FieldSet::ALL || self.event.spectrum.is_some()
+    }
+
+    /// The SSE frame in `form` (event or snapshot) for a client with `fields`:
+    /// the shared one when it fits, else encoded for it.
+    pub fn sse_for(&self, fields: FieldSet, form: DataForm) -> Bytes {
+        match (self.shared_for(fields), form) {
+            (true, DataForm::Snapshot) => self.snapshot_sse_frame(),
+            (true, _) => self.sse_frame(),
+            (false, _) => Bytes::from(encode_sse(&self.event, fields, form)),
+        }
+    }
+
+    /// [`SharedEvent::sse_for`] for the WebSocket.
+    pub fn ws_for(&self, fields: FieldSet, form: DataForm) -> Bytes {
+        match (self.shared_for(fields), form) {
+            (true, DataForm::Snapshot) => self.snapshot_ws_frame(),
+            (true, _) => self.ws_frame(),
+            (false, _) => Bytes::from(encode_ws(&self.event, fields, form)),
+        }
+    }
 }
 
-/// The newest observation of every station the hub has delivered (seeded
-/// from the store at start-up): what `?snapshot=latest` sends.
+/// The newest observation and the newest spectrum of every station the hub
+/// has delivered (seeded from the store at start-up): what
+/// `?snapshot=latest` sends, kind by kind.
 ///
 /// The hub offers each event here and broadcasts it under the same lock, and
 /// a client reads its snapshot and its queue length under that lock too, so
@@ -129,53 +155,61 @@ pub struct Latest {
 /// [`Latest`]'s state under its lock.
 #[derive(Debug, Default)]
 struct LatestState {
-    /// Every station's newest event, in station order (a snapshot's order).
-    map: BTreeMap<StationId, Arc<SharedEvent>>,
+    /// Every station's newest event of each kind, in (kind, station) order
+    /// (a snapshot's order).
+    map: BTreeMap<LatestKey, Arc<SharedEvent>>,
     /// The stream id of the newest event offered: a snapshot holds nothing
     /// published after it.
     last_id: Option<(u64, u64)>,
 }
 
+/// Where [`Latest`] keeps an event: its kind, then its station.
+pub type LatestKey = (EventKind, StationId);
+
+/// `event`'s [`LatestKey`].
+pub fn latest_key(event: &ObservationEvent) -> LatestKey {
+    (event.kind(), event.observation.station_id.clone())
+}
+
 impl Latest {
     /// Keeps `shared` when it is at least as new as what the station has
-    /// (a correction of the newest row replaces it).
+    /// of its kind (a correction of the newest row replaces it).
     fn offer(state: &mut LatestState, shared: &Arc<SharedEvent>) {
         if shared.stream_id.is_some() && shared.stream_id > state.last_id {
             state.last_id = shared.stream_id;
         }
-        let observation = &shared.event.observation;
-        match state.map.get(&observation.station_id) {
-            Some(current) if current.event.observation.observed_at > observation.observed_at => {}
+        let key = latest_key(&shared.event);
+        match state.map.get(&key) {
+            Some(current) if current.event.observation.observed_at > shared.event.observation.observed_at => {
+            }
             _ => {
-                state.map.insert(observation.station_id.clone(), Arc::clone(shared));
+                state.map.insert(key, Arc::clone(shared));
             }
         }
     }
 
-    /// Adds stored observations (start-up) for stations it does not know
-    /// yet: anything the hub delivered meanwhile is at least as new. Returns
-    /// how many stations it then holds.
-    pub fn seed(&self, observations: impl IntoIterator<Item = ObservationEvent>) -> usize {
+    /// Adds stored events (start-up) for stations it does not know yet of
+    /// their kind: anything the hub delivered meanwhile is at least as new.
+    /// Returns how many (kind, station) pairs it then holds.
+    pub fn seed(&self, events: impl IntoIterator<Item = ObservationEvent>) -> usize {
         let mut state = self.by_station.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for event in observations {
-            if !state.map.contains_key(&event.observation.station_id) {
-                state.map.insert(event.observation.station_id.clone(), Arc::new(SharedEvent::new(event)));
-            }
+        for event in events {
+            state.map.entry(latest_key(&event)).or_insert_with(|| Arc::new(SharedEvent::new(event)));
         }
         state.map.len()
     }
 
-    /// The stations `admits` keeps, sorted by station id, how many
+    /// The events `admits` keeps, sorted by [`LatestKey`], how many
     /// deliveries `rx` held when they were read, and the newest stream id
     /// they can hold (events after it are not in them).
     pub fn snapshot(
         &self,
-        admits: impl Fn(&Observation) -> bool,
+        admits: impl Fn(&ObservationEvent) -> bool,
         rx: &broadcast::Receiver<Delivery>,
     ) -> Snapshot {
         let state = self.by_station.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let queued = rx.len();
-        let events = state.map.values().filter(|shared| admits(&shared.event.observation)).cloned().collect();
+        let events = state.map.values().filter(|shared| admits(&shared.event)).cloned().collect();
         Snapshot { events, queued, last_id: state.last_id }
     }
 }
@@ -183,7 +217,7 @@ impl Latest {
 /// What [`Latest::snapshot`] read.
 #[derive(Debug)]
 pub struct Snapshot {
-    /// The stations' newest events, sorted by station id.
+    /// The stations' newest events, sorted by [`LatestKey`].
     pub events: Vec<Arc<SharedEvent>>,
     /// Deliveries already in the client's queue when it was read.
     pub queued: usize,

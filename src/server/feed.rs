@@ -28,9 +28,9 @@ use tokio::sync::broadcast::Receiver;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::fanout::{Delivered, Delivery, Hub, SharedEvent, REPLAY_PAGE};
+use super::fanout::{latest_key, Delivered, Delivery, Hub, SharedEvent, REPLAY_PAGE};
 use crate::bus::{parse_stream_id, Bus, Replay};
-use crate::observation::{FieldSet, Observation, ObservationEvent, StationId};
+use crate::observation::{EventKind, FieldSet, ObservationEvent, StationId};
 
 /// How long a client's failed catch-up read waits before it tries again
 /// (thousands of clients may be retrying at once: not too often).
@@ -43,21 +43,68 @@ pub struct Filter {
     pub stations: Option<Vec<StationId>>,
     /// Only these measurement keys (identity keys always stay).
     pub fields: FieldSet,
+    /// Which kinds of event (`?kinds=`; observations only by default, so
+    /// clients that know nothing of spectra never see one).
+    pub kinds: Kinds,
 }
 
 impl Default for Filter {
     fn default() -> Self {
-        Filter { stations: None, fields: FieldSet::ALL }
+        Filter { stations: None, fields: FieldSet::ALL, kinds: Kinds::default() }
     }
 }
 
 impl Filter {
-    /// Whether the client wants this observation.
-    pub fn admits(&self, observation: &Observation) -> bool {
-        match &self.stations {
-            None => true,
-            Some(stations) => stations.contains(&observation.station_id),
+    /// Whether the client wants this event.
+    pub fn admits(&self, event: &ObservationEvent) -> bool {
+        self.kinds.contains(event.kind())
+            && match &self.stations {
+                None => true,
+                Some(stations) => stations.contains(&event.observation.station_id),
+            }
+    }
+}
+
+/// A set of [`EventKind`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kinds {
+    observation: bool,
+    spectrum: bool,
+}
+
+impl Default for Kinds {
+    /// Observations only.
+    fn default() -> Self {
+        Kinds { observation: true, spectrum: false }
+    }
+}
+
+impl Kinds {
+    /// Parses a comma list of kind names (`observation,spectrum`); the
+    /// unknown name on failure.
+    pub fn parse_list(raw: &str) -> Result<Kinds, String> {
+        let mut kinds = Kinds { observation: false, spectrum: false };
+        for name in raw.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+            match EventKind::from_name(name) {
+                Some(EventKind::Observation) => kinds.observation = true,
+                Some(EventKind::Spectrum) => kinds.spectrum = true,
+                None => return Err(name.to_owned()),
+            }
         }
+        Ok(kinds)
+    }
+
+    /// Whether `kind` is in the set.
+    pub fn contains(self, kind: EventKind) -> bool {
+        match kind {
+            EventKind::Observation => self.observation,
+            EventKind::Spectrum => self.spectrum,
+        }
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        !self.observation && !self.spectrum
     }
 }
 
@@ -165,7 +212,7 @@ impl Feed {
     /// The next snapshot frame, reading the snapshot first when needed.
     fn next_snapshot(&mut self) -> Option<Frame> {
         if matches!(self.snapshot, Snapshot::Wanted) {
-            let read = self.hub.latest().snapshot(|observation| self.filter.admits(observation), &self.rx);
+            let read = self.hub.latest().snapshot(|event| self.filter.admits(event), &self.rx);
             self.snapshot = Snapshot::Sending {
                 events: read.events,
                 next: 0,
@@ -207,8 +254,8 @@ impl Feed {
             }
             *queued -= 1;
         }
-        let station = &event.observation.station_id;
-        events.binary_search_by(|sent| sent.event.observation.station_id.cmp(station)).is_ok_and(|at| {
+        let key = latest_key(event);
+        events.binary_search_by(|sent| latest_key(&sent.event).cmp(&key)).is_ok_and(|at| {
             let sent = &events[at].event;
             let (sent_at, at) = (sent.observation.observed_at, event.observation.observed_at);
             at < sent_at || (at == sent_at && event.revision <= sent.revision)
@@ -239,7 +286,7 @@ impl Feed {
                         if let Some(id) = event.id.as_deref().and_then(parse_stream_id) {
                             self.last = Some(id);
                         }
-                        if self.filter.admits(&event.observation) && !self.repeats_snapshot(&event, false) {
+                        if self.filter.admits(&event) && !self.repeats_snapshot(&event, false) {
                             return Some(Frame::Replayed(Box::new(event)));
                         }
                         continue;
@@ -300,7 +347,7 @@ impl Feed {
                                 if shared.stream_id.is_some() {
                                     self.last = shared.stream_id;
                                 }
-                                if self.filter.admits(&shared.event.observation) && !repeat {
+                                if self.filter.admits(&shared.event) && !repeat {
                                     self.keepalive.reset();
                                     return Some(Frame::Live(Arc::clone(shared)));
                                 }

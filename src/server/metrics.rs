@@ -5,6 +5,7 @@
 //! HTTP figures are ours. Worker metrics register into the same registry
 //! when the worker runs in this process.
 
+use crate::observation::EventKind;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
@@ -75,6 +76,8 @@ pub struct EventCounters {
     pub lagged: IntCounter,
     /// `event_type="snapshot"`.
     pub snapshot: IntCounter,
+    /// `event_type="spectrum"` (live, replayed and snapshot spectra).
+    pub spectrum: IntCounter,
 }
 
 impl EventCounters {
@@ -86,6 +89,16 @@ impl EventCounters {
             reset: family.with_label_values(&["reset"]),
             lagged: family.with_label_values(&["lagged"]),
             snapshot: family.with_label_values(&["snapshot"]),
+            spectrum: family.with_label_values(&["spectrum"]),
+        }
+    }
+
+    /// The series an event of `kind` counts in (a snapshot observation is a `snapshot`).
+    pub fn event(&self, kind: EventKind, snapshot: bool) -> &IntCounter {
+        match (kind, snapshot) {
+            (EventKind::Spectrum, _) => &self.spectrum,
+            (EventKind::Observation, true) => &self.snapshot,
+            (EventKind::Observation, false) => &self.observation,
         }
     }
 }

@@ -157,10 +157,22 @@ impl Gateway {
     }
 }
 
-/// Fills the hub's per-station newest observations from the store, so
-/// `?snapshot=latest` has every station from the start, not only those heard
-/// since. Live events that arrived meanwhile are newer and stay.
+/// Fills the hub's per-station newest observations and spectra from the
+/// store, so `?snapshot=latest` has every station from the start, not only
+/// those heard since. Live events that arrived meanwhile are newer and stay.
 async fn seed_latest(store: Store, latest: Arc<fanout::Latest>) {
+    match store.latest_spectra().await {
+        Ok(spectra) => {
+            latest.seed(
+                spectra
+                    .into_iter()
+                    .map(|spectrum| crate::observation::ObservationEvent::spectrum(None, spectrum)),
+            );
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, "could not read the stations' latest spectra for snapshots")
+        }
+    }
     const PAGE: u32 = 1000;
     for page in 1.. {
         match store.stations(page, PAGE).await {

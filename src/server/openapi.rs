@@ -45,6 +45,8 @@ pub fn spec() -> Value {
     let stream_params = json!([
         { "name": "station", "in": "query", "description": "Comma list of station ids", "schema": { "type": "string" } },
         { "name": "fields", "in": "query", "description": "Comma list of measurement names to keep", "schema": { "type": "string" } },
+        { "name": "kinds", "in": "query", "description": "Comma list of event kinds: observation (the default alone), spectrum", "schema": { "type": "string", "example": "observation,spectrum" } },
+        { "name": "snapshot", "in": "query", "description": "latest: every station's current state first", "schema": { "type": "string", "enum": ["latest"] } },
         { "name": "last_event_id", "in": "query", "description": "Resume after this event id (as Last-Event-ID)", "schema": { "type": "string" } },
         { "name": "access_token", "in": "query", "description": "Bearer token, for clients that cannot set headers", "schema": { "type": "string" } }
     ]);
@@ -59,7 +61,7 @@ pub fn spec() -> Value {
             "/v1/observations/stream": { "get": {
                 "summary": "Server-Sent Events stream of observations",
                 "parameters": stream_params,
-                "responses": with_errors(json!({ "description": "text/event-stream: events connection, observation, reset, lagged", "content": { "text/event-stream": {} } }))
+                "responses": with_errors(json!({ "description": "text/event-stream: events connection, snapshot, observation, spectrum, reset, lagged", "content": { "text/event-stream": {} } }))
             }},
             "/v1/observations/ws": { "get": {
                 "summary": "WebSocket stream of observations (JSON text frames)",

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::error::ApiError;
+use super::feed::Kinds;
 use crate::observation::{parse_time, FieldSet, StationId};
 
 /// The decoded `key=value` pairs of a query string.
@@ -56,6 +57,18 @@ impl Params {
                 FieldSet::parse_list(raw).map_err(|error| invalid("fields", raw, &error.to_string()))
             }
         }
+    }
+
+    /// `kinds=` as a set of event kinds; observations only when absent.
+    pub fn kinds(&self) -> Result<Kinds, ApiError> {
+        let Some(raw) = self.get("kinds") else { return Ok(Kinds::default()) };
+        let kinds = Kinds::parse_list(raw).map_err(|name| {
+            invalid("kinds", raw, &format!("unknown kind {name:?}: expected observation or spectrum"))
+        })?;
+        if kinds.is_empty() {
+            return Err(invalid("kinds", raw, "expected at least one of observation, spectrum"));
+        }
+        Ok(kinds)
     }
 
     /// A whole number in `min..=max`, or `default` when absent.

@@ -41,7 +41,11 @@ impl StreamRequest {
     /// Parses the filters and the resume position; 400 on a bad filter.
     pub fn parse(query: Option<&str>, headers: &HeaderMap) -> Result<StreamRequest, ApiError> {
         let params = Params::parse(query);
-        let filter = Filter { stations: params.stations("station")?, fields: params.fields()? };
+        let filter = Filter {
+            stations: params.stations("station")?,
+            fields: params.fields()?,
+            kinds: params.kinds()?,
+        };
         let last_event_id = headers
             .get("last-event-id")
             .and_then(|value| value.to_str().ok())
@@ -155,21 +159,14 @@ fn encode(frame: &Frame, fields: FieldSet, metrics: &Metrics) -> Bytes {
         Frame::Connection => (&sent.connection, Bytes::from(connection_frame())),
         Frame::Live(shared) => {
             metrics.sse_broadcast_latency.observe(shared.received_at.elapsed().as_secs_f64() * 1000.0);
-            let bytes = if fields == FieldSet::ALL {
-                shared.sse_frame()
-            } else {
-                Bytes::from(super::encode::encode_sse(&shared.event, fields, DataForm::Event))
-            };
-            (&sent.observation, bytes)
+            (sent.event(shared.event.kind(), false), shared.sse_for(fields, DataForm::Event))
         }
-        Frame::Replayed(event) => (&sent.observation, Bytes::from(super::encode::encode_sse(event, fields, DataForm::Event))),
+        Frame::Replayed(event) => (
+            sent.event(event.kind(), false),
+            Bytes::from(super::encode::encode_sse(event, fields, DataForm::Event)),
+        ),
         Frame::Snapshot(shared) => {
-            let bytes = if fields == FieldSet::ALL {
-                shared.snapshot_sse_frame()
-            } else {
-                Bytes::from(super::encode::encode_sse(&shared.event, fields, DataForm::Snapshot))
-            };
-            (&sent.snapshot, bytes)
+            (sent.event(shared.event.kind(), true), shared.sse_for(fields, DataForm::Snapshot))
         }
         Frame::Reset => (
             &sent.reset,

@@ -92,22 +92,13 @@ fn encode(frame: &Frame, fields: FieldSet, metrics: &Metrics) -> Message {
             &sent.connection,
             text(Bytes::from(format!("{{\"event\":\"connection\",\"data\":{}}}", super::connection_data()))),
         ),
-        Frame::Live(shared) => {
-            let bytes = if fields == FieldSet::ALL {
-                shared.ws_frame()
-            } else {
-                Bytes::from(super::encode::encode_ws(&shared.event, fields, DataForm::Event))
-            };
-            (&sent.observation, text(bytes))
-        }
-        Frame::Replayed(event) => (&sent.observation, text(Bytes::from(super::encode::encode_ws(event, fields, DataForm::Event)))),
+        Frame::Live(shared) => (sent.event(shared.event.kind(), false), text(shared.ws_for(fields, DataForm::Event))),
+        Frame::Replayed(event) => (
+            sent.event(event.kind(), false),
+            text(Bytes::from(super::encode::encode_ws(event, fields, DataForm::Event))),
+        ),
         Frame::Snapshot(shared) => {
-            let bytes = if fields == FieldSet::ALL {
-                shared.snapshot_ws_frame()
-            } else {
-                Bytes::from(super::encode::encode_ws(&shared.event, fields, DataForm::Snapshot))
-            };
-            (&sent.snapshot, text(bytes))
+            (sent.event(shared.event.kind(), true), text(shared.ws_for(fields, DataForm::Snapshot)))
         }
         Frame::Reset => (
             &sent.reset,

@@ -51,7 +51,7 @@ use crate::observation::{format_time, Field, Observation, StationId};
 use crate::station::Station;
 
 pub use ingest::{ClaimedSource, SourceUpdate};
-pub use outbox::Drained;
+pub use outbox::{Drained, OutboxTable};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 

@@ -1,7 +1,11 @@
 //! The transactional outbox (docs/REFERENCE.md, Worker: "nothing inserted is
-//! lost to subscribers"): observations inserted with [`Delivery::Outbox`](super::Delivery)
-//! are `pending` in the same transaction that stores them; [`Store::drain_outbox`]
-//! publishes the oldest pending rows and marks them with their bus id.
+//! lost to subscribers"): observations and spectra inserted with
+//! [`Delivery::Outbox`](super::Delivery) are `pending` in the same transaction
+//! that stores them; [`Store::drain_outbox`] publishes the oldest pending rows
+//! of one [`OutboxTable`] and marks them with their bus id. Both tables are
+//! keyed (station_id, observed_at) and carry `revision`, `pending`, `bus_id`
+//! and `published_at`, so one drain serves both; only the columns read and
+//! the order differ.
 //!
 //! On PostgreSQL a drain runs in one transaction: it takes a transaction-level
 //! advisory lock (so drains by several workers queue instead of interleaving,
@@ -25,43 +29,98 @@ use sqlx::Row;
 
 use super::{Error, Store, OBSERVATION_COLUMNS};
 use crate::bus::parse_stream_id;
-use crate::observation::{Observation, ObservationEvent, N_FIELDS};
+use crate::observation::{ObservationEvent, N_FIELDS};
 
 /// The PostgreSQL advisory-lock key that serializes outbox drains
 /// (`hashtext('buoycast.outbox')` would do too; a constant is clearer).
 const OUTBOX_LOCK_KEY: i64 = 0x6275_6f79_6f62_7831; // "buoyobx1"
 
-/// The columns every outbox query selects after the observation's: its
-/// revision, then (where asked) its bus id.
-const EVENT_TAIL: usize = N_FIELDS + 2;
-
-/// A PostgreSQL row `{OBSERVATION_COLUMNS}, revision[, bus_id]` as an event.
-fn pg_event(row: &sqlx::postgres::PgRow, with_id: bool) -> Result<ObservationEvent, Error> {
-    let operation = "reading an outbox row";
-    let revision: i32 = row.try_get(EVENT_TAIL).map_err(Error::query(operation))?;
-    let mut event = revised(super::postgres::read_observation(row, 0)?, i64::from(revision));
-    if with_id {
-        event.id = Some(row.try_get(EVENT_TAIL + 1).map_err(Error::query(operation))?);
-    }
-    Ok(event)
+/// A table whose rows go through the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxTable {
+    /// `observations`, published in insertion order (`seq`).
+    Observations,
+    /// `spectra`, published oldest observation first.
+    Spectra,
 }
 
-/// A SQLite row `{OBSERVATION_COLUMNS}, revision[, bus_id]` as an event.
-fn sqlite_event(row: &sqlx::sqlite::SqliteRow, with_id: bool) -> Result<ObservationEvent, Error> {
-    let operation = "reading an outbox row";
-    let revision: i64 = row.try_get(EVENT_TAIL).map_err(Error::query(operation))?;
-    let mut event = revised(super::sqlite::read_observation(row, 0)?, revision);
-    if with_id {
-        event.id = Some(row.try_get(EVENT_TAIL + 1).map_err(Error::query(operation))?);
+impl OutboxTable {
+    /// Both tables, in the order a worker drains them.
+    pub const ALL: [OutboxTable; 2] = [OutboxTable::Observations, OutboxTable::Spectra];
+
+    fn name(self) -> &'static str {
+        match self {
+            OutboxTable::Observations => "observations",
+            OutboxTable::Spectra => "spectra",
+        }
     }
-    Ok(event)
+
+    /// The row's columns, before `revision[, bus_id]`.
+    fn columns(self, postgres: bool) -> String {
+        match (self, postgres) {
+            (OutboxTable::Observations, _) => OBSERVATION_COLUMNS.clone(),
+            (OutboxTable::Spectra, true) => "station_id, observed_at, sep_freq_hz, bands::text".to_owned(),
+            (OutboxTable::Spectra, false) => "station_id, observed_at, sep_freq_hz, bands".to_owned(),
+        }
+    }
+
+    /// Where `revision` is in a selected row.
+    fn revision_at(self) -> usize {
+        match self {
+            OutboxTable::Observations => N_FIELDS + 2,
+            OutboxTable::Spectra => 4,
+        }
+    }
+
+    fn pending_order(self) -> &'static str {
+        match self {
+            OutboxTable::Observations => "seq",
+            OutboxTable::Spectra => "observed_at, station_id",
+        }
+    }
+
+    /// A PostgreSQL row `{columns}, revision[, bus_id]` as an event.
+    fn pg_event(self, row: &sqlx::postgres::PgRow, with_id: bool) -> Result<ObservationEvent, Error> {
+        let operation = "reading an outbox row";
+        let revision: i32 = row.try_get(self.revision_at()).map_err(Error::query(operation))?;
+        let event = match self {
+            OutboxTable::Observations => {
+                ObservationEvent::new(None, super::postgres::read_observation(row, 0)?)
+            }
+            OutboxTable::Spectra => ObservationEvent::spectrum(None, super::spectra::pg_spectrum(row)?),
+        };
+        let id = if with_id {
+            row.try_get(self.revision_at() + 1).map_err(Error::query(operation))?
+        } else {
+            None
+        };
+        Ok(revised(event, i64::from(revision), id))
+    }
+
+    /// A SQLite row `{columns}, revision[, bus_id]` as an event.
+    fn sqlite_event(self, row: &sqlx::sqlite::SqliteRow, with_id: bool) -> Result<ObservationEvent, Error> {
+        let operation = "reading an outbox row";
+        let revision: i64 = row.try_get(self.revision_at()).map_err(Error::query(operation))?;
+        let event = match self {
+            OutboxTable::Observations => {
+                ObservationEvent::new(None, super::sqlite::read_observation(row, 0)?)
+            }
+            OutboxTable::Spectra => ObservationEvent::spectrum(None, super::spectra::sqlite_spectrum(row)?),
+        };
+        let id = if with_id {
+            row.try_get(self.revision_at() + 1).map_err(Error::query(operation))?
+        } else {
+            None
+        };
+        Ok(revised(event, revision, id))
+    }
 }
 
-/// An event for a stored row at `revision` (negative or huge values, which
-/// the schema never writes, count as 0 or saturate).
-fn revised(observation: Observation, revision: i64) -> ObservationEvent {
-    let mut event = ObservationEvent::new(None, observation);
+/// `event` for a stored row at `revision` (negative or huge values, which
+/// the schema never writes, count as 0 or saturate), with its bus id.
+fn revised(mut event: ObservationEvent, revision: i64, id: Option<String>) -> ObservationEvent {
     event.revision = u32::try_from(revision.max(0)).unwrap_or(u32::MAX);
+    event.id = id;
     event
 }
 
@@ -82,7 +141,7 @@ pub enum Drained<E> {
 }
 
 impl Store {
-    /// Publishes at most `limit` pending observations, oldest first, with
+    /// Publishes at most `limit` pending rows of `table`, oldest first, with
     /// `publish` (which must return one bus id per row, in order), and marks
     /// them published with those ids. Each event carries its row's
     /// `revision` (a correction is published again as a new version); a row
@@ -90,15 +149,21 @@ impl Store {
     ///
     /// When `publish` fails the rows stay pending and its error comes back in
     /// [`Drained::Failed`]; an `Err` is the store's own failure.
-    pub async fn drain_outbox<F, Fut, E>(&self, limit: usize, publish: F) -> Result<Drained<E>, Error>
+    pub async fn drain_outbox<F, Fut, E>(
+        &self,
+        table: OutboxTable,
+        limit: usize,
+        publish: F,
+    ) -> Result<Drained<E>, Error>
     where
         F: FnOnce(Vec<ObservationEvent>) -> Fut,
         Fut: Future<Output = Result<Vec<String>, E>>,
     {
+        let operation = "draining the outbox";
         let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+        let (name, order) = (table.name(), table.pending_order());
         match self {
             Store::Postgres(store) => {
-                let operation = "draining the outbox";
                 let mut tx = store.pool().begin().await.map_err(Error::query(operation))?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
                     .bind(OUTBOX_LOCK_KEY)
@@ -106,15 +171,16 @@ impl Store {
                     .await
                     .map_err(Error::query(operation))?;
                 let sql = format!(
-                    "SELECT {}, revision FROM observations WHERE pending ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
-                    *OBSERVATION_COLUMNS
+                    "SELECT {}, revision FROM {name} WHERE pending ORDER BY {order} LIMIT $1 FOR UPDATE SKIP LOCKED",
+                    table.columns(true)
                 );
                 let rows = sqlx::query(&sql)
                     .bind(limit)
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(Error::query(operation))?;
-                let rows = rows.iter().map(|row| pg_event(row, false)).collect::<Result<Vec<_>, _>>()?;
+                let rows =
+                    rows.iter().map(|row| table.pg_event(row, false)).collect::<Result<Vec<_>, _>>()?;
                 if rows.is_empty() {
                     tx.commit().await.map_err(Error::query(operation))?;
                     return Ok(Drained::Empty);
@@ -127,32 +193,34 @@ impl Store {
                         return Ok(Drained::Failed { n_rows, error });
                     }
                 };
-                sqlx::query(
-                    "UPDATE observations o SET pending = false, bus_id = u.bus_id, published_at = now() \
+                // The rows are locked (FOR UPDATE): none changed meanwhile.
+                let sql = format!(
+                    "UPDATE {name} o SET pending = false, bus_id = u.bus_id, published_at = now() \
                      FROM UNNEST($1::text[], $2::timestamptz[], $3::text[]) AS u(station_id, observed_at, bus_id) \
-                     WHERE o.station_id = u.station_id AND o.observed_at = u.observed_at",
-                )
-                .bind(rows.iter().map(|row| row.observation.station_id.as_str()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|row| row.observation.observed_at).collect::<Vec<_>>())
-                .bind(&ids)
-                .execute(&mut *tx)
-                .await
-                .map_err(Error::query(operation))?;
+                     WHERE o.station_id = u.station_id AND o.observed_at = u.observed_at"
+                );
+                sqlx::query(&sql)
+                    .bind(rows.iter().map(|row| row.observation.station_id.as_str()).collect::<Vec<_>>())
+                    .bind(rows.iter().map(|row| row.observation.observed_at).collect::<Vec<_>>())
+                    .bind(&ids)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Error::query(operation))?;
                 tx.commit().await.map_err(Error::query(operation))?;
                 Ok(Drained::Published(n_rows))
             }
             Store::Sqlite(store) => {
-                let operation = "draining the outbox";
                 let sql = format!(
-                    "SELECT {}, revision FROM observations WHERE pending = 1 ORDER BY seq LIMIT ?",
-                    *OBSERVATION_COLUMNS
+                    "SELECT {}, revision FROM {name} WHERE pending = 1 ORDER BY {order} LIMIT ?",
+                    table.columns(false)
                 );
                 let rows = sqlx::query(&sql)
                     .bind(limit)
                     .fetch_all(store.pool())
                     .await
                     .map_err(Error::query(operation))?;
-                let rows = rows.iter().map(|row| sqlite_event(row, false)).collect::<Result<Vec<_>, _>>()?;
+                let rows =
+                    rows.iter().map(|row| table.sqlite_event(row, false)).collect::<Result<Vec<_>, _>>()?;
                 if rows.is_empty() {
                     return Ok(Drained::Empty);
                 }
@@ -164,20 +232,21 @@ impl Store {
                 let now = Utc::now().timestamp_micros();
                 let mut tx =
                     store.pool().begin_with("BEGIN IMMEDIATE").await.map_err(Error::query(operation))?;
+                // Only the version published: a correction stored meanwhile stays pending.
+                let sql = format!(
+                    "UPDATE {name} SET pending = 0, bus_id = ?, published_at = ? \
+                     WHERE station_id = ? AND observed_at = ? AND revision = ?"
+                );
                 for (row, id) in rows.iter().zip(&ids) {
-                    // Only the version published: a correction stored meanwhile stays pending.
-                    sqlx::query(
-                        "UPDATE observations SET pending = 0, bus_id = ?, published_at = ? \
-                         WHERE station_id = ? AND observed_at = ? AND revision = ?",
-                    )
-                    .bind(id)
-                    .bind(now)
-                    .bind(row.observation.station_id.as_str())
-                    .bind(row.observation.observed_at.timestamp_micros())
-                    .bind(i64::from(row.revision))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(Error::query(operation))?;
+                    sqlx::query(&sql)
+                        .bind(id)
+                        .bind(now)
+                        .bind(row.observation.station_id.as_str())
+                        .bind(row.observation.observed_at.timestamp_micros())
+                        .bind(i64::from(row.revision))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(Error::query(operation))?;
                 }
                 tx.commit().await.map_err(Error::query(operation))?;
                 Ok(Drained::Published(n_rows))
@@ -185,27 +254,33 @@ impl Store {
         }
     }
 
-    /// How many observations wait in the outbox.
+    /// How many rows (observations and spectra) wait in the outbox.
     pub async fn outbox_depth(&self) -> Result<u64, Error> {
         let operation = "counting the outbox";
         let count: i64 = match self {
             Store::Postgres(store) => {
-                sqlx::query_scalar("SELECT count(*) FROM observations WHERE pending")
-                    .fetch_one(store.pool())
-                    .await
+                sqlx::query_scalar(
+                    "SELECT (SELECT count(*) FROM observations WHERE pending) \
+                     + (SELECT count(*) FROM spectra WHERE pending)",
+                )
+                .fetch_one(store.pool())
+                .await
             }
             Store::Sqlite(store) => {
-                sqlx::query_scalar("SELECT count(*) FROM observations WHERE pending = 1")
-                    .fetch_one(store.pool())
-                    .await
+                sqlx::query_scalar(
+                    "SELECT (SELECT count(*) FROM observations WHERE pending = 1) \
+                     + (SELECT count(*) FROM spectra WHERE pending = 1)",
+                )
+                .fetch_one(store.pool())
+                .await
             }
         }
         .map_err(Error::query(operation))?;
         Ok(count.max(0) as u64)
     }
 
-    /// The newest `limit` observations published at or after `since`, with
-    /// their bus ids, in bus-id order (oldest first).
+    /// The newest `limit` rows of each table published at or after `since`,
+    /// with their bus ids, in bus-id order (oldest first).
     ///
     /// The embedded mode seeds its in-process bus with these at start-up, so
     /// a client reconnecting with `Last-Event-ID` after a restart catches up.
@@ -214,40 +289,43 @@ impl Store {
         since: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<ObservationEvent>, Error> {
-        let operation = "reading recently published observations";
+        let operation = "reading recently published rows";
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut events = Vec::new();
-        match self {
-            Store::Postgres(store) => {
-                let sql = format!(
-                    "SELECT {}, revision, bus_id FROM observations WHERE published_at >= $1 AND bus_id IS NOT NULL \
-                     ORDER BY published_at DESC LIMIT $2",
-                    *OBSERVATION_COLUMNS
-                );
-                let rows = sqlx::query(&sql)
-                    .bind(since)
-                    .bind(limit)
-                    .fetch_all(store.pool())
-                    .await
-                    .map_err(Error::query(operation))?;
-                for row in &rows {
-                    events.push(pg_event(row, true)?);
+        for table in OutboxTable::ALL {
+            let name = table.name();
+            match self {
+                Store::Postgres(store) => {
+                    let sql = format!(
+                        "SELECT {}, revision, bus_id FROM {name} WHERE published_at >= $1 AND bus_id IS NOT NULL \
+                         ORDER BY published_at DESC LIMIT $2",
+                        table.columns(true)
+                    );
+                    let rows = sqlx::query(&sql)
+                        .bind(since)
+                        .bind(limit)
+                        .fetch_all(store.pool())
+                        .await
+                        .map_err(Error::query(operation))?;
+                    for row in &rows {
+                        events.push(table.pg_event(row, true)?);
+                    }
                 }
-            }
-            Store::Sqlite(store) => {
-                let sql = format!(
-                    "SELECT {}, revision, bus_id FROM observations WHERE published_at >= ? AND bus_id IS NOT NULL \
-                     ORDER BY published_at DESC LIMIT ?",
-                    *OBSERVATION_COLUMNS
-                );
-                let rows = sqlx::query(&sql)
-                    .bind(since.timestamp_micros())
-                    .bind(limit)
-                    .fetch_all(store.pool())
-                    .await
-                    .map_err(Error::query(operation))?;
-                for row in &rows {
-                    events.push(sqlite_event(row, true)?);
+                Store::Sqlite(store) => {
+                    let sql = format!(
+                        "SELECT {}, revision, bus_id FROM {name} WHERE published_at >= ? AND bus_id IS NOT NULL \
+                         ORDER BY published_at DESC LIMIT ?",
+                        table.columns(false)
+                    );
+                    let rows = sqlx::query(&sql)
+                        .bind(since.timestamp_micros())
+                        .bind(limit)
+                        .fetch_all(store.pool())
+                        .await
+                        .map_err(Error::query(operation))?;
+                    for row in &rows {
+                        events.push(table.sqlite_event(row, true)?);
+                    }
                 }
             }
         }

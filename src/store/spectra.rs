@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::{stored_station_id, Error, Page, PageQuery, Store};
+use super::{stored_station_id, Delivery, Error, Page, PageQuery, Store};
 use crate::observation::StationId;
 use crate::spectrum::Spectrum;
 
@@ -15,18 +15,28 @@ impl Store {
     /// Stores spectra keyed by (station, time). A new one is inserted; a
     /// stored one whose separation frequency or bands differ is replaced and
     /// its revision goes up; an identical one is left alone. Returns the
-    /// spectra inserted or changed, in input order.
-    pub async fn upsert_spectra(&self, spectra: &[Spectrum]) -> Result<Vec<Spectrum>, Error> {
+    /// spectra inserted or changed, in input order. With
+    /// [`Delivery::Outbox`] those enter the outbox (each version is
+    /// published once); with [`Delivery::Silent`] they are stored only (a
+    /// silent change of a row still pending leaves it pending).
+    pub async fn upsert_spectra(
+        &self,
+        spectra: &[Spectrum],
+        delivery: Delivery,
+    ) -> Result<Vec<Spectrum>, Error> {
         let operation = "storing spectra";
+        let pending = delivery == Delivery::Outbox;
         let mut changed = Vec::new();
         match self {
             Store::Postgres(store) => {
                 let mut tx = store.pool().begin().await.map_err(Error::query(operation))?;
                 for spectrum in spectra {
                     let row = sqlx::query(
-                        "INSERT INTO spectra (station_id, observed_at, sep_freq_hz, bands) VALUES ($1, $2, $3, $4::jsonb) \
+                        "INSERT INTO spectra (station_id, observed_at, sep_freq_hz, bands, pending) \
+                         VALUES ($1, $2, $3, $4::jsonb, $5) \
                          ON CONFLICT (station_id, observed_at) DO UPDATE SET sep_freq_hz = EXCLUDED.sep_freq_hz, \
-                         bands = EXCLUDED.bands, revision = spectra.revision + 1, fetched_at = now() \
+                         bands = EXCLUDED.bands, revision = spectra.revision + 1, fetched_at = now(), \
+                         pending = spectra.pending OR EXCLUDED.pending \
                          WHERE spectra.bands IS DISTINCT FROM EXCLUDED.bands \
                          OR spectra.sep_freq_hz IS DISTINCT FROM EXCLUDED.sep_freq_hz \
                          RETURNING revision",
@@ -35,6 +45,7 @@ impl Store {
                     .bind(spectrum.timestamp)
                     .bind(spectrum.sep_freq_hz)
                     .bind(spectrum.bands_to_columns())
+                    .bind(pending)
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(Error::query(operation))?;
@@ -48,10 +59,12 @@ impl Store {
                 let mut tx = store.pool().begin().await.map_err(Error::query(operation))?;
                 for spectrum in spectra {
                     let row = sqlx::query(
-                        "INSERT INTO spectra (station_id, observed_at, sep_freq_hz, bands) VALUES (?1, ?2, ?3, ?4) \
+                        "INSERT INTO spectra (station_id, observed_at, sep_freq_hz, bands, pending) \
+                         VALUES (?1, ?2, ?3, ?4, ?5) \
                          ON CONFLICT (station_id, observed_at) DO UPDATE SET sep_freq_hz = excluded.sep_freq_hz, \
                          bands = excluded.bands, revision = spectra.revision + 1, \
-                         fetched_at = CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER) \
+                         fetched_at = CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER), \
+                         pending = max(spectra.pending, excluded.pending) \
                          WHERE spectra.bands IS NOT excluded.bands OR spectra.sep_freq_hz IS NOT excluded.sep_freq_hz \
                          RETURNING revision",
                     )
@@ -59,6 +72,7 @@ impl Store {
                     .bind(spectrum.timestamp.timestamp_micros())
                     .bind(spectrum.sep_freq_hz)
                     .bind(spectrum.bands_to_columns())
+                    .bind(pending)
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(Error::query(operation))?;
@@ -108,11 +122,7 @@ impl Store {
                     .await
                     .map_err(Error::query(operation))?;
                     for row in rows.iter().rev() {
-                        let station: String = row.try_get(0).map_err(Error::query(operation))?;
-                        let time: DateTime<Utc> = row.try_get(1).map_err(Error::query(operation))?;
-                        let sep: Option<f64> = row.try_get(2).map_err(Error::query(operation))?;
-                        let bands: String = row.try_get(3).map_err(Error::query(operation))?;
-                        items.push(stored_spectrum(&station, time, sep, &bands)?);
+                        items.push(pg_spectrum(row)?);
                     }
                 }
                 total
@@ -140,12 +150,7 @@ impl Store {
                     .await
                     .map_err(Error::query(operation))?;
                     for row in rows.iter().rev() {
-                        let station: String = row.try_get(0).map_err(Error::query(operation))?;
-                        let micros: i64 = row.try_get(1).map_err(Error::query(operation))?;
-                        let sep: Option<f64> = row.try_get(2).map_err(Error::query(operation))?;
-                        let bands: String = row.try_get(3).map_err(Error::query(operation))?;
-                        let time = super::sqlite::time_from_micros(micros)?;
-                        items.push(stored_spectrum(&station, time, sep, &bands)?);
+                        items.push(sqlite_spectrum(row)?);
                     }
                 }
                 total
@@ -153,6 +158,67 @@ impl Store {
         };
         Ok(Page { items, total: total.max(0) as u64 })
     }
+}
+
+impl Store {
+    /// Every station's newest spectrum, by station id (the gateway seeds
+    /// `?snapshot=latest` with them).
+    pub async fn latest_spectra(&self) -> Result<Vec<Spectrum>, Error> {
+        let operation = "reading the stations' latest spectra";
+        let mut spectra = Vec::new();
+        match self {
+            Store::Postgres(store) => {
+                let rows = sqlx::query(
+                    "SELECT DISTINCT ON (station_id) station_id, observed_at, sep_freq_hz, bands::text \
+                     FROM spectra ORDER BY station_id, observed_at DESC",
+                )
+                .fetch_all(store.pool())
+                .await
+                .map_err(Error::query(operation))?;
+                for row in &rows {
+                    spectra.push(pg_spectrum(row)?);
+                }
+            }
+            Store::Sqlite(store) => {
+                let rows = sqlx::query(
+                    "SELECT s.station_id, s.observed_at, s.sep_freq_hz, s.bands FROM spectra s \
+                     WHERE s.observed_at = (SELECT max(observed_at) FROM spectra WHERE station_id = s.station_id) \
+                     ORDER BY s.station_id",
+                )
+                .fetch_all(store.pool())
+                .await
+                .map_err(Error::query(operation))?;
+                for row in &rows {
+                    spectra.push(sqlite_spectrum(row)?);
+                }
+            }
+        }
+        Ok(spectra)
+    }
+}
+
+/// A PostgreSQL row `station_id, observed_at, sep_freq_hz, bands::text, …` as a spectrum.
+pub(super) fn pg_spectrum(row: &sqlx::postgres::PgRow) -> Result<Spectrum, Error> {
+    let operation = "reading a spectrum";
+    let time: DateTime<Utc> = row.try_get(1).map_err(Error::query(operation))?;
+    stored_spectrum(
+        row.try_get(0).map_err(Error::query(operation))?,
+        time,
+        row.try_get(2).map_err(Error::query(operation))?,
+        row.try_get(3).map_err(Error::query(operation))?,
+    )
+}
+
+/// A SQLite row `station_id, observed_at, sep_freq_hz, bands, …` as a spectrum.
+pub(super) fn sqlite_spectrum(row: &sqlx::sqlite::SqliteRow) -> Result<Spectrum, Error> {
+    let operation = "reading a spectrum";
+    let time = super::sqlite::time_from_micros(row.try_get(1).map_err(Error::query(operation))?)?;
+    stored_spectrum(
+        row.try_get(0).map_err(Error::query(operation))?,
+        time,
+        row.try_get(2).map_err(Error::query(operation))?,
+        row.try_get(3).map_err(Error::query(operation))?,
+    )
 }
 
 /// A spectrum read back.

@@ -239,7 +239,7 @@ pub async fn backfill_spectra(
             }
         };
         report.bad_lines += loaded.bad_lines;
-        let stored = store.upsert_spectra(&loaded.spectra).await?;
+        let stored = store.upsert_spectra(&loaded.spectra, Delivery::Silent).await?;
         tracing::info!(station = %station, year = options.year, n_spectra = loaded.spectra.len(), n_stored = stored.len(), "spectra backfilled");
         report.spectra_read += loaded.spectra.len();
         report.spectra_stored += stored.len();

@@ -558,7 +558,7 @@ impl Worker {
             }
         };
         inner.metrics.parse_errors.inc_by(loaded.bad_lines as u64);
-        let changed = inner.store.upsert_spectra(&loaded.spectra).await?;
+        let changed = inner.store.upsert_spectra(&loaded.spectra, Delivery::Outbox).await?;
         tracing::debug!(
             source = source.label(),
             n_spectra = loaded.spectra.len(),

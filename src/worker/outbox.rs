@@ -1,6 +1,6 @@
 //! Publishing the outbox (docs/REFERENCE.md, Worker; docs/API.md, Catch-up):
-//! every stored-but-unpublished observation reaches the bus once, oldest
-//! first.
+//! every stored-but-unpublished observation, then every spectrum, reaches
+//! the bus once, oldest first.
 //!
 //! [`drain`] repeatedly asks the store for the oldest pending rows
 //! ([`Store::drain_outbox`]) and publishes them with
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::bus::{self, Bus};
 use crate::observation::ObservationEvent;
-use crate::store::{Drained, Store};
+use crate::store::{Drained, OutboxTable, Store};
 
 use super::metrics::WorkerMetrics;
 
@@ -55,27 +55,29 @@ pub async fn drain(
     metrics: &WorkerMetrics,
 ) -> Result<DrainReport, crate::store::Error> {
     let mut report = DrainReport::default();
-    loop {
-        let drained =
-            store.drain_outbox(policy.batch, |rows| publish_with_retries(bus, rows, policy, metrics)).await?;
-        match drained {
-            Drained::Empty => break,
-            Drained::Published(n_rows) => {
-                report.published += n_rows;
-                if n_rows < policy.batch {
-                    break;
+    for table in OutboxTable::ALL {
+        loop {
+            let publish = |rows| publish_with_retries(bus, rows, policy, metrics);
+            match store.drain_outbox(table, policy.batch, publish).await? {
+                Drained::Empty => break,
+                Drained::Published(n_rows) => {
+                    report.published += n_rows;
+                    if n_rows < policy.batch {
+                        break;
+                    }
                 }
-            }
-            Drained::Failed { n_rows, error } => {
-                tracing::warn!(
-                    bus = bus.backend_name(),
-                    n_rows,
-                    attempts = policy.attempts,
-                    error = %error,
-                    "publishing failed; the observations stay in the outbox and are retried later"
-                );
-                report.failed = Some(error.to_string());
-                break;
+                Drained::Failed { n_rows, error } => {
+                    tracing::warn!(
+                        bus = bus.backend_name(),
+                        n_rows,
+                        ?table,
+                        attempts = policy.attempts,
+                        error = %error,
+                        "publishing failed; the rows stay in the outbox and are retried later"
+                    );
+                    report.failed = Some(error.to_string());
+                    return Ok(report);
+                }
             }
         }
     }

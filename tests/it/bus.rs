@@ -383,7 +383,51 @@ macro_rules! contract_tests {
     };
 }
 
+/// Spectra share the log and its ids with observations: published once per
+/// version (an observation and a spectrum of the same station and time are
+/// different rows), delivered whole, and replayed in order with them.
+async fn spectra_travel_with_observations_in_one_id_sequence(backend: Backend) {
+    let bus = backend.bus();
+    let shutdown = CancellationToken::new();
+    let mut rx = subscribed(&bus, &shutdown).await;
+    let spectra = fixtures::spectra_41010();
+    let spectrum = spectra.last().expect("spectra").clone();
+    // An observation with the spectrum's very key, so the two rows collide if keyed alike.
+    let mut observation = real_observations(1).remove(0);
+    observation.station_id = spectrum.station_id.clone();
+    observation.observed_at = spectrum.timestamp;
+    let events = vec![
+        ObservationEvent::new(None, observation.clone()),
+        ObservationEvent::spectrum(None, spectrum.clone()),
+        ObservationEvent::spectrum(None, spectra[0].clone()),
+    ];
+    let ids = bus.publish_once(&events).await.expect("publish_once");
+    assert_strictly_increasing(&ids);
+    assert_eq!(bus.publish_once(&events).await.expect("again"), ids, "each row is published once");
+    let first = next_event(&mut rx).await;
+    assert_eq!((first.id.as_ref(), first.spectrum.is_none()), (Some(&ids[0]), true));
+    assert_eq!(first.observation, observation);
+    let second = next_event(&mut rx).await;
+    assert_eq!(second.id.as_ref(), Some(&ids[1]));
+    assert_eq!(second.spectrum.as_deref(), Some(&spectrum), "every band arrives, values intact");
+    assert_eq!(next_event(&mut rx).await.spectrum.as_deref(), Some(&spectra[0]));
+    // A correction of the spectrum is a new version.
+    let revised = ObservationEvent { revision: 1, ..ObservationEvent::spectrum(None, spectrum.clone()) };
+    let revised_id = bus.publish_once(&[revised]).await.expect("publish the correction");
+    let again = next_event(&mut rx).await;
+    assert_eq!((again.id, again.revision), (Some(revised_id[0].clone()), 1));
+    // Catch-up holds both kinds, in order.
+    let Replay::Events(replayed) = bus.read_after(&ids[0], 10).await.expect("read_after") else {
+        panic!("expected events")
+    };
+    let kinds: Vec<bool> = replayed.iter().map(|event| event.spectrum.is_some()).collect();
+    assert_eq!(kinds, [true, true, true]);
+    assert_eq!(replayed[0].spectrum.as_deref(), Some(&spectrum));
+    shutdown.cancel();
+}
+
 contract_tests!(
+    spectra_travel_with_observations_in_one_id_sequence,
     publish_delivers_every_event_in_order,
     ids_increase_across_calls_and_batches,
     read_after_returns_exactly_the_later_events,
@@ -469,6 +513,7 @@ async fn redis_the_acl_documented_in_operations_md_is_enough() {
             "~{observations:log}:pub:*",
             "resetchannels",
             "&observations:new",
+            "&spectra:new",
             "-@all",
             "+evalsha",
             "+eval",
@@ -545,6 +590,36 @@ async fn redis_wire_bytes_are_the_bus_json_and_the_log_keeps_them_without_id() {
     let mut without_id = Vec::new();
     observations[0].write_json(&mut without_id, buoycast::observation::TimeKey::Timestamp);
     assert_eq!(fields[0].1.as_bytes(), without_id.as_slice());
+}
+
+/// Spectra go out on `spectra:new`, never on the original system's
+/// `observations:new`, as `{"id", "kind":"spectrum", …}`.
+#[tokio::test]
+async fn redis_spectra_go_out_on_their_own_channel() {
+    use futures::StreamExt;
+    init_logs();
+    let server = RedisServer::start();
+    let bus = Bus::redis(&server.url(), RedisBusOptions::default()).expect("valid url");
+    let mut pubsub =
+        ::redis::Client::open(server.url()).expect("valid url").get_async_pubsub().await.expect("pubsub");
+    pubsub.subscribe(&["observations:new", "spectra:new"]).await.expect("subscribe");
+    let spectrum = fixtures::spectra_41010().pop().expect("spectra");
+    let observations = real_observations(1);
+    let mut events = vec![ObservationEvent::spectrum(None, spectrum.clone())];
+    events.extend(crate::harness::originals(&observations));
+    let ids = bus.publish_once(&events).await.expect("publish");
+    let mut messages = pubsub.on_message();
+    let message = tokio::time::timeout(WAIT, messages.next()).await.expect("a message").expect("open");
+    assert_eq!(message.get_channel_name(), "spectra:new");
+    let payload: serde_json::Value = serde_json::from_slice(message.get_payload_bytes()).expect("JSON");
+    assert_eq!(payload["id"], ids[0].as_str());
+    assert_eq!(payload["kind"], "spectrum");
+    assert_eq!(payload["stationId"], "41010");
+    assert_eq!(payload["bands"].as_array().map(Vec::len), Some(spectrum.bands.len()));
+    let message = tokio::time::timeout(WAIT, messages.next()).await.expect("a message").expect("open");
+    assert_eq!(message.get_channel_name(), "observations:new");
+    let expected = ObservationEvent::new(Some(ids[1].clone()), observations[0].clone()).to_bus_json();
+    assert_eq!(String::from_utf8_lossy(message.get_payload_bytes()), expected);
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use buoycast::bus::Bus;
 use buoycast::observation::{Field, Measurements, Observation, StationId};
 use buoycast::station::Station;
-use buoycast::store::Store;
+use buoycast::store::{Delivery, Store};
 use chrono::{DateTime, Timelike, Utc};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
@@ -753,7 +753,7 @@ async fn a_clicked_station_shows_its_wave_spectra_and_plays_the_newest() {
             ..spectrum
         })
         .collect();
-    app.store.upsert_spectra(&spectra).await.expect("store spectra");
+    app.store.upsert_spectra(&spectra, Delivery::Silent).await.expect("store spectra");
     let mut browser = Browser::launch().await;
     browser.open(&app.url("/")).await;
     browser.wait_state("connected", Duration::from_secs(15)).await;

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use buoycast::station::Station;
+use buoycast::store::Delivery;
 use serde_json::Value;
 
 use crate::harness::app::{Backends, TestApp};
@@ -401,7 +402,7 @@ async fn slow_request_heads_are_cut_off() {
 async fn spectra_by_station_serves_stored_spectra_with_their_derived_values() {
     let app = TestApp::spawn(Backends::default()).await;
     let spectra = crate::harness::fixtures::spectra_41010();
-    app.store.upsert_spectra(&spectra).await.expect("store");
+    app.store.upsert_spectra(&spectra, Delivery::Silent).await.expect("store");
 
     let (status, body) = get(&app, "/v1/spectra/by-station/41010?limit=2").await;
     assert_eq!(status, 200, "{body}");

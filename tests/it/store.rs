@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use buoycast::observation::{Field, Measurements, Observation, StationId};
 use buoycast::sources::ndbc::parse;
 use buoycast::station::Station;
-use buoycast::store::{Delivery, Drained, HistoryQuery, Origin, PageQuery, Store, StoreOptions};
+use buoycast::store::{Delivery, Drained, HistoryQuery, Origin, OutboxTable, PageQuery, Store, StoreOptions};
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::harness::{self, fixtures, postgres as pg};
@@ -113,12 +113,15 @@ contract!(
 async fn spectra_round_trip_and_page_back_from_the_newest(store: Store) {
     let spectra = fixtures::spectra_41010();
     assert_eq!(spectra.len(), 149);
-    assert_eq!(store.upsert_spectra(&spectra).await.expect("store").len(), 149);
-    assert!(store.upsert_spectra(&spectra).await.expect("store again").is_empty(), "nothing changed");
+    assert_eq!(store.upsert_spectra(&spectra, Delivery::Silent).await.expect("store").len(), 149);
+    assert!(
+        store.upsert_spectra(&spectra, Delivery::Silent).await.expect("store again").is_empty(),
+        "nothing changed"
+    );
     let mut revised = spectra[148].clone();
     revised.bands[10].density = Some(9.5);
     assert_eq!(
-        store.upsert_spectra(&[revised.clone()]).await.expect("store a change"),
+        store.upsert_spectra(&[revised.clone()], Delivery::Silent).await.expect("store a change"),
         vec![revised.clone()]
     );
 
@@ -745,7 +748,7 @@ async fn drain_all(store: &Store) -> Vec<buoycast::observation::ObservationEvent
     loop {
         let mut batch = Vec::new();
         let drained = store
-            .drain_outbox(100, |events| {
+            .drain_outbox(OutboxTable::Observations, 100, |events| {
                 let ids: Vec<String> =
                     (0..events.len()).map(|n| format!("{}-{n}", 1_700_000_000_000u64)).collect();
                 batch = events;
@@ -878,7 +881,7 @@ async fn run_fetches(fetches: &[Fetch], lose: &[bool]) -> (Vec<(DateTime<Utc>, O
         if lose.get(n).copied().unwrap_or(false) {
             let bus = bus.clone();
             let lost = store
-                .drain_outbox(100, |events| async move {
+                .drain_outbox(OutboxTable::Observations, 100, |events| async move {
                     bus.publish_once(&events).await.map_err(|error| error.to_string())?;
                     Err::<Vec<String>, String>("the reply was lost".to_owned())
                 })
@@ -889,7 +892,9 @@ async fn run_fetches(fetches: &[Fetch], lose: &[bool]) -> (Vec<(DateTime<Utc>, O
         loop {
             let bus = bus.clone();
             let drained = store
-                .drain_outbox(100, |events| async move { bus.publish_once(&events).await })
+                .drain_outbox(OutboxTable::Observations, 100, |events| async move {
+                    bus.publish_once(&events).await
+                })
                 .await
                 .expect("drain");
             if matches!(drained, Drained::Empty) {

@@ -802,3 +802,152 @@ async fn a_year_of_spectra_is_backfilled_from_the_gzipped_archives() {
     let again = backfill_spectra(&store, &options).await.expect("again");
     assert_eq!((again.spectra_read, again.spectra_stored), (99, 0));
 }
+
+/// Every event `client` yields until `done` says the ones so far are
+/// enough, within `limit` in all.
+async fn events_until(
+    client: &mut SseClient,
+    limit: Duration,
+    done: impl Fn(&[crate::harness::sse::SseEvent]) -> bool,
+) -> Vec<crate::harness::sse::SseEvent> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut events = Vec::new();
+    while !done(&events) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match client.next_event(left).await {
+            Some(event) => events.push(event),
+            None => panic!("stream ended or {limit:?} passed with {} events", events.len()),
+        }
+    }
+    events
+}
+
+fn count(events: &[crate::harness::sse::SseEvent], kind: &str) -> usize {
+    events.iter().filter(|event| event.event == kind).count()
+}
+
+/// Issue "Directional wave spectra": the five spectral files of a station
+/// go from the NDBC server through the worker, the store's outbox and the
+/// bus to every stream client that asks for spectra (`?kinds=`), SSE and
+/// WebSocket, with catch-up from `Last-Event-ID` and `?snapshot=latest`;
+/// a client that does not ask (every existing client) never sees one.
+#[tokio::test]
+async fn spectra_stream_to_the_clients_that_ask_with_catch_up_and_snapshot() {
+    use futures::StreamExt;
+    init_logs();
+    let server = NdbcServer::start().await;
+    // Nothing answers until the clients listen: the worker polls at once.
+    server.set_override("/realtime2/TPLM2.txt", Override::Status(503));
+    server.set_override("/realtime2/41010.data_spec", Override::Status(503));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = config_for(
+        &server,
+        dir.path(),
+        &[
+            ("BUOYCAST_STATIONS", "tplm2"),
+            ("BUOYCAST_SPECTRAL_STATIONS", "41010"),
+            ("BUOYCAST_LATEST_OBS", "false"),
+            ("INGEST_INTERVAL_MS", "1000"),
+            ("BUOYCAST_CLIENT_QUEUE", "20000"),
+        ],
+    );
+    let listener = buoycast::server::listener::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let stream = format!("{base}/v1/observations/stream");
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(buoycast::cli::run_all(listener, config, shutdown.clone()));
+
+    let mut plain = loop {
+        let client = SseClient::connect(&stream, &[]).await;
+        if client.status == 200 {
+            break client;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut both = SseClient::connect(&format!("{stream}?kinds=observation,spectrum"), &[]).await;
+    let bad = SseClient::connect(&format!("{stream}?kinds=observation,waves"), &[]).await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.error_json()["error"]["details"]["param"], "kinds", "{}", bad.error_json());
+    for client in [&mut plain, &mut both] {
+        let greeting = client.next_event(Duration::from_secs(5)).await.expect("connection event");
+        assert_eq!(greeting.event, "connection");
+    }
+    server.clear_override("/realtime2/TPLM2.txt");
+    server.clear_override("/realtime2/41010.data_spec");
+
+    let spectra = fixtures::spectra_41010();
+    let n_rows = parsed_rows("realtime2/TPLM2.txt", "tplm2").len();
+    let events = events_until(&mut both, Duration::from_secs(30), |events| {
+        count(events, "spectrum") == spectra.len() && count(events, "observation") == n_rows
+    })
+    .await;
+    assert_eq!(events.len(), spectra.len() + n_rows, "nothing else: {:?}", events.last());
+    let received: Vec<_> = events.iter().filter(|event| event.event == "spectrum").collect();
+    let ids: Vec<String> =
+        received.iter().map(|event| event.id.clone().expect("a spectrum has an id")).collect();
+    crate::bus::assert_strictly_increasing(&ids);
+    // The worker publishes them oldest first, every band as the files give it.
+    for (event, expected) in received.iter().zip(&spectra) {
+        let data = event.json();
+        assert_eq!((data["kind"].as_str(), data["id"].as_str()), (Some("spectrum"), event.id.as_deref()));
+        let decoded = ObservationEvent::decode_bus(event.data.as_bytes()).expect("the data decodes");
+        assert_eq!(decoded.spectrum.as_deref(), Some(expected));
+    }
+    let newest = received.last().expect("spectra").json();
+    assert_eq!(newest["timestamp"], "2020-06-08T03:50:00Z");
+    assert_eq!(newest["bands"].as_array().map(Vec::len), Some(46));
+    assert!(newest["significantHeightM"].as_f64().is_some_and(|hs| (hs - 1.1).abs() < 0.22), "{newest}");
+
+    // The client that did not ask gets the observations and not one spectrum.
+    let got = plain.observations(n_rows, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), n_rows);
+    assert!(plain.silent_for(Duration::from_millis(1500)).await, "no spectrum for a plain client");
+
+    // Catch-up: from the 100th spectrum, only spectra, exactly the rest.
+    let mut resumed =
+        SseClient::connect(&format!("{stream}?kinds=spectrum"), &[("last-event-id", ids[99].as_str())]).await;
+    let events = events_until(&mut resumed, Duration::from_secs(10), |events| {
+        count(events, "spectrum") == spectra.len() - 100
+    })
+    .await;
+    let replayed: Vec<String> = events.iter().filter_map(|event| event.id.clone()).collect();
+    assert_eq!(replayed, ids[100..], "{:?}", events.first());
+    assert!(events.iter().all(|event| ["connection", "spectrum"].contains(&event.event.as_str())));
+
+    // Snapshot: the newest spectrum first, flagged, without an id.
+    let mut snapshot = SseClient::connect(&format!("{stream}?kinds=spectrum&snapshot=latest"), &[]).await;
+    let events = events_until(&mut snapshot, Duration::from_secs(5), |events| events.len() == 2).await;
+    let current = &events[1];
+    assert_eq!((current.event.as_str(), current.id.as_deref()), ("spectrum", None));
+    let data = current.json();
+    assert_eq!(
+        (data["snapshot"].as_bool(), data["timestamp"].as_str()),
+        (Some(true), newest["timestamp"].as_str())
+    );
+    assert!(snapshot.silent_for(Duration::from_millis(500)).await, "one station, one snapshot");
+
+    // The WebSocket: the same, as JSON frames.
+    let ws_url =
+        format!("{}/v1/observations/ws?kinds=spectrum&snapshot=latest", base.replacen("http", "ws", 1));
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url.as_str()).await.expect("websocket");
+    let mut frames = Vec::new();
+    while frames.len() < 2 {
+        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .expect("a frame");
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+            frames.push(serde_json::from_str::<serde_json::Value>(text.as_str()).expect("JSON"));
+        }
+    }
+    assert_eq!(frames[0]["event"], "connection");
+    assert_eq!(frames[1]["event"], "spectrum");
+    assert_eq!(frames[1]["data"]["snapshot"], true);
+    assert_eq!(frames[1]["data"]["timestamp"], newest["timestamp"]);
+    let _ = socket.close(None).await;
+
+    shutdown.cancel();
+    let ended = tokio::time::timeout(Duration::from_secs(6), task).await.expect("stops within 5 s");
+    ended.expect("no panic").expect("run_all ends cleanly");
+}

@@ -144,7 +144,7 @@ impl MidiEngine {
     /// Only the fields in `item.send` count (a field the shaping holds back
     /// sends nothing, as a null).
     pub fn observe_item(&mut self, item: &Item, out: &mut Vec<TimedMessage>) {
-        if let Some(spectrum) = &item.spectrum {
+        if let Some(spectrum) = item.spectrum() {
             self.spectrum(spectrum, item.at, out);
             return;
         }

@@ -14,7 +14,7 @@ pub mod ws;
 use std::sync::Arc;
 use std::time::Duration;
 
-use buoycast::observation::{FieldSet, Measurements, Observation, ObservationEvent, StationId};
+use buoycast::observation::{FieldSet, ObservationEvent, StationId};
 use buoycast::spectrum::Spectrum;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
@@ -37,33 +37,25 @@ pub struct Item {
     /// A shaping clock step, not a report: only the fields in `send` go
     /// out (no `/observation`, `/time`, `/age`, no notes).
     pub tick: bool,
-    /// A wave spectrum instead of an observation: then `event` carries only
-    /// the station and the time (no measurements) and `send` is empty, and
-    /// the pipeline sends the spectrum's own OSC messages (no MIDI).
-    pub spectrum: Option<Arc<Spectrum>>,
 }
 
 impl Item {
-    /// A report: every field sent.
+    /// A report: every field sent. A spectrum event (`event.spectrum`) has
+    /// no fields: the pipeline sends the spectrum's own OSC messages and
+    /// MIDI band bank instead.
     pub fn new(event: ObservationEvent, at: Duration, now: DateTime<Utc>) -> Item {
-        Item { event, at, now, send: FieldSet::ALL, tick: false, spectrum: None }
+        let send = if event.spectrum.is_some() { FieldSet::EMPTY } else { FieldSet::ALL };
+        Item { event, at, now, send, tick: false }
     }
 
     /// A spectrum report.
-    pub fn spectrum(spectrum: Spectrum, at: Duration, now: DateTime<Utc>) -> Item {
-        let observation = Observation {
-            station_id: spectrum.station_id.clone(),
-            observed_at: spectrum.timestamp,
-            measurements: Measurements::default(),
-        };
-        Item {
-            event: ObservationEvent::new(None, observation),
-            at,
-            now,
-            send: FieldSet::EMPTY,
-            tick: false,
-            spectrum: Some(Arc::new(spectrum)),
-        }
+    pub fn from_spectrum(spectrum: Spectrum, at: Duration, now: DateTime<Utc>) -> Item {
+        Item::new(ObservationEvent::spectrum(None, spectrum), at, now)
+    }
+
+    /// The spectrum, when this is a spectrum report.
+    pub fn spectrum(&self) -> Option<&Arc<Spectrum>> {
+        self.event.spectrum.as_ref()
     }
 }
 
@@ -106,6 +98,21 @@ impl SourceContext {
         } else {
             Some(self.stations.iter().map(StationId::as_str).collect::<Vec<_>>().join(","))
         }
+    }
+}
+
+/// Adds what the bridge asks of a gateway stream to `url`'s query: both
+/// kinds of event (`kinds=observation,spectrum`: the bridge plays spectra,
+/// and a gateway that predates them ignores the parameter), every station's
+/// current state first when `snapshot` (`snapshot=latest`), and `station=`.
+pub fn add_stream_query(url: &mut url::Url, stations: Option<&str>, snapshot: bool) {
+    let mut query = url.query_pairs_mut();
+    query.append_pair("kinds", "observation,spectrum");
+    if snapshot {
+        query.append_pair("snapshot", "latest");
+    }
+    if let Some(stations) = stations {
+        query.append_pair("station", stations);
     }
 }
 

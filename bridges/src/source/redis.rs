@@ -6,8 +6,8 @@
 //! was away from Redis is lost:
 //!
 //! - on start (unless `--no-snapshot`), every station's newest observation
-//!   of the last [`STATE_WINDOW`] from the bus's log, sorted by station, as
-//!   the gateway's `?snapshot=latest` does;
+//!   and newest spectrum of the last [`STATE_WINDOW`] from the bus's log,
+//!   sorted by station, as the gateway's `?snapshot=latest` does;
 //! - after a lost connection, a failover or a Redis restart with
 //!   persistence, what the log holds after the last id delivered (or, if
 //!   none was, after the moment the subscription first came up), then live
@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use buoycast::bus::{anchor_position, parse_stream_id, Bus, BusNotice, RedisBusOptions, Replay};
-use buoycast::observation::{ObservationEvent, StationId};
+use buoycast::observation::{EventKind, ObservationEvent, StationId};
 
 use super::{LogThrottle, SourceContext};
 
@@ -156,13 +156,13 @@ async fn catch_up(bus: &Bus, position: &mut Position, ctx: &SourceContext) -> bo
     true
 }
 
-/// Sends every station's newest observation of the last [`STATE_WINDOW`],
-/// sorted by station, and moves the position past them; false when the
-/// pipeline is gone.
+/// Sends every station's newest observation, then every station's newest
+/// spectrum, of the last [`STATE_WINDOW`], sorted by station, and moves the
+/// position past them; false when the pipeline is gone.
 async fn send_state(bus: &Bus, position: &mut Position, ctx: &SourceContext) -> bool {
     let mut after =
         anchor_position(SystemTime::now().checked_sub(STATE_WINDOW).unwrap_or(SystemTime::UNIX_EPOCH));
-    let mut newest: BTreeMap<StationId, ObservationEvent> = BTreeMap::new();
+    let mut newest: BTreeMap<(EventKind, StationId), ObservationEvent> = BTreeMap::new();
     loop {
         let events = match read_page(bus, &after, false).await {
             Ok(events) => events,
@@ -177,12 +177,12 @@ async fn send_state(bus: &Bus, position: &mut Position, ctx: &SourceContext) -> 
                 after.clone_from(id);
             }
             position.admit(&event);
-            let station = event.observation.station_id.clone();
+            let key = (event.kind(), event.observation.station_id.clone());
             if newest
-                .get(&station)
+                .get(&key)
                 .map_or(true, |held| held.observation.observed_at <= event.observation.observed_at)
             {
-                newest.insert(station, event);
+                newest.insert(key, event);
             }
         }
         if !full {

@@ -268,7 +268,7 @@ pub async fn play(reports: Vec<Report>, speed: f64, ctx: SourceContext) -> usize
         }
         let item = match report {
             Report::Observation(observation) => Item::new(ObservationEvent::new(None, observation), at, now),
-            Report::Spectrum(spectrum) => Item::spectrum(spectrum, at, now),
+            Report::Spectrum(spectrum) => Item::from_spectrum(spectrum, at, now),
         };
         if ctx.items_tx.send(item).await.is_err() {
             break;

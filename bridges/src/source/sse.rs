@@ -3,7 +3,8 @@
 //! `Last-Event-ID` so a performer loses nothing.
 //!
 //! It is not an EventSource for browsers: it only understands the events the
-//! gateway sends (`connection`, `snapshot`, `observation`, `reset`, `lagged`).
+//! gateway sends (`connection`, `snapshot`, `observation`, `spectrum`,
+//! `reset`, `lagged`).
 
 use std::time::Duration;
 
@@ -13,19 +14,14 @@ use futures::StreamExt;
 
 use super::{sleep_or_cancel, Backoff, LogThrottle, SessionEnd, SourceContext};
 
-/// The stream URL for a `--source` base: a bare origin gets `/v1/observations/stream`;
-/// `snapshot` asks for every station's current state first.
+/// The stream URL for a `--source` base: a bare origin gets
+/// `/v1/observations/stream`; the query is [`super::add_stream_query`]'s.
 pub fn stream_url(source: &str, stations: Option<&str>, snapshot: bool) -> Result<url::Url, url::ParseError> {
     let mut url = url::Url::parse(source)?;
     if url.path().is_empty() || url.path() == "/" {
         url.set_path("/v1/observations/stream");
     }
-    if snapshot {
-        url.query_pairs_mut().append_pair("snapshot", "latest");
-    }
-    if let Some(stations) = stations {
-        url.query_pairs_mut().append_pair("station", stations);
-    }
+    super::add_stream_query(&mut url, stations, snapshot);
     Ok(url)
 }
 
@@ -97,19 +93,22 @@ async fn session(
                 last_event_id.clone_from(&event.last_event_id);
             }
             match event.event.as_str() {
-                // A station's current state (`snapshot=latest`) goes out like a report.
-                "observation" | "snapshot" => match ObservationEvent::decode_bus(event.data.as_bytes()) {
-                    Ok(observation) => {
-                        if !ctx.send_live(observation).await {
-                            return SessionEnd::DownstreamClosed;
+                // A station's current state (`snapshot=latest`) goes out like a report;
+                // a spectrum's data says so itself (`"kind":"spectrum"`).
+                "observation" | "snapshot" | "spectrum" => {
+                    match ObservationEvent::decode_bus(event.data.as_bytes()) {
+                        Ok(observation) => {
+                            if !ctx.send_live(observation).await {
+                                return SessionEnd::DownstreamClosed;
+                            }
+                        }
+                        Err(error) => {
+                            if let Some(suppressed) = invalid_log.check() {
+                                tracing::warn!(error = %error, suppressed, "sse: observation event dropped");
+                            }
                         }
                     }
-                    Err(error) => {
-                        if let Some(suppressed) = invalid_log.check() {
-                            tracing::warn!(error = %error, suppressed, "sse: observation event dropped");
-                        }
-                    }
-                },
+                }
                 "connection" => {
                     backoff.reset();
                     tracing::info!(url = %url, last_event_id = %last_event_id, "sse stream connected");
@@ -137,15 +136,15 @@ mod tests {
     fn stream_url_adds_the_path_and_filter() {
         assert_eq!(
             stream_url("http://127.0.0.1:3000", Some("46026,46042"), false).expect("url").as_str(),
-            "http://127.0.0.1:3000/v1/observations/stream?station=46026%2C46042"
+            "http://127.0.0.1:3000/v1/observations/stream?kinds=observation%2Cspectrum&station=46026%2C46042"
         );
         assert_eq!(
             stream_url("http://gw/custom/stream", None, false).expect("url").as_str(),
-            "http://gw/custom/stream"
+            "http://gw/custom/stream?kinds=observation%2Cspectrum"
         );
         assert_eq!(
             stream_url("http://127.0.0.1:3000", Some("46026"), true).expect("url").as_str(),
-            "http://127.0.0.1:3000/v1/observations/stream?snapshot=latest&station=46026"
+            "http://127.0.0.1:3000/v1/observations/stream?kinds=observation%2Cspectrum&snapshot=latest&station=46026"
         );
     }
 }

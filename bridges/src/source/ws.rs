@@ -14,8 +14,8 @@ use tokio_tungstenite::tungstenite::Message;
 use super::{sleep_or_cancel, Backoff, LogThrottle, SessionEnd, SourceContext};
 
 /// The WebSocket URL for a `--source`: http → ws, https → wss, a bare origin
-/// gets `/v1/observations/ws`; `snapshot=latest` (when `snapshot`), `station=`
-/// and `last_event_id=` are added.
+/// gets `/v1/observations/ws`; [`super::add_stream_query`]'s query and
+/// `last_event_id=` are added.
 pub fn ws_url(
     source: &str,
     stations: Option<&str>,
@@ -32,12 +32,7 @@ pub fn ws_url(
     if url.path().is_empty() || url.path() == "/" {
         url.set_path("/v1/observations/ws");
     }
-    if snapshot {
-        url.query_pairs_mut().append_pair("snapshot", "latest");
-    }
-    if let Some(stations) = stations {
-        url.query_pairs_mut().append_pair("station", stations);
-    }
+    super::add_stream_query(&mut url, stations, snapshot);
     if !last_event_id.is_empty() {
         url.query_pairs_mut().append_pair("last_event_id", last_event_id);
     }
@@ -117,7 +112,8 @@ async fn session(
         };
         match frame.get("event").and_then(|e| e.as_str()) {
             // A station's current state (`snapshot=latest`, no id) goes out like a report.
-            Some("observation") | Some("snapshot") => {
+            // A spectrum's data says so itself (`"kind":"spectrum"`).
+            Some("observation") | Some("snapshot") | Some("spectrum") => {
                 if let Some(id) = frame.get("id").and_then(|id| id.as_str()) {
                     *last_event_id = id.to_owned();
                 }
@@ -156,11 +152,11 @@ mod tests {
     fn ws_url_from_http_origin() {
         assert_eq!(
             ws_url("http://127.0.0.1:3000", Some("46026"), "12-0", false).expect("url").as_str(),
-            "ws://127.0.0.1:3000/v1/observations/ws?station=46026&last_event_id=12-0"
+            "ws://127.0.0.1:3000/v1/observations/ws?kinds=observation%2Cspectrum&station=46026&last_event_id=12-0"
         );
         assert_eq!(
             ws_url("http://127.0.0.1:3000", None, "", true).expect("url").as_str(),
-            "ws://127.0.0.1:3000/v1/observations/ws?snapshot=latest"
+            "ws://127.0.0.1:3000/v1/observations/ws?kinds=observation%2Cspectrum&snapshot=latest"
         );
         assert!(ws_url("ftp://x", None, "", false).is_err());
     }

@@ -610,7 +610,7 @@ async fn a_spectrum_sent_is_described_with_its_lists_and_values() {
             })
             .collect(),
     };
-    let item = Item::spectrum(spectrum, Duration::ZERO, Utc::now());
+    let item = Item::from_spectrum(spectrum, Duration::ZERO, Utc::now());
     bridge.items.as_ref().expect("running").send(item).await.expect("pipeline running");
     let deadline = tokio::time::Instant::now() + WAIT;
     let density = loop {

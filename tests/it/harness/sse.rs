@@ -132,6 +132,21 @@ impl SseClient {
         }
     }
 
+    /// Whether no event (comments aside) arrives for `quiet`: the stream
+    /// stays open and silent.
+    pub async fn silent_for(&mut self, quiet: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + quiet;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            // `next_item` panics at its own limit: bound it from outside, a bit shorter.
+            match tokio::time::timeout(left, self.next_item(left + Duration::from_secs(1))).await {
+                Err(_) => return true,
+                Ok(Some(Item::Comment(_))) => continue,
+                Ok(_) => return false,
+            }
+        }
+    }
+
     /// The next `n` observation events within `limit` in all (asserting
     /// nothing else comes between).
     pub async fn observations(&mut self, n: usize, limit: Duration) -> Vec<SseEvent> {

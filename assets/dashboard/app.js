@@ -659,7 +659,8 @@
     setState(how);
     // Every station's current values come first, on the stream itself (and
     // again after a reset): no REST round trip for them.
-    const params = { snapshot: 'latest' };
+    // Spectra too: the selected station's spectrogram follows them live.
+    const params = { snapshot: 'latest', kinds: 'observation,spectrum' };
     if (filter.size) params.station = [...filter].join(',');
     // A fresh EventSource cannot send Last-Event-ID; the query parameter does the same.
     if (lastEventId) params.last_event_id = lastEventId;
@@ -674,6 +675,7 @@
       log('connection', lastEventId ? `stream open, resuming after ${lastEventId}` : 'stream open');
     }));
     stream.addEventListener('observation', mine(onObservation));
+    stream.addEventListener('spectrum', mine(onSpectrum));
     stream.addEventListener('snapshot', mine((event) => {
       try { ingest(JSON.parse(event.data), false); } catch (_) { log('error', 'a snapshot that is not JSON was skipped'); }
     }));
@@ -714,13 +716,29 @@
     try { return JSON.parse(event.data).reason || event.type; } catch (_) { return event.type; }
   }
 
-  function onObservation(event) {
+  /** Records a stream event's id; false when it was seen already. */
+  function advance(event) {
     if (event.lastEventId) {
-      if (lastEventId && compareIds(event.lastEventId, lastEventId) <= 0) return; // already seen
+      if (lastEventId && compareIds(event.lastEventId, lastEventId) <= 0) return false; // already seen
       lastEventId = event.lastEventId;
       el.lastId.textContent = lastEventId;
       el.lastId.title = lastEventId;
     }
+    return true;
+  }
+
+  function onSpectrum(event) {
+    // A snapshot spectrum has no id and is never a repeat.
+    if (!advance(event)) return;
+    try {
+      spectrum.live(JSON.parse(event.data));
+    } catch (_) {
+      log('error', 'a spectrum that is not JSON was skipped');
+    }
+  }
+
+  function onObservation(event) {
+    if (!advance(event)) return;
     let observation;
     try {
       observation = JSON.parse(event.data);
@@ -919,6 +937,7 @@
     const SPECTRA = 48;
     let selected = null;
     let newest = null;
+    let shown = []; // the selected station's spectra, oldest first
     let context = null;
     let playing = null; // { master, partials }
 
@@ -949,6 +968,7 @@
     async function select(id) {
       if (selected === id) return;
       selected = id;
+      shown = [];
       for (const card of el.stations.querySelectorAll('.station.selected')) card.classList.remove('selected');
       const card = stations.get(id)?.card;
       if (card) card.classList.add('selected');
@@ -957,21 +977,43 @@
       stop();
       const body = await getJson(`v1/spectra/by-station/${encodeURIComponent(id)}`, { limit: SPECTRA });
       if (selected !== id) return;
-      const spectra = body.data || [];
-      newest = spectra.length ? spectra[spectra.length - 1] : null;
+      // Spectra that arrived live while this loaded are newer: keep them.
+      const loaded = body.data || [];
+      const after = loaded.length ? Date.parse(loaded[loaded.length - 1].timestamp) : -Infinity;
+      shown = loaded.concat(shown.filter((s) => s.stationId === id && Date.parse(s.timestamp) > after));
+      show();
+      log('spectrum', `${id}: ${shown.length} spectra`);
+    }
+
+    /** Draws `shown` and says what it holds. */
+    function show() {
+      shown = shown.slice(-SPECTRA);
+      newest = shown.length ? shown[shown.length - 1] : null;
       el.spectrumPlay.disabled = !newest;
-      el.spectrogram.dataset.station = id;
-      draw(spectra);
+      el.spectrogram.dataset.station = selected;
+      draw(shown);
       if (!newest) {
-        el.spectrumCaption.textContent = `No wave spectra for ${id}.`;
+        el.spectrumCaption.textContent = `No wave spectra for ${selected}.`;
         return;
       }
       const hs = formatValue(newest.significantHeightM, 1);
       const tp = formatValue(newest.peakPeriodS, 1);
       el.spectrumCaption.textContent =
-        `${spectra.length} spectra to ${formatTime(Date.parse(newest.timestamp))}: ` +
+        `${shown.length} spectra to ${formatTime(Date.parse(newest.timestamp))}: ` +
         `Hm0 ${hs ?? '—'} m, peak period ${tp ?? '—'} s, ${newest.bands.length} bands`;
-      log('spectrum', `${id}: ${spectra.length} spectra`);
+    }
+
+    /** A spectrum from the stream: the selected station's joins the
+     * spectrogram (a correction replaces its time's column). */
+    function live(s) {
+      if (!selected || s.stationId !== selected || !Array.isArray(s.bands)) return;
+      const at = Date.parse(s.timestamp);
+      const same = shown.findIndex((x) => Date.parse(x.timestamp) === at);
+      if (same >= 0) shown[same] = s;
+      else if (!shown.length || at > Date.parse(shown[shown.length - 1].timestamp)) shown.push(s);
+      else return; // older than what is shown: history has it
+      show();
+      log('spectrum', `${s.stationId} ${s.timestamp}: ${s.bands.length} bands`);
     }
 
     function stop() {
@@ -1020,7 +1062,7 @@
       toggle().catch((error) => log('error', `audio: ${error.message}`));
     });
 
-    return { select };
+    return { select, live };
   })();
 
   // ---- Start --------------------------------------------------------------------------

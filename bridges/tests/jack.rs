@@ -1,6 +1,7 @@
 //! Live MIDI without a sound card (feature `jack`, Linux): a JACK server
 //! with the dummy driver, `bridge --midi-virtual` on it, and a JACK MIDI
-//! reader that must receive the bridge's CC bytes.
+//! reader that must receive the bridge's CC bytes: a `--learn` sweep, then
+//! a wave spectrum's band bank.
 //!
 //! Needs `jackd` (Debian jackd2) and libjack; run with
 //! `cargo test -p buoycast-bridges --features jack --test jack`.
@@ -103,4 +104,48 @@ fn a_virtual_port_delivers_cc_bytes_to_a_jack_midi_reader() {
     }
     assert!(values.len() >= 10, "CC bytes arrive through JACK: {values:?}");
     assert!(values.windows(2).all(|w| w[0] != w[1]), "unchanged values are skipped: {values:?}");
+
+    // A wave spectrum's band bank (issue "Directional wave spectra"): a
+    // replay of 41010's five spectral files, one hour a second, with
+    // `--spectrum-channel 16`: band i on SPECTRUM_CCS[i], channel 16.
+    let spectra = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/ndbc/realtime2/41010.data_spec");
+    let _spectrum_bridge = Killed(
+        Command::new(env!("CARGO_BIN_EXE_bridge"))
+            .args(["--midi-virtual", "buoycast-spectrum", "--spectrum-channel", "16"])
+            .args(["--replay", spectra, "--speed", "3600"])
+            .env("JACK_DEFAULT_SERVER", &server)
+            .env("JACK_NO_START_SERVER", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("bridge starts"),
+    );
+    let until = Instant::now() + Duration::from_secs(10);
+    let source = loop {
+        let ports = active.as_client().ports(
+            Some("buoycast-spectrum"),
+            Some("8 bit raw midi"),
+            jack::PortFlags::IS_OUTPUT,
+        );
+        if let Some(port) = ports.into_iter().next() {
+            break port;
+        }
+        assert!(Instant::now() < until, "the spectrum bridge's virtual port never appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    active.as_client().connect_ports_by_name(&source, &input_name).expect("connect");
+    // Learn's CCs may still be in flight: keep only channel 16's.
+    let bank = &buoycast_bridges::sink::midi::SPECTRUM_CCS[..46];
+    let mut controllers = std::collections::BTreeSet::new();
+    let until = Instant::now() + Duration::from_secs(8);
+    while controllers.len() < 30 && Instant::now() < until {
+        if let Ok(bytes) = bytes_rx.recv_timeout(Duration::from_millis(200)) {
+            if bytes[0] == 0xBF {
+                assert!(bank.contains(&bytes[1]), "CC {} is one of the 46 bands' controllers", bytes[1]);
+                assert!(bytes[2] <= 127);
+                controllers.insert(bytes[1]);
+            }
+        }
+    }
+    assert!(controllers.len() >= 30, "the bands' CCs arrive on channel 16 through JACK: {controllers:?}");
 }

@@ -847,3 +847,100 @@ async fn pure_data_spectrum_patch_plays_every_band_of_a_replayed_spectrum() {
     }
     check_spectrum_lines(&lines, &pd.transcript());
 }
+
+/// Issue "Directional wave spectra", the whole way: NDBC's five spectral
+/// files served over HTTP → the worker → the store's outbox → the bus → the
+/// gateway's SSE stream → a live `bridge --source` → SuperCollider's
+/// spectrum patch, which prints each spectrum's loudest band as the audible
+/// pitch the files give: the current spectrum at once (snapshot), then the
+/// next one when NDBC's files gain a row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supercollider_plays_spectra_a_live_gateway_streams_from_ndbc_files() {
+    use crate::harness::ndbc_server::NdbcServer;
+    use crate::harness::sse::SseClient;
+    const EXTENSIONS: [&str; 5] = ["data_spec", "swdir", "swdir2", "swr1", "swr2"];
+    let bridge = bridge().await;
+    let server = NdbcServer::start().await;
+    // NDBC an hour ago: each file without its newest row.
+    for ext in EXTENSIONS {
+        let text = String::from_utf8(fixtures::read(&format!("realtime2/41010.{ext}"))).expect("ASCII");
+        let mut rows = text.lines().filter(|line| !line.starts_with('#')).skip(1).peekable();
+        assert!(rows.peek().is_some(), "{ext} has rows");
+        let header = text.lines().take_while(|line| line.starts_with('#'));
+        let body: String = header.chain(rows).map(|line| format!("{line}\n")).collect();
+        server.set_body(&format!("/realtime2/41010.{ext}"), body);
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = crate::worker::config_for(
+        &server,
+        dir.path(),
+        &[
+            ("BUOYCAST_STATIONS", "41010"),
+            ("BUOYCAST_SPECTRAL_STATIONS", "41010"),
+            ("BUOYCAST_LATEST_OBS", "false"),
+            ("INGEST_INTERVAL_MS", "1000"),
+        ],
+    );
+    let listener = buoycast::server::listener::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let gateway = tokio::spawn(buoycast::cli::run_all(listener, config, shutdown.clone()));
+
+    // Until the gateway holds the hour-old spectrum as the current one.
+    let peaks = expected_spectrum_peaks();
+    let spectra = fixtures::spectra_41010();
+    let (previous, newest) = (&spectra[spectra.len() - 2], &spectra[spectra.len() - 1]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let snapshot_url = format!("{base}/v1/observations/stream?kinds=spectrum&snapshot=latest");
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "the worker published no spectrum within 30 s");
+        let mut client = SseClient::connect(&snapshot_url, &[]).await;
+        if client.status == 200 {
+            let _connection = client.next_event(Duration::from_secs(5)).await;
+            if !client.silent_for(Duration::from_millis(300)).await {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let (mut sc, port) = start_sclang("spectrum.scd", "buoycast-spectrum: listening").await;
+    let mut command = Command::new(bridge);
+    command.args([
+        "--source",
+        &base,
+        "--osc",
+        &format!("127.0.0.1:{port}"),
+        "--spectrum-audible",
+        "110:1760",
+    ]);
+    let _bridge = Running::spawn("bridge", command);
+    let first =
+        sc.wait_for("the current spectrum", |line| line.text.starts_with("buoycast-spectrum: 41010 ")).await;
+    // NDBC's files gain the newest row: the worker's next poll publishes that one spectrum.
+    for ext in EXTENSIONS {
+        server
+            .set_body(&format!("/realtime2/41010.{ext}"), fixtures::read(&format!("realtime2/41010.{ext}")));
+    }
+    let second =
+        sc.wait_for("the new spectrum", |line| line.text.starts_with("buoycast-spectrum: 41010 ")).await;
+    let lines = [&first, &second].map(|line| line.text["buoycast-spectrum: ".len()..].to_owned());
+    let n = peaks.len();
+    assert_eq!((previous.bands.len(), newest.bands.len()), (46, 46));
+    for (line, peak) in lines.iter().zip(&peaks[n - 2..]) {
+        let tokens: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(tokens[..2], ["41010", "46"], "{line}");
+        let printed: f64 = tokens[2].parse().expect("a pitch");
+        assert!(
+            (printed - peak).abs() < 0.01,
+            "{line}: expected a peak at {peak:.3} Hz\n{}",
+            sc.transcript()
+        );
+    }
+    for line in &sc.seen {
+        assert!(!line.text.starts_with("ERROR"), "sclang: {}\n{}", line.text, sc.transcript());
+    }
+    shutdown.cancel();
+    let ended = tokio::time::timeout(Duration::from_secs(6), gateway).await.expect("stops within 5 s");
+    ended.expect("no panic").expect("run_all ends cleanly");
+}

@@ -788,6 +788,21 @@ async fn a_clicked_station_shows_its_wave_spectra_and_plays_the_newest() {
     browser.call(json!({ "cmd": "click", "selector": format!("{} h3", card("46042")) })).await;
     browser.wait_text("#spectrum-caption", "No wave spectra for 46042.").await;
     assert_eq!(browser.attr("#spectrum-play", "disabled").await.as_deref(), Some(""));
+
+    // Its first spectrum arrives live on the stream (`?kinds=…spectrum`):
+    // the spectrogram draws it and Play comes alive, with no reload.
+    let live = buoycast::spectrum::Spectrum {
+        station_id: StationId::parse("46042").expect("id"),
+        ..spectra.last().expect("spectra").clone()
+    };
+    app.bus
+        .publish_once(&[buoycast::observation::ObservationEvent::spectrum(None, live)])
+        .await
+        .expect("publish a spectrum");
+    browser.wait_attr("#spectrogram", "data-columns", "1", Duration::from_secs(10)).await;
+    browser.wait_text("#spectrum-caption", "1 spectra").await;
+    browser.wait_text("#log", "46042 2020-06-08T03:50:00Z: 46 bands").await;
+    assert_eq!(browser.attr("#spectrum-play", "disabled").await, None, "the live spectrum plays");
     browser.assert_clean().await;
     browser.close().await;
 }

@@ -29,7 +29,7 @@ use crate::harness::{fixtures, init_logs, postgres};
 const P41002: &str = "/realtime2/41002.txt";
 
 /// A config pointing at `server`, with `extra` environment on top.
-fn config_for(server: &NdbcServer, dir: &Path, extra: &[(&str, &str)]) -> Config {
+pub(crate) fn config_for(server: &NdbcServer, dir: &Path, extra: &[(&str, &str)]) -> Config {
     let mut env: HashMap<String, String> = server.env().into_iter().collect();
     env.insert("BUOYCAST_SQLITE_PATH".into(), dir.join("buoycast.db").display().to_string());
     for (key, value) in extra {

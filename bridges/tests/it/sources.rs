@@ -208,8 +208,10 @@ async fn sse_source_reconnects_with_last_event_id_and_loses_nothing() {
     let heads = heads.lock().expect("lock").clone();
     assert_eq!(heads.len(), 2);
     assert!(
-        heads[0].starts_with("GET /v1/observations/stream?snapshot=latest&station=46026 HTTP/1.1"),
-        "the current state first, then the filter: {}",
+        heads[0].starts_with(
+            "GET /v1/observations/stream?kinds=observation%2Cspectrum&snapshot=latest&station=46026 HTTP/1.1"
+        ),
+        "both kinds, the current state first, then the filter: {}",
         heads[0]
     );
     assert!(!heads[0].to_lowercase().contains("last-event-id"), "{}", heads[0]);
@@ -272,8 +274,8 @@ async fn websocket_source_reconnects_with_last_event_id_query() {
     assert_eq!(
         uris,
         vec![
-            "/v1/observations/ws?snapshot=latest".to_owned(),
-            "/v1/observations/ws?snapshot=latest&last_event_id=7-0".to_owned()
+            "/v1/observations/ws?kinds=observation%2Cspectrum&snapshot=latest".to_owned(),
+            "/v1/observations/ws?kinds=observation%2Cspectrum&snapshot=latest&last_event_id=7-0".to_owned()
         ]
     );
     shutdown.cancel();

@@ -526,7 +526,8 @@ async fn dashboard_filter_token_keyboard_audio_and_phone_layout() {
     browser.wait_count(&format!("{}:not([hidden])", card("46042")), 1).await;
     browser.wait_count("#plot [data-pin] .pin.in", 1).await;
     browser.wait_state("connected", Duration::from_secs(10)).await;
-    let filtered_stream = "/v1/observations/stream?snapshot=latest&station=46042&last_event_id=";
+    let filtered_stream =
+        "/v1/observations/stream?snapshot=latest&kinds=observation%2Cspectrum&station=46042&last_event_id=";
     let mut seen_filtered = false;
     for _ in 0..50 {
         if browser.requests().await.iter().any(|url| url.contains(filtered_stream)) {

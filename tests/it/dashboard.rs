@@ -807,3 +807,60 @@ async fn a_clicked_station_shows_its_wave_spectra_and_plays_the_newest() {
     browser.assert_clean().await;
     browser.close().await;
 }
+
+/// Issue "Directional wave spectra", the whole way to a browser: a station's
+/// five spectral files served over HTTP → the worker → the store's outbox →
+/// the bus → the gateway's stream (`?kinds=observation,spectrum`) →
+/// Chromium's dashboard, whose spectrogram of the selected station fills
+/// with the spectra as they are published, with no reload.
+#[tokio::test]
+async fn the_dashboard_draws_spectra_a_live_gateway_streams_from_ndbc_files() {
+    use crate::harness::ndbc_server::{NdbcServer, Override};
+    const EXTENSIONS: [&str; 5] = ["data_spec", "swdir", "swdir2", "swr1", "swr2"];
+    let server = NdbcServer::start().await;
+    // TPLM2 reports observations (its card appears); its spectra (41010's
+    // real files, served under its name) answer only once the browser watches.
+    for ext in EXTENSIONS {
+        server.set_override(&format!("/realtime2/TPLM2.{ext}"), Override::Status(503));
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = crate::worker::config_for(
+        &server,
+        dir.path(),
+        &[
+            ("BUOYCAST_STATIONS", "tplm2"),
+            ("BUOYCAST_SPECTRAL_STATIONS", "tplm2"),
+            ("BUOYCAST_LATEST_OBS", "false"),
+            ("INGEST_INTERVAL_MS", "1000"),
+            ("BUOYCAST_CLIENT_QUEUE", "20000"),
+        ],
+    );
+    let listener = buoycast::server::listener::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let gateway = tokio::spawn(buoycast::cli::run_all(listener, config, shutdown.clone()));
+
+    let mut browser = Browser::launch().await;
+    browser.open(&format!("{base}/")).await;
+    browser.wait_state("connected", Duration::from_secs(15)).await;
+    browser.wait_count(&format!("{}:not([hidden])", card("tplm2")), 1).await;
+    browser.call(json!({ "cmd": "click", "selector": format!("{} h3", card("tplm2")) })).await;
+    browser.wait_text("#spectrum-caption", "No wave spectra for tplm2.").await;
+
+    for ext in EXTENSIONS {
+        server.set_body(
+            &format!("/realtime2/TPLM2.{ext}"),
+            crate::harness::fixtures::read(&format!("realtime2/41010.{ext}")),
+        );
+    }
+    // 149 spectra arrive; the spectrogram keeps the newest 48.
+    browser.wait_attr("#spectrogram", "data-columns", "48", Duration::from_secs(30)).await;
+    browser.wait_text("#log", "tplm2 2020-06-08T03:50:00Z: 46 bands").await;
+    browser.wait_text("#spectrum-caption", "46 bands").await;
+    assert_eq!(browser.attr("#spectrum-play", "disabled").await, None, "the newest spectrum plays");
+    browser.assert_clean().await;
+    browser.close().await;
+    shutdown.cancel();
+    let ended = tokio::time::timeout(Duration::from_secs(6), gateway).await.expect("stops within 5 s");
+    ended.expect("no panic").expect("run_all ends cleanly");
+}

@@ -870,10 +870,8 @@ async fn supercollider_plays_spectra_a_live_gateway_streams_from_ndbc_files() {
         let body: String = header.chain(rows).map(|line| format!("{line}\n")).collect();
         server.set_body(&format!("/realtime2/41010.{ext}"), body);
     }
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = crate::worker::config_for(
+    let app = crate::harness::app::RunAll::start(
         &server,
-        dir.path(),
         &[
             ("BUOYCAST_STATIONS", "41010"),
             ("BUOYCAST_SPECTRAL_STATIONS", "41010"),
@@ -881,10 +879,7 @@ async fn supercollider_plays_spectra_a_live_gateway_streams_from_ndbc_files() {
             ("INGEST_INTERVAL_MS", "1000"),
         ],
     );
-    let listener = buoycast::server::listener::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let gateway = tokio::spawn(buoycast::cli::run_all(listener, config, shutdown.clone()));
+    let base = app.base_url.clone();
 
     // Until the gateway holds the hour-old spectrum as the current one.
     let peaks = expected_spectrum_peaks();
@@ -940,7 +935,5 @@ async fn supercollider_plays_spectra_a_live_gateway_streams_from_ndbc_files() {
     for line in &sc.seen {
         assert!(!line.text.starts_with("ERROR"), "sclang: {}\n{}", line.text, sc.transcript());
     }
-    shutdown.cancel();
-    let ended = tokio::time::timeout(Duration::from_secs(6), gateway).await.expect("stops within 5 s");
-    ended.expect("no panic").expect("run_all ends cleanly");
+    app.stop().await;
 }

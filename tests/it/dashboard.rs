@@ -823,10 +823,8 @@ async fn the_dashboard_draws_spectra_a_live_gateway_streams_from_ndbc_files() {
     for ext in EXTENSIONS {
         server.set_override(&format!("/realtime2/TPLM2.{ext}"), Override::Status(503));
     }
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = crate::worker::config_for(
+    let app = crate::harness::app::RunAll::start(
         &server,
-        dir.path(),
         &[
             ("BUOYCAST_STATIONS", "tplm2"),
             ("BUOYCAST_SPECTRAL_STATIONS", "tplm2"),
@@ -835,10 +833,7 @@ async fn the_dashboard_draws_spectra_a_live_gateway_streams_from_ndbc_files() {
             ("BUOYCAST_CLIENT_QUEUE", "20000"),
         ],
     );
-    let listener = buoycast::server::listener::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let gateway = tokio::spawn(buoycast::cli::run_all(listener, config, shutdown.clone()));
+    let base = app.base_url.clone();
 
     let mut browser = Browser::launch().await;
     browser.open(&format!("{base}/")).await;
@@ -860,7 +855,5 @@ async fn the_dashboard_draws_spectra_a_live_gateway_streams_from_ndbc_files() {
     assert_eq!(browser.attr("#spectrum-play", "disabled").await, None, "the newest spectrum plays");
     browser.assert_clean().await;
     browser.close().await;
-    shutdown.cancel();
-    let ended = tokio::time::timeout(Duration::from_secs(6), gateway).await.expect("stops within 5 s");
-    ended.expect("no panic").expect("run_all ends cleanly");
+    app.stop().await;
 }

@@ -29,7 +29,7 @@ use crate::harness::{fixtures, init_logs, postgres};
 const P41002: &str = "/realtime2/41002.txt";
 
 /// A config pointing at `server`, with `extra` environment on top.
-pub(crate) fn config_for(server: &NdbcServer, dir: &Path, extra: &[(&str, &str)]) -> Config {
+fn config_for(server: &NdbcServer, dir: &Path, extra: &[(&str, &str)]) -> Config {
     let mut env: HashMap<String, String> = server.env().into_iter().collect();
     env.insert("BUOYCAST_SQLITE_PATH".into(), dir.join("buoycast.db").display().to_string());
     for (key, value) in extra {
@@ -608,10 +608,8 @@ async fn buoycast_run_ingests_stores_and_streams_on_the_embedded_default() {
     // The station answers only once the client listens: the stream carries
     // live events only, and the worker polls as soon as it starts.
     server.set_override("/realtime2/TPLM2.txt", Override::Status(503));
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = config_for(
+    let app = crate::harness::app::RunAll::start(
         &server,
-        dir.path(),
         &[
             ("BUOYCAST_STATIONS", "tplm2"),
             ("BUOYCAST_LATEST_OBS", "false"),
@@ -619,10 +617,7 @@ async fn buoycast_run_ingests_stores_and_streams_on_the_embedded_default() {
             ("BUOYCAST_CLIENT_QUEUE", "20000"),
         ],
     );
-    let listener = buoycast::server::listener::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(buoycast::cli::run_all(listener, config, shutdown.clone()));
+    let base = app.base_url.clone();
 
     let mut client = loop {
         let client = SseClient::connect(&format!("{base}/v1/observations/stream"), &[]).await;
@@ -647,9 +642,7 @@ async fn buoycast_run_ingests_stores_and_streams_on_the_embedded_default() {
         reqwest::get(format!("{base}/v1/stations/tplm2")).await.expect("station").json().await.expect("json");
     assert_eq!(station["data"]["name"], "Thomas Point, MD", "{station}");
 
-    shutdown.cancel();
-    let ended = tokio::time::timeout(Duration::from_secs(6), task).await.expect("stops within 5 s");
-    ended.expect("no panic").expect("run_all ends cleanly");
+    app.stop().await;
 }
 
 /// docs/REFERENCE.md, Worker / issue 3: PostgreSQL goes away while the worker
@@ -842,10 +835,8 @@ async fn spectra_stream_to_the_clients_that_ask_with_catch_up_and_snapshot() {
     // Nothing answers until the clients listen: the worker polls at once.
     server.set_override("/realtime2/TPLM2.txt", Override::Status(503));
     server.set_override("/realtime2/41010.data_spec", Override::Status(503));
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = config_for(
+    let app = crate::harness::app::RunAll::start(
         &server,
-        dir.path(),
         &[
             ("BUOYCAST_STATIONS", "tplm2"),
             ("BUOYCAST_SPECTRAL_STATIONS", "41010"),
@@ -854,11 +845,8 @@ async fn spectra_stream_to_the_clients_that_ask_with_catch_up_and_snapshot() {
             ("BUOYCAST_CLIENT_QUEUE", "20000"),
         ],
     );
-    let listener = buoycast::server::listener::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let base = app.base_url.clone();
     let stream = format!("{base}/v1/observations/stream");
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(buoycast::cli::run_all(listener, config, shutdown.clone()));
 
     let mut plain = loop {
         let client = SseClient::connect(&stream, &[]).await;
@@ -950,7 +938,5 @@ async fn spectra_stream_to_the_clients_that_ask_with_catch_up_and_snapshot() {
     assert_eq!(frames[1]["data"]["timestamp"], newest["timestamp"]);
     let _ = socket.close(None).await;
 
-    shutdown.cancel();
-    let ended = tokio::time::timeout(Duration::from_secs(6), task).await.expect("stops within 5 s");
-    ended.expect("no panic").expect("run_all ends cleanly");
+    app.stop().await;
 }

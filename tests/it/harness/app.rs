@@ -174,3 +174,44 @@ impl Drop for TestApp {
         self.shutdown.cancel();
     }
 }
+
+/// `buoycast run` (worker and gateway in one process, SQLite and the
+/// in-process bus) on 127.0.0.1 port 0, its worker polling the NDBC server
+/// `ndbc` with `extra` settings on top (the end-to-end tests).
+pub struct RunAll {
+    /// `http://127.0.0.1:PORT`.
+    pub base_url: String,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl RunAll {
+    /// Starts it; the gateway answers at once, the worker polls at once.
+    pub fn start(ndbc: &super::ndbc_server::NdbcServer, extra: &[(&str, &str)]) -> RunAll {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut env: HashMap<String, String> = ndbc.env().into_iter().collect();
+        env.insert("BUOYCAST_SQLITE_PATH".into(), dir.path().join("buoycast.db").display().to_string());
+        env.extend(extra.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())));
+        let config = Config::load_from(&Overrides::default(), &env, dir.path()).expect("test config loads");
+        let listener = buoycast::server::listener::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let base_url = format!("http://{}", listener.local_addr().expect("addr"));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(buoycast::cli::run_all(listener, config, shutdown.clone()));
+        RunAll { base_url, shutdown, task: Some(task), _dir: dir }
+    }
+
+    /// Shuts it down and checks it ended cleanly within 5 s.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        let task = self.task.take().expect("running");
+        let ended = tokio::time::timeout(Duration::from_secs(6), task).await.expect("stops within 5 s");
+        ended.expect("no panic").expect("run_all ends cleanly");
+    }
+}
+
+impl Drop for RunAll {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

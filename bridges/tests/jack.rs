@@ -34,6 +34,20 @@ impl Drop for Killed {
     }
 }
 
+/// `bridge ARGS` on the JACK server `server`, quiet, stopped on drop.
+fn bridge(server: &str, args: &[&str]) -> Killed {
+    Killed(
+        Command::new(env!("CARGO_BIN_EXE_bridge"))
+            .args(args)
+            .env("JACK_DEFAULT_SERVER", server)
+            .env("JACK_NO_START_SERVER", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("bridge starts"),
+    )
+}
+
 #[test]
 fn a_virtual_port_delivers_cc_bytes_to_a_jack_midi_reader() {
     let server = format!("bridgetest{}", std::process::id());
@@ -71,16 +85,7 @@ fn a_virtual_port_delivers_cc_bytes_to_a_jack_midi_reader() {
         });
     let active = client.activate_async((), handler).expect("activate");
 
-    let _bridge = Killed(
-        Command::new(env!("CARGO_BIN_EXE_bridge"))
-            .args(["--midi-virtual", "buoycast", "--learn", "waveHeightM"])
-            .env("JACK_DEFAULT_SERVER", &server)
-            .env("JACK_NO_START_SERVER", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("bridge starts"),
-    );
+    let _bridge = bridge(&server, &["--midi-virtual", "buoycast", "--learn", "waveHeightM"]);
     let source = loop {
         let ports =
             active.as_client().ports(Some("buoycast"), Some("8 bit raw midi"), jack::PortFlags::IS_OUTPUT);
@@ -109,16 +114,18 @@ fn a_virtual_port_delivers_cc_bytes_to_a_jack_midi_reader() {
     // replay of 41010's five spectral files, one hour a second, with
     // `--spectrum-channel 16`: band i on SPECTRUM_CCS[i], channel 16.
     let spectra = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/ndbc/realtime2/41010.data_spec");
-    let _spectrum_bridge = Killed(
-        Command::new(env!("CARGO_BIN_EXE_bridge"))
-            .args(["--midi-virtual", "buoycast-spectrum", "--spectrum-channel", "16"])
-            .args(["--replay", spectra, "--speed", "3600"])
-            .env("JACK_DEFAULT_SERVER", &server)
-            .env("JACK_NO_START_SERVER", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("bridge starts"),
+    let _spectrum_bridge = bridge(
+        &server,
+        &[
+            "--midi-virtual",
+            "buoycast-spectrum",
+            "--spectrum-channel",
+            "16",
+            "--replay",
+            spectra,
+            "--speed",
+            "3600",
+        ],
     );
     let until = Instant::now() + Duration::from_secs(10);
     let source = loop {

@@ -155,20 +155,29 @@ pub struct Latest {
 /// [`Latest`]'s state under its lock.
 #[derive(Debug, Default)]
 struct LatestState {
-    /// Every station's newest event of each kind, in (kind, station) order
-    /// (a snapshot's order).
-    map: BTreeMap<LatestKey, Arc<SharedEvent>>,
+    /// Every station's newest event, one map per kind ([`kind_slot`]), in
+    /// station order: read in turn, (kind, station) order, a snapshot's.
+    by_kind: [BTreeMap<StationId, Arc<SharedEvent>>; 2],
     /// The stream id of the newest event offered: a snapshot holds nothing
     /// published after it.
     last_id: Option<(u64, u64)>,
 }
 
-/// Where [`Latest`] keeps an event: its kind, then its station.
-pub type LatestKey = (EventKind, StationId);
+/// Where [`Latest`] keeps an event: its kind, then its station (borrowed:
+/// comparing keys allocates nothing).
+pub type LatestKey<'a> = (EventKind, &'a StationId);
 
 /// `event`'s [`LatestKey`].
-pub fn latest_key(event: &ObservationEvent) -> LatestKey {
-    (event.kind(), event.observation.station_id.clone())
+pub fn latest_key(event: &ObservationEvent) -> LatestKey<'_> {
+    (event.kind(), &event.observation.station_id)
+}
+
+/// Slot of a kind in [`LatestState::by_kind`] (its order is the snapshot's).
+fn kind_slot(kind: EventKind) -> usize {
+    match kind {
+        EventKind::Observation => 0,
+        EventKind::Spectrum => 1,
+    }
 }
 
 impl Latest {
@@ -178,12 +187,12 @@ impl Latest {
         if shared.stream_id.is_some() && shared.stream_id > state.last_id {
             state.last_id = shared.stream_id;
         }
-        let key = latest_key(&shared.event);
-        match state.map.get(&key) {
-            Some(current) if current.event.observation.observed_at > shared.event.observation.observed_at => {
-            }
+        let map = &mut state.by_kind[kind_slot(shared.event.kind())];
+        let observation = &shared.event.observation;
+        match map.get(&observation.station_id) {
+            Some(current) if current.event.observation.observed_at > observation.observed_at => {}
             _ => {
-                state.map.insert(key, Arc::clone(shared));
+                map.insert(observation.station_id.clone(), Arc::clone(shared));
             }
         }
     }
@@ -194,9 +203,12 @@ impl Latest {
     pub fn seed(&self, events: impl IntoIterator<Item = ObservationEvent>) -> usize {
         let mut state = self.by_station.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         for event in events {
-            state.map.entry(latest_key(&event)).or_insert_with(|| Arc::new(SharedEvent::new(event)));
+            let map = &mut state.by_kind[kind_slot(event.kind())];
+            if !map.contains_key(&event.observation.station_id) {
+                map.insert(event.observation.station_id.clone(), Arc::new(SharedEvent::new(event)));
+            }
         }
-        state.map.len()
+        state.by_kind.iter().map(BTreeMap::len).sum()
     }
 
     /// The events `admits` keeps, sorted by [`LatestKey`], how many
@@ -209,7 +221,13 @@ impl Latest {
     ) -> Snapshot {
         let state = self.by_station.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let queued = rx.len();
-        let events = state.map.values().filter(|shared| admits(&shared.event)).cloned().collect();
+        let events = state
+            .by_kind
+            .iter()
+            .flat_map(BTreeMap::values)
+            .filter(|shared| admits(&shared.event))
+            .cloned()
+            .collect();
         Snapshot { events, queued, last_id: state.last_id }
     }
 }

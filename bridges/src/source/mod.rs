@@ -91,6 +91,22 @@ impl SourceContext {
         self.items_tx.send(item).await.is_ok()
     }
 
+    /// Decodes one stream event's data (an observation, a snapshot or a
+    /// spectrum: the data says which) and sends it live; an undecodable one
+    /// is logged through `invalid_log` and dropped. False when the pipeline
+    /// is gone.
+    pub async fn send_data(&self, data: &[u8], invalid_log: &mut LogThrottle, transport: &str) -> bool {
+        match ObservationEvent::decode_bus(data) {
+            Ok(event) => self.send_live(event).await,
+            Err(error) => {
+                if let Some(suppressed) = invalid_log.check() {
+                    tracing::warn!(error = %error, suppressed, transport, "stream event dropped");
+                }
+                true
+            }
+        }
+    }
+
     /// `--station` as the gateway's `station=` filter value, if any.
     pub fn station_query(&self) -> Option<String> {
         if self.stations.is_empty() {

@@ -8,7 +8,6 @@
 
 use std::time::Duration;
 
-use buoycast::observation::ObservationEvent;
 use buoycast::sse::{Decoder, Item};
 use futures::StreamExt;
 
@@ -96,17 +95,8 @@ async fn session(
                 // A station's current state (`snapshot=latest`) goes out like a report;
                 // a spectrum's data says so itself (`"kind":"spectrum"`).
                 "observation" | "snapshot" | "spectrum" => {
-                    match ObservationEvent::decode_bus(event.data.as_bytes()) {
-                        Ok(observation) => {
-                            if !ctx.send_live(observation).await {
-                                return SessionEnd::DownstreamClosed;
-                            }
-                        }
-                        Err(error) => {
-                            if let Some(suppressed) = invalid_log.check() {
-                                tracing::warn!(error = %error, suppressed, "sse: observation event dropped");
-                            }
-                        }
+                    if !ctx.send_data(event.data.as_bytes(), &mut invalid_log, "sse").await {
+                        return SessionEnd::DownstreamClosed;
                     }
                 }
                 "connection" => {

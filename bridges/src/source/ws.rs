@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use buoycast::observation::ObservationEvent;
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -118,17 +117,8 @@ async fn session(
                     *last_event_id = id.to_owned();
                 }
                 let data = frame.get("data").map(|data| data.to_string()).unwrap_or_default();
-                match ObservationEvent::decode_bus(data.as_bytes()) {
-                    Ok(event) => {
-                        if !ctx.send_live(event).await {
-                            return SessionEnd::DownstreamClosed;
-                        }
-                    }
-                    Err(error) => {
-                        if let Some(suppressed) = invalid_log.check() {
-                            tracing::warn!(error = %error, suppressed, "websocket: observation dropped");
-                        }
-                    }
+                if !ctx.send_data(data.as_bytes(), &mut invalid_log, "websocket").await {
+                    return SessionEnd::DownstreamClosed;
                 }
             }
             Some("connection") => {
